@@ -1,0 +1,1 @@
+"""Phase 2: ZooKeeper coordination (agent registry, leader election, failover)."""

@@ -1,0 +1,1 @@
+"""Phase 5: observability, hardened failover, production features."""

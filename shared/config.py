@@ -1,0 +1,57 @@
+"""Every setting of every process, in one place.
+
+Each field is read from the environment variable of the same name in upper case
+(``redis_url`` <- ``REDIS_URL``); the default written here applies when the variable
+is unset. A value that does not parse (``TASK_MAX_TIMEOUT=ten``) stops the process at
+start-up with a message naming the variable, instead of failing later mid-task.
+
+The docs page "Configuration" lists these fields; keep the descriptions short and true.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_agent_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    """Settings shared by agents, schedulers, the task-manager, the API and the launcher."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    # --- where the servers are (clients) ---
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for tasks and queues")
+    zk_hosts: str = Field("127.0.0.1:2181", description="ZooKeeper connection string")
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+
+    # --- processes ---
+    log_level: str = Field("INFO", description="logging level of every process")
+    agent_id: str = Field(default_factory=_default_agent_id, description="this agent's id")
+    run_dir: Path = Field(PROJECT_ROOT / "run", description="pid files, logs and server data")
+
+    # --- tasks ---
+    task_default_timeout: float = Field(60.0, gt=0, description="seconds, when a task gives none")
+    task_max_timeout: float = Field(86_400.0, gt=0, description="largest timeout a task may ask")
+    task_max_content_bytes: int = Field(256 * 1024, gt=0, description="largest task content")
+    task_output_limit: int = Field(64 * 1024, gt=0, description="bytes of stdout/stderr kept (tail)")
+    task_kill_grace: float = Field(2.0, ge=0, description="seconds from SIGTERM to SIGKILL")
+
+    # --- phase 1 ---
+    queue_poll_seconds: float = Field(1.0, gt=0, description="BRPOP timeout; bounds SIGTERM delay")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()
