@@ -1,0 +1,162 @@
+"""What a task is: the spec a client submits, and the record the system keeps.
+
+``TaskSpec`` validates what comes in (a JSON entry on a queue, later a REST body), so
+every phase rejects bad input the same way with the same messages. ``Task`` is the
+typed view of the Redis hash ``task:{taskId}``; its field names are the hash's
+camelCase field names.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, fields
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.config import get_settings
+from shared.states import Status
+
+
+class TaskType(StrEnum):
+    SHELL = "SHELL"
+    PYTHON = "PYTHON"
+
+
+def new_task_id() -> str:
+    return uuid.uuid4().hex
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class InvalidTask(ValueError):
+    """An entry that is not a valid task; the message says which field and why."""
+
+
+# --8<-- [start:spec]
+class TaskSpec(BaseModel):
+    """A task as a client submits it (the REST fields)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    task_id: str = Field(default_factory=new_task_id, alias="taskId", min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    type: TaskType
+    content: str = Field(min_length=1)
+    timeout: float = Field(default_factory=lambda: get_settings().task_default_timeout, gt=0)
+    max_retries: int = Field(0, alias="maxRetries", ge=0, le=100)
+    request_id: str | None = Field(None, alias="requestId", min_length=1, max_length=200)
+    # --8<-- [end:spec]
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_within_limit(cls, value: float) -> float:
+        limit = get_settings().task_max_timeout
+        if value > limit:
+            raise ValueError(f"must be at most {limit:g} seconds")
+        return value
+
+    @field_validator("content")
+    @classmethod
+    def _content_within_limit(cls, value: str) -> str:
+        limit = get_settings().task_max_content_bytes
+        if len(value.encode()) > limit:
+            raise ValueError(f"must be at most {limit} bytes")
+        return value
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> TaskSpec:
+        """Parse a JSON entry, turning every problem into one readable ``InvalidTask``."""
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            raise InvalidTask(describe_errors(exc)) from None
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, object]) -> TaskSpec:
+        """Like ``from_json`` for fields already in hand; ``None`` values count as absent."""
+        return cls.from_json(json.dumps({k: v for k, v in fields.items() if v is not None}))
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """``name: field required; timeout: must be at most 86400 seconds``."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "body"
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+@dataclass
+class Task:
+    """One task as stored in ``task:{taskId}`` (field names are the hash's)."""
+
+    taskId: str
+    name: str
+    type: str
+    content: str
+    timeout: float
+    maxRetries: int = 0
+    attempt: int = 1
+    status: str = Status.PENDING.value
+    agentId: str = ""
+    exitCode: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    error: str = ""
+    createdAt: int = 0
+    startedAt: int | None = None
+    finishedAt: int | None = None
+    requestId: str = ""
+
+    @classmethod
+    def from_spec(cls, spec: TaskSpec) -> Task:
+        return cls(
+            taskId=spec.task_id,
+            name=spec.name,
+            type=spec.type.value,
+            content=spec.content,
+            timeout=spec.timeout,
+            maxRetries=spec.max_retries,
+            requestId=spec.request_id or "",
+            createdAt=now_ms(),
+        )
+
+    def to_hash(self) -> dict[str, str]:
+        """The hash fields; empty optional values are left out."""
+        return {key: str(value) for key, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_hash(cls, data: dict[str, str]) -> Task:
+        """The inverse of ``to_hash``; unknown fields (added by later phases) are ignored."""
+        values: dict[str, object] = {}
+        for field in fields(cls):
+            raw = data.get(field.name)
+            if raw is None or (raw == "" and field.name in _OPTIONAL_NUMBERS):
+                continue
+            values[field.name] = _CONVERT.get(field.name, str)(raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def state(self) -> Status:
+        return Status(self.status)
+
+
+_OPTIONAL_NUMBERS = {"exitCode", "startedAt", "finishedAt"}
+_CONVERT = {
+    "timeout": float,
+    "maxRetries": int,
+    "attempt": int,
+    "exitCode": int,
+    "createdAt": int,
+    "startedAt": int,
+    "finishedAt": int,
+}

@@ -1,0 +1,64 @@
+"""Run one task and record it: RUNNING, execute, then SUCCESS / FAILED / CANCELLED.
+
+Both writes are fenced by the attempt the agent was handed. If the task moved on in
+the meantime (cancelled, or given to another agent after a failover), the store
+refuses the write and this agent's result is dropped, never written over the newer one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from shared.executors import ExecutionResult, UnknownTaskType, executor_for
+from shared.logs import task_log
+from shared.model import Task, now_ms
+from shared.states import Status
+from shared.store import Outcome, TaskStore
+
+log = logging.getLogger(__name__)
+
+
+def execute(task: Task, cancelled: Callable[[], bool] = lambda: False) -> ExecutionResult:
+    """Run the task with the executor of its type; an unknown type is a FAILED result."""
+    try:
+        executor = executor_for(task.type)
+    except UnknownTaskType as exc:
+        return ExecutionResult(Status.FAILED, None, "", "", str(exc))
+    return executor.run(task.content, task.timeout, cancelled)
+
+
+# --8<-- [start:run_recorded]
+def run_recorded(
+    store: TaskStore,
+    task: Task,
+    agent_id: str,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> Outcome:
+    """Mark the task RUNNING on this agent, run it, and write how it ended."""
+    tlog = task_log(log, task.taskId, task.attempt)
+    started = store.transition(
+        task.taskId,
+        Status.RUNNING,
+        attempt=task.attempt,
+        fields={"agentId": agent_id, "startedAt": now_ms()},
+    )
+    if not started.ok:
+        tlog.warning("not started: %s", started.describe(Status.RUNNING))
+        return started
+
+    tlog.info("running %s task %r (timeout %gs)", task.type, task.name, task.timeout)
+    result = execute(task, cancelled)
+    finished = store.transition(
+        task.taskId,
+        result.status,
+        attempt=task.attempt,
+        expected=Status.RUNNING,
+        fields={**result.as_fields(), "finishedAt": now_ms()},
+    )
+    detail = result.error or f"exit code {result.exit_code}"
+    tlog.info("%s (%s); store: %s", result.status, detail, finished.describe(result.status))
+    return finished
+
+
+# --8<-- [end:run_recorded]

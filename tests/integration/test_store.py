@@ -1,0 +1,125 @@
+"""The task store against a real Redis: atomic, fenced transitions and idempotent create."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+import pytest
+import redis
+
+from shared.keys import TASK_QUEUE, task_key
+from shared.model import TaskSpec
+from shared.states import Status, can_move
+from shared.store import TaskStore
+
+
+def make_spec(**fields: object) -> TaskSpec:
+    return TaskSpec.from_fields({"name": "t", "type": "SHELL", "content": "true", **fields})
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis) -> TaskStore:
+    return TaskStore(redis_client)
+
+
+def put_in(store: TaskStore, status: Status) -> str:
+    """A fresh task forced into ``status`` (test set-up, not a transition)."""
+    task, _ = store.create(make_spec())
+    store.redis.hset(task_key(task.taskId), mapping={"status": status, "agentId": "a1"})
+    return task.taskId
+
+
+@pytest.mark.parametrize(("current", "target"), list(itertools.product(Status, Status)))
+def test_every_pair_is_allowed_or_refused_as_the_table_says(
+    store: TaskStore, current: Status, target: Status
+) -> None:
+    task_id = put_in(store, current)
+    before = store.redis.hgetall(task_key(task_id))
+    outcome = store.transition(task_id, target, attempt=1, fields={"error": "x"})
+    after = store.get(task_id)
+    assert after is not None
+    if can_move(current, target):
+        assert outcome.ok
+        assert after.state is target
+        assert after.error == "x"
+        new_attempt = target is Status.PENDING
+        assert after.attempt == (2 if new_attempt else 1)
+        assert after.agentId == ("" if new_attempt else "a1")  # a new attempt starts clean
+    else:
+        assert outcome.result == "forbidden"
+        assert outcome.status is current
+        assert store.redis.hgetall(task_key(task_id)) == before
+
+
+def test_a_stale_attempt_cannot_write(store: TaskStore) -> None:
+    task_id = put_in(store, Status.RUNNING)
+    assert store.transition(task_id, Status.PENDING, attempt=1).ok  # failover: attempt 2
+    late = store.transition(task_id, Status.SUCCESS, attempt=1, fields={"stdout": "old"})
+    assert (late.result, late.attempt) == ("stale", 2)
+    task = store.get(task_id)
+    assert task is not None
+    assert (task.state, task.stdout) == (Status.PENDING, "")
+
+
+def test_expected_status_must_match(store: TaskStore) -> None:
+    task_id = put_in(store, Status.CANCELLED)
+    outcome = store.transition(task_id, Status.PENDING, attempt=1, expected=Status.FAILED)
+    assert (outcome.result, outcome.status) == ("forbidden", Status.CANCELLED)
+    with pytest.raises(ValueError, match="SUCCESS -> PENDING is not in the transition table"):
+        store.transition(task_id, Status.PENDING, attempt=1, expected=Status.SUCCESS)
+
+
+def test_unknown_task_is_missing(store: TaskStore) -> None:
+    assert store.transition("nope", Status.RUNNING, attempt=1).result == "missing"
+
+
+def race(workers: int, action) -> list:
+    """Run ``action(i)`` in ``workers`` threads released at the same instant."""
+    barrier = threading.Barrier(workers)
+    results: list = [None] * workers
+
+    def work(i: int) -> None:
+        barrier.wait()
+        results[i] = action(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_two_writers_racing_exactly_one_wins(store: TaskStore) -> None:
+    endings = [Status.SUCCESS, Status.FAILED, Status.CANCELLED, Status.PENDING]
+    for round_ in range(60):
+        task_id = put_in(store, Status.RUNNING)
+        pair = (endings[round_ % 4], endings[(round_ + 1 + round_ // 4) % 4])
+        outcomes = race(
+            2,
+            lambda i, t=task_id, p=pair: store.transition(
+                t, p[i], attempt=1, expected=Status.RUNNING
+            ),
+        )
+        assert sum(outcome.ok for outcome in outcomes) == 1
+        winner = next(i for i, outcome in enumerate(outcomes) if outcome.ok)
+        task = store.get(task_id)
+        assert task is not None and task.state is pair[winner]
+
+
+def test_concurrent_submits_with_one_request_id_make_one_task(store: TaskStore) -> None:
+    results = race(16, lambda i: store.create(make_spec(requestId="req-1"), queue=TASK_QUEUE))
+    task_ids = {task.taskId for task, _ in results}
+    assert len(task_ids) == 1
+    assert sum(created for _, created in results) == 1
+    assert store.redis.llen(TASK_QUEUE) == 1
+    assert len(store.redis.keys("task:*")) == 1
+
+
+def test_create_with_a_known_task_id_returns_the_stored_task(store: TaskStore) -> None:
+    first, created = store.create(make_spec(taskId="fixed", content="echo 1"))
+    store.transition("fixed", Status.RUNNING, attempt=1)
+    again, created_again = store.create(make_spec(taskId="fixed", content="echo 2"))
+    assert (created, created_again) == (True, False)
+    assert (again.content, again.state) == ("echo 1", Status.RUNNING)

@@ -1,0 +1,115 @@
+"""Executors run real subprocesses; no server is needed."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.config import get_settings
+from shared.executors import (
+    PythonScriptExecutor,
+    ShellTaskExecutor,
+    TailBuffer,
+    UnknownTaskType,
+    executor_for,
+)
+from shared.states import Status
+
+shell = ShellTaskExecutor()
+
+
+def process_gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs (absent, or a zombie waiting to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
+
+
+def test_exit_code_zero_is_success_with_output() -> None:
+    result = shell.run("echo out; echo err >&2", timeout=10)
+    assert result.status is Status.SUCCESS
+    assert result.exit_code == 0
+    assert result.stdout == "out\n"
+    assert result.stderr == "err\n"
+
+
+def test_non_zero_exit_is_failed_with_the_code() -> None:
+    result = shell.run("exit 7", timeout=10)
+    assert result.status is Status.FAILED
+    assert result.exit_code == 7
+    assert result.error == "exit code 7"
+
+
+def test_timeout_kills_the_whole_process_group_grandchildren_included() -> None:
+    started = time.monotonic()
+    result = shell.run("sh -c 'sleep 100 & echo $!; sleep 100'", timeout=1)
+    assert time.monotonic() - started < 1 + get_settings().task_kill_grace + 5
+    assert result.status is Status.FAILED
+    assert result.error == "timed out after 1s"
+    grandchild = int(result.stdout.split()[0])
+    assert process_gone(grandchild), f"grandchild {grandchild} survived the timeout"
+
+
+def test_background_children_do_not_outlive_a_finished_task() -> None:
+    result = shell.run("sleep 100 & echo $!", timeout=10)
+    assert result.status is Status.SUCCESS
+    assert process_gone(int(result.stdout))
+
+
+def test_output_is_capped_keeping_the_tail() -> None:
+    limit = get_settings().task_output_limit
+    result = shell.run(f"head -c {limit * 3} /dev/zero | tr '\\0' a; echo THE-END", timeout=10)
+    assert result.stdout.endswith("THE-END\n")
+    kept = result.stdout.split("\n", 1)[1]
+    assert len(kept.encode()) == limit
+    assert result.stdout.startswith(f"[{limit * 2 + len('THE-END') + 1} bytes cut]")
+
+
+def test_tail_buffer_keeps_last_bytes_across_writes() -> None:
+    buffer = TailBuffer(limit=4)
+    for chunk in (b"ab", b"cde", b"f"):
+        buffer.write(chunk)
+    assert bytes(buffer.data) == b"cdef"
+    assert buffer.dropped == 2
+
+
+def test_non_utf8_output_is_replaced_not_fatal() -> None:
+    result = shell.run("printf 'ok \\377\\376 done'", timeout=10)
+    assert result.status is Status.SUCCESS
+    assert result.stdout == "ok \ufffd\ufffd done"
+
+
+def test_python_script_executor_runs_content_as_a_script() -> None:
+    result = PythonScriptExecutor().run("import sys\nprint(sys.argv[0].endswith('.py'))", 10)
+    assert result.status is Status.SUCCESS
+    assert result.stdout == "True\n"
+
+
+def test_python_script_error_is_failed_with_traceback() -> None:
+    result = PythonScriptExecutor().run("raise SystemExit('boom')", 10)
+    assert result.status is Status.FAILED
+    assert result.exit_code == 1
+    assert "boom" in result.stderr
+
+
+def test_cancel_kills_a_running_task() -> None:
+    cancel_at = time.monotonic() + 0.5
+    result = shell.run("sleep 60", timeout=60, cancelled=lambda: time.monotonic() > cancel_at)
+    assert result.status is Status.CANCELLED
+
+
+def test_unknown_type_has_a_clear_error() -> None:
+    with pytest.raises(
+        UnknownTaskType, match="unknown task type 'PERL'; known types: SHELL, PYTHON"
+    ):
+        executor_for("PERL")
+
+
+def test_task_reading_stdin_gets_end_of_file_not_a_hang() -> None:
+    result = shell.run("cat", timeout=10)
+    assert result.status is Status.SUCCESS
+    assert result.stdout == ""
