@@ -30,7 +30,33 @@ venv: $(VENV)/.installed  ## create .venv with the project and its dev tools
 redis-install:  ## install redis-server from the Debian package when it is missing
 	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 
+# ---------------------------------------------------------------- phase stacks
+# Each phase's processes run under one supervisord (shared/supervisord.conf), with the
+# programs listed in <phase dir>/processes.conf. `make phaseN-ctl ARGS="stop agent-2"`
+# talks to it through supervisorctl.
+
+stack = STACK_DIR=$(RUN_DIR)/$(1) STACK_PROGRAMS=$(CURDIR)/$(2)/processes.conf STACK_PYTHON=$(PY)
+supervisord = mkdir -p $(RUN_DIR)/$(1) && $(call stack,$(1),$(2)) $(BIN)/supervisord -c shared/supervisord.conf
+supervisorctl = $(call stack,$(1),$(2)) $(BIN)/supervisorctl -c shared/supervisord.conf
+
 # ---------------------------------------------------------------- phase 1
+
+phase1-up: venv infra-install  ## Redis and one agent, in the background
+	$(PY) -m shared.infra up --services redis
+	@$(call supervisord,phase1,phase1_mvp)
+	@$(call supervisorctl,phase1,phase1_mvp) status
+	@echo "logs: $(RUN_DIR)/phase1/"
+
+phase1-demo: venv  ## submit tasks that succeed, fail and time out; print their hashes
+	$(PY) -m phase1_mvp.demo
+
+phase1-ctl: venv  ## supervisorctl for the phase 1 stack, e.g. ARGS="status"
+	@$(call supervisorctl,phase1,phase1_mvp) $(ARGS)
+
+phase1-down: venv  ## stop the agent, then Redis
+	-@$(call supervisorctl,phase1,phase1_mvp) stop all
+	-@$(call supervisorctl,phase1,phase1_mvp) shutdown
+	$(PY) -m shared.infra down --services redis
 
 # ---------------------------------------------------------------- checks
 
@@ -47,4 +73,4 @@ test: venv redis-install  ## lint, every test, and the docs build
 	$(BIN)/pytest -q
 	$(BIN)/mkdocs build --strict --site-dir $(CURDIR)/site
 
-.PHONY: help venv redis-install lint docs test
+.PHONY: help venv redis-install lint docs test phase1-up phase1-demo phase1-ctl phase1-down
