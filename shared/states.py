@@ -52,11 +52,3 @@ def can_move(current: Status, target: Status) -> bool:
 def sources_of(target: Status) -> list[Status]:
     """Every status from which ``target`` may be reached (what the server-side check needs)."""
     return [source for source, targets in TRANSITIONS.items() if target in targets]
-
-
-def starts_new_attempt(target: Status) -> bool:
-    """A move back to PENDING hands the task to a new attempt: the old one is fenced off.
-
-    (PENDING is never reachable from PENDING, so every move into it is a move *back*.)
-    """
-    return target is Status.PENDING

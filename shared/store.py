@@ -1,6 +1,6 @@
 """The Redis task store: one hash per task, every status change atomic and fenced.
 
-Two Lua scripts do all the writing that matters, so each runs as one step on the
+Lua scripts do all the writing that matters, so each runs as one step on the
 server and no interleaving of clients can corrupt a task:
 
 * ``create`` makes ``task:{taskId}`` once. A second create with the same ``taskId`` or
@@ -21,7 +21,7 @@ from redis import Redis
 
 from shared.keys import request_key, task_key
 from shared.model import Task, TaskSpec
-from shared.states import TERMINAL, Status, sources_of, starts_new_attempt
+from shared.states import TERMINAL, Status, sources_of
 from shared.waiting import wait_until
 
 # Result fields of one attempt, cleared when a new attempt starts.
@@ -44,23 +44,29 @@ return {task_id, 1}
 # --8<-- [end:create]
 
 # --8<-- [start:transition]
-TRANSITION_LUA = """
-local target, expected, sources, new_attempt = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
-local current = redis.call('HGET', KEYS[1], 'status')
-if not current then return {'missing', '', '0'} end
-local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt'))
-if attempt ~= expected then return {'stale', current, tostring(attempt)} end
-if not string.find(',' .. sources .. ',', ',' .. current .. ',', 1, true) then
-  return {'forbidden', current, tostring(attempt)}
+# ``move`` is the one Lua function that changes a task's status. Scripts that do more in
+# the same atomic step (dispatch, failover) start with it too.
+MOVE_LUA = f"""
+local RESULT_FIELDS = cjson.decode('{json.dumps(RESULT_FIELDS)}')
+local function move(key, target, expected_attempt, sources, fields_json)
+  local current = redis.call('HGET', key, 'status')
+  if not current then return {{'missing', '', '0'}} end
+  local attempt = tonumber(redis.call('HGET', key, 'attempt'))
+  if attempt ~= tonumber(expected_attempt) then return {{'stale', current, tostring(attempt)}} end
+  if not string.find(',' .. sources .. ',', ',' .. current .. ',', 1, true) then
+    return {{'forbidden', current, tostring(attempt)}}
+  end
+  if target == '{Status.PENDING}' then  -- back to the queue: a new attempt, a clean result
+    attempt = attempt + 1
+    redis.call('HDEL', key, unpack(RESULT_FIELDS))
+  end
+  redis.call('HSET', key, 'status', target, 'attempt', attempt)
+  for field, value in pairs(cjson.decode(fields_json)) do redis.call('HSET', key, field, value) end
+  return {{'ok', target, tostring(attempt)}}
 end
-if new_attempt == '1' then
-  attempt = attempt + 1
-  redis.call('HDEL', KEYS[1], unpack(cjson.decode(ARGV[5])))
-end
-redis.call('HSET', KEYS[1], 'status', target, 'attempt', attempt)
-if #ARGV > 5 then redis.call('HSET', KEYS[1], unpack(ARGV, 6)) end
-return {'ok', target, tostring(attempt)}
 """
+
+TRANSITION_LUA = MOVE_LUA + "return move(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
 # --8<-- [end:transition]
 
 
@@ -71,6 +77,12 @@ class Outcome:
     result: str
     status: Status | None
     attempt: int
+
+    @classmethod
+    def parse(cls, reply: list[str]) -> Outcome:
+        """From the ``{result, status, attempt}`` that ``move`` returns."""
+        result, status, attempt = reply
+        return cls(result, Status(status) if status else None, int(attempt))
 
     @property
     def ok(self) -> bool:
@@ -141,17 +153,21 @@ class TaskStore:
         task is RUNNING says so, and loses to any writer that moved it first). ``fields``
         are written in the same atomic step (result, agentId, timestamps).
         """
-        allowed = sources_of(target)
-        if expected is not None:
-            if expected not in allowed:
-                raise ValueError(f"{expected} -> {target} is not in the transition table")
-            allowed = [expected]
-        sources = ",".join(allowed)
-        new_attempt = "1" if starts_new_attempt(target) else "0"
-        cleared = json.dumps(RESULT_FIELDS)
-        pairs = [str(item) for key, value in (fields or {}).items() for item in (key, value)]
-        result, status, current = self._transition(
-            keys=[task_key(task_id)],
-            args=[target.value, attempt, sources, new_attempt, cleared, *pairs],
-        )
-        return Outcome(result, Status(status) if status else None, int(current))
+        args = move_args(target, attempt, expected, fields)
+        return Outcome.parse(self._transition(keys=[task_key(task_id)], args=args))
+
+
+def move_args(
+    target: Status,
+    attempt: int,
+    expected: Status | None = None,
+    fields: Mapping[str, object] | None = None,
+) -> list[str]:
+    """The arguments of the Lua ``move``: target, attempt, allowed sources, fields as JSON."""
+    allowed = sources_of(target)
+    if expected is not None:
+        if expected not in allowed:
+            raise ValueError(f"{expected} -> {target} is not in the transition table")
+        allowed = [expected]
+    values = {key: str(value) for key, value in (fields or {}).items()}
+    return [target.value, str(attempt), ",".join(allowed), json.dumps(values)]
