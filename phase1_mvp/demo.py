@@ -8,10 +8,11 @@ from __future__ import annotations
 import click
 from redis import Redis
 
-from phase1_mvp.submit import print_hash, submit
 from shared.config import get_settings
+from shared.keys import TASK_QUEUE
 from shared.model import TaskSpec
 from shared.store import TaskStore
+from shared.submit import print_hash, submit
 
 DEMO_TASKS = [
     {"name": "succeeds", "type": "SHELL", "content": "echo hello from $(hostname)", "timeout": 10},
@@ -33,7 +34,7 @@ def main() -> None:
     store = TaskStore(redis)
     ids = []
     for fields in DEMO_TASKS:
-        task_id = submit(store, TaskSpec.from_fields(fields))
+        task_id = submit(store, TaskSpec.from_fields(fields), TASK_QUEUE)
         click.echo(f"submitted {fields['name']!r}: {fields['content']!r} -> {task_id}")
         ids.append(task_id)
     for task_id in ids:

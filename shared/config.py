@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _default_agent_id() -> str:
+def _default_process_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
@@ -37,7 +37,7 @@ class Settings(BaseSettings):
 
     # --- processes ---
     log_level: str = Field("INFO", description="logging level of every process")
-    agent_id: str = Field(default_factory=_default_agent_id, description="this agent's id")
+    agent_id: str = Field(default_factory=_default_process_id, description="this agent's id")
     run_dir: Path = Field(PROJECT_ROOT / "run", description="pid files, logs and server data")
 
     # --- tasks ---
@@ -49,6 +49,18 @@ class Settings(BaseSettings):
 
     # --- phase 1 ---
     queue_poll_seconds: float = Field(1.0, gt=0, description="BRPOP timeout; bounds SIGTERM delay")
+
+    # --- phase 2: coordination ---
+    zk_session_timeout: float = Field(
+        10.0, ge=1, description="seconds before a silent peer is dead"
+    )
+    agent_capacity: int = Field(2, gt=0, description="tasks one agent runs at the same time")
+    agent_task_types: str = Field("SHELL,PYTHON", description="task types this agent runs")
+    scheduler_id: str = Field(
+        default_factory=_default_process_id, description="this scheduler's id"
+    )
+    scheduler_strategy: str = Field("random", description="random, round-robin or least-load")
+    reconcile_seconds: float = Field(5.0, gt=0, description="leader re-checks dead agents' tasks")
 
 
 @lru_cache(maxsize=1)

@@ -6,12 +6,21 @@
 | ``request:{requestId}`` | string | the taskId created for a client's requestId          |
 | ``queue:tasks``         | list   | phase 1: tasks waiting for the agent (LPUSH / BRPOP) |
 | ``queue:tasks:dead``    | list   | entries no agent could read, with the reason         |
+| ``queue:pending``       | list   | phase 2: submitted tasks waiting for the leader      |
+| ``queue:scheduling``    | list   | phase 2: entries the leader took and is placing      |
+| ``queue:agent:{id}``    | list   | phase 2: tasks dispatched to one agent               |
+| ``assigned:{id}``       | set    | phase 2: task ids given to one agent, not yet done   |
+| ``scheduler:epoch``     | string | phase 2: the current leader's term; fences old ones  |
 """
 
 from __future__ import annotations
 
 TASK_QUEUE = "queue:tasks"
 DEAD_LETTERS = "queue:tasks:dead"
+PENDING_QUEUE = "queue:pending"
+SCHEDULING = "queue:scheduling"
+LEADER_EPOCH = "scheduler:epoch"
+ASSIGNED_PREFIX = "assigned:"
 
 
 def task_key(task_id: str) -> str:
@@ -20,3 +29,11 @@ def task_key(task_id: str) -> str:
 
 def request_key(request_id: str) -> str:
     return f"request:{request_id}"
+
+
+def agent_queue(agent_id: str) -> str:
+    return f"queue:agent:{agent_id}"
+
+
+def assigned_key(agent_id: str) -> str:
+    return f"{ASSIGNED_PREFIX}{agent_id}"

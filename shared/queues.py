@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
+from typing import TypeVar
 
 from redis import Redis
 
@@ -16,12 +18,15 @@ from shared.keys import DEAD_LETTERS
 from shared.model import InvalidTask, TaskSpec, now_ms
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
-def parse_or_set_aside(redis: Redis, entry: str, source: str) -> TaskSpec | None:
-    """The entry as a ``TaskSpec``, or None after moving it to the dead-letter list."""
+def parse_or_set_aside(
+    redis: Redis, entry: str, source: str, parse: Callable[[str], T] = TaskSpec.from_json
+) -> T | None:
+    """``parse(entry)``, or None after moving the entry to the dead-letter list."""
     try:
-        return TaskSpec.from_json(entry)
+        return parse(entry)
     except InvalidTask as exc:
         reason = str(exc)
         log.warning("set aside a malformed entry from %s: %s", source, reason)

@@ -42,6 +42,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 # --8<-- [end:transitions]
 
 TERMINAL: frozenset[Status] = frozenset({Status.SUCCESS, Status.FAILED, Status.CANCELLED})
+# Held by an agent: what failover takes back when that agent dies.
+IN_FLIGHT: frozenset[Status] = frozenset({Status.SCHEDULED, Status.DISPATCHED, Status.RUNNING})
 
 
 def can_move(current: Status, target: Status) -> bool:

@@ -9,6 +9,10 @@ server and no interleaving of clients can corrupt a task:
   :mod:`shared.states` allows it **and** the caller names the task's current attempt.
   The attempt number is the fencing token: a move back to PENDING (failover, retry)
   increments it, and from then on a writer still holding the old number is refused.
+
+The same step keeps the index ``assigned:{agentId}`` (the tasks an agent holds and has
+not finished) true by construction: a task is in its agent's set exactly while it is
+SCHEDULED, DISPATCHED or RUNNING. Failover reads that set to find a dead agent's tasks.
 """
 
 from __future__ import annotations
@@ -19,9 +23,9 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from shared.keys import request_key, task_key
+from shared.keys import ASSIGNED_PREFIX, request_key, task_key
 from shared.model import Task, TaskSpec
-from shared.states import TERMINAL, Status, sources_of
+from shared.states import IN_FLIGHT, TERMINAL, Status, sources_of
 from shared.waiting import wait_until
 
 # Result fields of one attempt, cleared when a new attempt starts.
@@ -48,6 +52,7 @@ return {task_id, 1}
 # the same atomic step (dispatch, failover) start with it too.
 MOVE_LUA = f"""
 local RESULT_FIELDS = cjson.decode('{json.dumps(RESULT_FIELDS)}')
+local IN_FLIGHT = {{{", ".join(f"{s}=true" for s in IN_FLIGHT)}}}
 local function move(key, target, expected_attempt, sources, fields_json)
   local current = redis.call('HGET', key, 'status')
   if not current then return {{'missing', '', '0'}} end
@@ -56,12 +61,19 @@ local function move(key, target, expected_attempt, sources, fields_json)
   if not string.find(',' .. sources .. ',', ',' .. current .. ',', 1, true) then
     return {{'forbidden', current, tostring(attempt)}}
   end
+  local task_id = redis.call('HGET', key, 'taskId')
+  local old_agent = redis.call('HGET', key, 'agentId')
+  if old_agent then redis.call('SREM', '{ASSIGNED_PREFIX}' .. old_agent, task_id) end
   if target == '{Status.PENDING}' then  -- back to the queue: a new attempt, a clean result
     attempt = attempt + 1
     redis.call('HDEL', key, unpack(RESULT_FIELDS))
   end
   redis.call('HSET', key, 'status', target, 'attempt', attempt)
   for field, value in pairs(cjson.decode(fields_json)) do redis.call('HSET', key, field, value) end
+  local agent = redis.call('HGET', key, 'agentId')
+  if IN_FLIGHT[target] and agent and agent ~= '' then
+    redis.call('SADD', '{ASSIGNED_PREFIX}' .. agent, task_id)
+  end
   return {{'ok', target, tostring(attempt)}}
 end
 """

@@ -8,7 +8,7 @@ import threading
 import pytest
 import redis
 
-from shared.keys import TASK_QUEUE, task_key
+from shared.keys import TASK_QUEUE, assigned_key, task_key
 from shared.model import TaskSpec
 from shared.states import Status, can_move
 from shared.store import TaskStore
@@ -123,3 +123,19 @@ def test_create_with_a_known_task_id_returns_the_stored_task(store: TaskStore) -
     again, created_again = store.create(make_spec(taskId="fixed", content="echo 2"))
     assert (created, created_again) == (True, False)
     assert (again.content, again.state) == ("echo 1", Status.RUNNING)
+
+
+def test_assigned_index_holds_exactly_the_in_flight_tasks_of_an_agent(store: TaskStore) -> None:
+    task, _ = store.create(make_spec())
+    members = lambda agent: store.redis.smembers(assigned_key(agent))  # noqa: E731
+    store.transition(task.taskId, Status.SCHEDULED, attempt=1, fields={"agentId": "a1"})
+    store.transition(task.taskId, Status.DISPATCHED, attempt=1)
+    assert members("a1") == {task.taskId}
+    store.transition(task.taskId, Status.PENDING, attempt=1)  # failover
+    assert members("a1") == set()
+    store.transition(task.taskId, Status.SCHEDULED, attempt=2, fields={"agentId": "a2"})
+    store.transition(task.taskId, Status.DISPATCHED, attempt=2)
+    store.transition(task.taskId, Status.RUNNING, attempt=2)
+    assert (members("a1"), members("a2")) == (set(), {task.taskId})
+    store.transition(task.taskId, Status.SUCCESS, attempt=2)
+    assert members("a2") == set()
