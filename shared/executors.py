@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import IO
@@ -24,6 +24,11 @@ from typing import IO
 from shared.config import get_settings
 from shared.model import TaskType
 from shared.states import Status
+
+
+def NEVER() -> bool:  # noqa: N802 - reads as a constant: "cancelled=NEVER"
+    return False
+
 
 # How often the wait loop looks at the deadline and the cancel flag.
 POLL_SECONDS = 0.05
@@ -97,12 +102,14 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 def run_command(
     argv: list[str],
     timeout: float,
-    cancelled: Callable[[], bool] = lambda: False,
+    cancelled: Callable[[], bool] = NEVER,
+    env: Mapping[str, str] | None = None,
 ) -> ExecutionResult:
     """Run ``argv`` in its own process group; kill the group on timeout or cancel."""
     settings = get_settings()
     process = subprocess.Popen(
         argv,
+        env={**os.environ, **(env or {})},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -160,16 +167,16 @@ def _result(code: int, stdout: str, stderr: str, stopped_because: str) -> Execut
 class ShellTaskExecutor:
     """Runs the content with ``/bin/sh -c``."""
 
-    def run(self, content: str, timeout: float, cancelled=lambda: False) -> ExecutionResult:
-        return run_command(["/bin/sh", "-c", content], timeout, cancelled)
+    def run(self, content: str, timeout: float, cancelled=NEVER, env=None) -> ExecutionResult:
+        return run_command(["/bin/sh", "-c", content], timeout, cancelled, env)
 
 
 class PythonScriptExecutor:
     """Runs the content as a script file with this interpreter (tracebacks name the file)."""
 
-    def run(self, content: str, timeout: float, cancelled=lambda: False) -> ExecutionResult:
+    def run(self, content: str, timeout: float, cancelled=NEVER, env=None) -> ExecutionResult:
         with _script_file(content) as path:
-            return run_command([sys.executable, path], timeout, cancelled)
+            return run_command([sys.executable, path], timeout, cancelled, env)
 
 
 @contextmanager

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from shared.executors import ExecutionResult, UnknownTaskType, executor_for
+from shared.executors import NEVER, ExecutionResult, UnknownTaskType, executor_for
 from shared.logs import task_log
 from shared.model import Task, now_ms
 from shared.states import Status
@@ -19,13 +19,22 @@ from shared.store import Outcome, TaskStore
 log = logging.getLogger(__name__)
 
 
-def execute(task: Task, cancelled: Callable[[], bool] = lambda: False) -> ExecutionResult:
-    """Run the task with the executor of its type; an unknown type is a FAILED result."""
+def execute(task: Task, agent_id: str, cancelled: Callable[[], bool] = NEVER) -> ExecutionResult:
+    """Run the task with the executor of its type; an unknown type is a FAILED result.
+
+    The task sees who it is in its environment: ``TASKFLOW_TASK_ID``,
+    ``TASKFLOW_ATTEMPT`` and ``TASKFLOW_AGENT_ID``.
+    """
     try:
         executor = executor_for(task.type)
     except UnknownTaskType as exc:
         return ExecutionResult(Status.FAILED, None, "", "", str(exc))
-    return executor.run(task.content, task.timeout, cancelled)
+    env = {
+        "TASKFLOW_TASK_ID": task.taskId,
+        "TASKFLOW_ATTEMPT": str(task.attempt),
+        "TASKFLOW_AGENT_ID": agent_id,
+    }
+    return executor.run(task.content, task.timeout, cancelled, env)
 
 
 # --8<-- [start:run_recorded]
@@ -33,7 +42,7 @@ def run_recorded(
     store: TaskStore,
     task: Task,
     agent_id: str,
-    cancelled: Callable[[], bool] = lambda: False,
+    cancelled: Callable[[], bool] = NEVER,
 ) -> Outcome:
     """Mark the task RUNNING on this agent, run it, and write how it ended."""
     tlog = task_log(log, task.taskId, task.attempt)
@@ -48,7 +57,7 @@ def run_recorded(
         return started
 
     tlog.info("running %s task %r (timeout %gs)", task.type, task.name, task.timeout)
-    result = execute(task, cancelled)
+    result = execute(task, agent_id, cancelled)
     finished = store.transition(
         task.taskId,
         result.status,

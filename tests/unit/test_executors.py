@@ -15,6 +15,8 @@ from shared.executors import (
     UnknownTaskType,
     executor_for,
 )
+from shared.model import Task
+from shared.runner import execute
 from shared.states import Status
 
 shell = ShellTaskExecutor()
@@ -113,3 +115,9 @@ def test_task_reading_stdin_gets_end_of_file_not_a_hang() -> None:
     result = shell.run("cat", timeout=10)
     assert result.status is Status.SUCCESS
     assert result.stdout == ""
+
+
+def test_task_sees_its_identity_in_the_environment() -> None:
+    content = 'echo "$TASKFLOW_TASK_ID $TASKFLOW_ATTEMPT $TASKFLOW_AGENT_ID"'
+    task = Task(taskId="t-9", name="n", type="SHELL", content=content, timeout=5, attempt=3)
+    assert execute(task, "agent-7").stdout == "t-9 3 agent-7\n"
