@@ -58,6 +58,25 @@ phase1-down: venv  ## stop the agent, then Redis
 	-@$(call supervisorctl,phase1,phase1_mvp) shutdown
 	$(PY) -m shared.infra down --services redis
 
+# ---------------------------------------------------------------- phase 2
+
+phase2-up: venv infra-install  ## Redis, ZooKeeper, 2 schedulers and 3 agents
+	$(PY) -m shared.infra up --services redis,zookeeper
+	@$(call supervisord,phase2,phase2_zookeeper)
+	@$(call supervisorctl,phase2,phase2_zookeeper) status
+	@echo "logs: $(RUN_DIR)/phase2/"
+
+phase2-demo: venv  ## election, dispatch, then kill -9 the leader and a busy agent
+	@$(call stack,phase2,phase2_zookeeper) $(PY) -m phase2_zookeeper.demo
+
+phase2-ctl: venv  ## supervisorctl for the phase 2 stack, e.g. ARGS="stop agent:agent-2"
+	@$(call supervisorctl,phase2,phase2_zookeeper) $(ARGS)
+
+phase2-down: venv  ## stop schedulers and agents, then ZooKeeper and Redis
+	-@$(call supervisorctl,phase2,phase2_zookeeper) stop all
+	-@$(call supervisorctl,phase2,phase2_zookeeper) shutdown
+	$(PY) -m shared.infra down --services redis,zookeeper
+
 # ---------------------------------------------------------------- checks
 
 lint: venv  ## ruff
@@ -73,4 +92,5 @@ test: venv redis-install  ## lint, every test, and the docs build
 	$(BIN)/pytest -q
 	$(BIN)/mkdocs build --strict --site-dir $(CURDIR)/site
 
-.PHONY: help venv redis-install lint docs test phase1-up phase1-demo phase1-ctl phase1-down
+.PHONY: help venv redis-install lint docs test phase1-up phase1-demo phase1-ctl phase1-down \
+	phase2-up phase2-demo phase2-ctl phase2-down

@@ -1,0 +1,118 @@
+"""The phase 2 demo: election, dispatch, leader failover, agent failover, step by step.
+
+Run ``make phase2-up`` first; ``make phase2-demo`` runs this. It kills processes of the
+running stack with ``kill -9`` (their pids come from supervisord).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+
+import click
+from kazoo.client import KazooClient
+from redis import Redis
+
+from shared.config import get_settings
+from shared.election import ELECTION_PATH
+from shared.keys import PENDING_QUEUE
+from shared.model import TaskSpec
+from shared.registry import LIVE_AGENTS
+from shared.states import Status
+from shared.store import TaskStore
+from shared.submit import submit
+from shared.waiting import wait_until
+
+WAIT = 60
+SUPERVISORCTL = [".venv/bin/supervisorctl", "-c", "shared/supervisord.conf"]
+
+
+def step(text: str) -> None:
+    click.secho(f"\n== {text}", bold=True)
+
+
+def leader(zk: KazooClient) -> str | None:
+    contenders = zk.Election(ELECTION_PATH).contenders()
+    return contenders[0] if contenders else None
+
+
+def kill_9(program: str) -> None:
+    """kill -9 one process of the stack, by its supervisord name."""
+    pid = int(
+        subprocess.run(
+            [*SUPERVISORCTL, "pid", program], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    os.kill(pid, signal.SIGKILL)
+    click.echo(f"kill -9 {program} (pid {pid})")
+
+
+def run_tasks(store: TaskStore, count: int) -> None:
+    content = 'echo "ran on $TASKFLOW_AGENT_ID"'
+    ids = [
+        submit(
+            store,
+            TaskSpec.from_fields({"name": f"demo-{n}", "type": "SHELL", "content": content}),
+            PENDING_QUEUE,
+        )
+        for n in range(count)
+    ]
+    tasks = [store.wait_for_terminal(task_id, WAIT) for task_id in ids]
+    spread = Counter(task.agentId if task else "NOT FINISHED" for task in tasks)
+    click.echo(f"{count} tasks, all {', '.join({t.status for t in tasks if t})}: {dict(spread)}")
+
+
+def main() -> None:
+    settings = get_settings()
+    store = TaskStore(Redis.from_url(settings.redis_url, decode_responses=True))
+    zk = KazooClient(hosts=settings.zk_hosts)
+    zk.start(timeout=15)
+
+    step("who is there")
+    click.echo(f"leader: {leader(zk)}   contenders: {zk.Election(ELECTION_PATH).contenders()}")
+    click.echo(f"live agents: {sorted(zk.get_children(LIVE_AGENTS))}")
+
+    step("submit 6 tasks to queue:pending; the leader spreads them")
+    run_tasks(store, 6)
+
+    step("kill -9 the leader; the other scheduler takes over when its session expires")
+    old = leader(zk)
+    kill_9(f"scheduler:{old}")
+    started = time.monotonic()
+    new = wait_until(lambda: (lead := leader(zk)) and lead != old and lead, WAIT, 0.1)
+    click.echo(f"new leader: {new} after {time.monotonic() - started:.1f}s")
+    run_tasks(store, 3)
+
+    step("kill -9 the agent running a long task; the task finishes elsewhere")
+    spec = TaskSpec.from_fields(
+        {
+            "name": "long",
+            "type": "SHELL",
+            "timeout": 30,
+            "content": 'sleep 6; echo "finished on $TASKFLOW_AGENT_ID"',
+        }
+    )
+    task_id = submit(store, spec, PENDING_QUEUE)
+    wait_until(lambda: store.get(task_id).state is Status.RUNNING, WAIT, 0.1)
+    victim = store.get(task_id).agentId
+    click.echo(f"task {task_id} RUNNING on {victim} (attempt 1)")
+    kill_9(f"agent:{victim}")
+    started = time.monotonic()
+    wait_until(lambda: store.get(task_id).attempt > 1, WAIT, 0.1)
+    click.echo(f"back to pending as attempt 2 after {time.monotonic() - started:.1f}s")
+    task = store.wait_for_terminal(task_id, WAIT)
+    click.echo(
+        f"{task.status} on {task.agentId}, attempt {task.attempt}: {task.stdout.strip()!r}"
+        f" ({time.monotonic() - started:.1f}s after the kill)"
+    )
+
+    step("restart the killed agent under its own id")
+    subprocess.run([*SUPERVISORCTL, "start", f"agent:{victim}"], check=True)
+    zk.stop()
+
+
+if __name__ == "__main__":
+    main()
