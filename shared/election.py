@@ -39,7 +39,10 @@ class Leadership:
         self._session_ok.set()
         self._leading = threading.Event()
         self._election = zk.Election(ELECTION_PATH, identifier)
+        self._last_seen_leader: str | None = None
         zk.add_listener(self._on_state)
+        zk.ensure_path(ELECTION_PATH)
+        zk.ChildrenWatch(ELECTION_PATH, self._on_contenders)
 
     # --8<-- [start:on_state]
     def _on_state(self, state: str) -> None:
@@ -53,6 +56,13 @@ class Leadership:
 
     # --8<-- [end:on_state]
 
+    def _on_contenders(self, _children: list[str]) -> None:
+        """Followers say who leads, each time that changes."""
+        leader = self.current_leader()
+        if leader and leader != self._last_seen_leader and leader != self.identifier:
+            log.info("standing by: %s leads", leader)
+        self._last_seen_leader = leader
+
     def still_leading(self) -> bool:
         """Check before every leader action: the session is fine and no stop was asked."""
         return self._session_ok.is_set() and not self.stop.stopping
@@ -62,9 +72,6 @@ class Leadership:
         while not self.stop.stopping:
             if not self._session_ok.wait(timeout=1.0):
                 continue
-            leader = self.current_leader()
-            if leader and leader != self.identifier:
-                log.info("standing by: %s leads", leader)
             try:
                 self._election.run(self._lead, lead)
             except KazooException as exc:

@@ -1,0 +1,227 @@
+"""Phase 2 end to end: schedulers, agents, real ZooKeeper and Redis, processes killed."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from collections import Counter
+from datetime import datetime
+from functools import partial
+
+import redis
+
+from shared.keys import DEAD_LETTERS, PENDING_QUEUE
+from shared.model import TaskSpec
+from shared.states import TERMINAL, Status
+from shared.store import TaskStore
+from shared.waiting import wait_until
+from tests.e2e.procs import Proc, Processes
+
+SESSION = 4.0  # ZK_SESSION_TIMEOUT in tests/e2e/conftest.py
+WAIT = 60
+SCHEDULER = "phase2_zookeeper.scheduler"
+AGENT = "phase2_zookeeper.agent"
+IDENTITY = 'echo "$TASKFLOW_AGENT_ID $TASKFLOW_ATTEMPT"'
+
+
+def submit(store: TaskStore, content: str, **fields: object) -> str:
+    spec = TaskSpec.from_fields({"name": "t", "type": "SHELL", "content": content, **fields})
+    task, _ = store.create(spec, queue=PENDING_QUEUE)
+    return task.taskId
+
+
+def start_agents(procs: Processes, count: int, **env: str) -> list[Proc]:
+    agents = [procs.start(f"agent-{n}", AGENT, AGENT_ID=f"agent-{n}", **env) for n in range(count)]
+    for agent in agents:
+        assert agent.wait_for_log("registered /live-agents/", WAIT), agent.log()
+    return agents
+
+
+def all_logs_say(procs: list[Proc], text: str) -> bool:
+    return all(text in proc.log() for proc in procs)
+
+
+def leader_of(schedulers: list[Proc]) -> Proc | None:
+    """The scheduler whose log says it leads and has not stepped down since."""
+    for proc in schedulers:
+        text = proc.log()
+        if proc.alive and text.rfind(" leads (epoch") > text.rfind("stepped down"):
+            return proc
+    return None
+
+
+def wait_all_terminal(store: TaskStore, task_ids: list[str], timeout: float) -> dict:
+    def done() -> dict | None:
+        tasks = {task_id: store.get(task_id) for task_id in task_ids}
+        return tasks if all(t and t.state in TERMINAL for t in tasks.values()) else None
+
+    tasks = wait_until(done, timeout, interval=0.2)
+    assert tasks, "not every task reached a terminal state"
+    return tasks
+
+
+LINE = re.compile(r"^(\S+ \S+) .*?(leads \(epoch (\d+)|stepped down)")
+
+
+def leadership_intervals(proc: Proc, killed_at: float | None) -> list[tuple[float, float, int]]:
+    """(start, end, epoch) of each term the log shows; a term cut by kill -9 ends then."""
+    intervals, start, epoch = [], None, 0
+    for line in proc.log().splitlines():
+        match = LINE.match(line)
+        if not match:
+            continue
+        moment = datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        if match[3]:
+            start, epoch = moment, int(match[3])
+        elif start is not None:
+            intervals.append((start, moment, epoch))
+            start = None
+    if start is not None:
+        intervals.append((start, killed_at or time.time(), epoch))
+    return intervals
+
+
+def test_one_leader_at_a_time_and_fast_takeover(procs: Processes) -> None:
+    schedulers = [procs.start(f"scheduler-{n}", SCHEDULER, SCHEDULER_ID=f"s{n}") for n in range(3)]
+    killed_at: dict[str, float] = {}
+    takeovers = []
+    for how in ("kill -9", "SIGTERM", "kill -9"):
+        leader = wait_until(lambda: leader_of(schedulers), WAIT)
+        assert leader, "no scheduler leads"
+        followers = [p for p in schedulers if p.alive and p is not leader]
+        standing_by = f"standing by: {leader.name.replace('scheduler-', 's')} leads"
+        assert wait_until(partial(all_logs_say, followers, standing_by), WAIT)
+        started = time.monotonic()
+        if how == "kill -9":
+            killed_at[leader.name] = time.time()
+            leader.kill()
+        else:
+            assert leader.terminate() == 0
+        successor = wait_until(lambda: leader_of(schedulers), SESSION + 2 + 5)
+        assert successor and successor is not leader
+        takeovers.append((how, time.monotonic() - started))
+        schedulers.append(
+            procs.start(
+                f"scheduler-{len(schedulers)}", SCHEDULER, SCHEDULER_ID=f"s{len(schedulers)}"
+            )
+        )
+    print("takeovers:", [(how, round(seconds, 2)) for how, seconds in takeovers])
+    for how, seconds in takeovers:
+        limit = SESSION + 2 if how == "kill -9" else 2
+        assert seconds < limit, f"takeover after {how} took {seconds:.1f}s"
+
+    terms = sorted(
+        term for p in schedulers for term in leadership_intervals(p, killed_at.get(p.name))
+    )
+    epochs = [epoch for _, _, epoch in terms]
+    assert epochs == sorted(set(epochs)), "every term has its own, growing epoch"
+    for (_, end, _), (start, _, _) in zip(terms, terms[1:], strict=False):
+        assert start >= end, "two schedulers led at the same time"
+
+
+def test_round_robin_spreads_tasks_over_the_agents(
+    procs: Processes, redis_client: redis.Redis
+) -> None:
+    store = TaskStore(redis_client)
+    start_agents(procs, 3)
+    procs.start("scheduler", SCHEDULER, SCHEDULER_STRATEGY="round-robin")
+    ids = [submit(store, IDENTITY) for _ in range(9)]
+    tasks = wait_all_terminal(store, ids, WAIT)
+    assert {t.state for t in tasks.values()} == {Status.SUCCESS}
+    assert Counter(t.agentId for t in tasks.values()) == {f"agent-{n}": 3 for n in range(3)}
+
+
+def test_least_load_prefers_the_idle_agent(procs: Processes, redis_client: redis.Redis) -> None:
+    store = TaskStore(redis_client)
+    start_agents(procs, 2, AGENT_CAPACITY="4")
+    procs.start("scheduler", SCHEDULER, SCHEDULER_STRATEGY="least-load")
+    busy = submit(store, "sleep 5")
+    assert wait_until(lambda: store.get(busy).state is Status.RUNNING, WAIT)
+    busy_agent = store.get(busy).agentId
+    # One at a time, each quick task goes where nothing else is running.
+    for _ in range(3):
+        task = store.wait_for_terminal(submit(store, "true"), WAIT)
+        assert task and task.agentId != busy_agent
+
+
+def test_task_of_a_killed_agent_completes_on_another(
+    procs: Processes, redis_client: redis.Redis
+) -> None:
+    store = TaskStore(redis_client)
+    agents = start_agents(procs, 2)
+    procs.start("scheduler", SCHEDULER)
+    task_id = submit(store, f"sleep 3; {IDENTITY}")
+    assert wait_until(lambda: store.get(task_id).state is Status.RUNNING, WAIT)
+    victim = store.get(task_id).agentId
+    next(a for a in agents if a.name == victim).kill()
+    task = store.wait_for_terminal(task_id, WAIT)
+    assert task and task.state is Status.SUCCESS
+    assert task.agentId != victim
+    assert task.attempt == 2
+    assert task.stdout == f"{task.agentId} 2\n"
+
+
+def test_200_tasks_survive_agents_killed_and_restarted(
+    procs: Processes, redis_client: redis.Redis
+) -> None:
+    store = TaskStore(redis_client)
+    agents = start_agents(procs, 3, AGENT_CAPACITY="4")
+    procs.start("scheduler-a", SCHEDULER, SCHEDULER_ID="a")
+    procs.start("scheduler-b", SCHEDULER, SCHEDULER_ID="b")
+    ids = [submit(store, f"sleep 0.{n % 5}; {IDENTITY}") for n in range(200)]
+    rng = random.Random(5)
+    for round_ in range(3):
+        enough = 40 * (round_ + 1)
+        wait_until(lambda n=enough: sum(store.get(i).state in TERMINAL for i in ids) > n, WAIT)
+        victim = agents.pop(rng.randrange(len(agents)))
+        victim.kill()
+        agents.append(
+            procs.start(f"{victim.name}-{round_}", AGENT, AGENT_ID=victim.name, AGENT_CAPACITY="4")
+        )
+    tasks = wait_all_terminal(store, ids, 120)
+    assert Counter(t.state for t in tasks.values()) == {Status.SUCCESS: 200}
+    print("attempts:", Counter(t.attempt for t in tasks.values()))
+    assert any(t.attempt > 1 for t in tasks.values()), "the kills interrupted no task"
+    for task in tasks.values():
+        # The result stored is the one of the attempt and agent the hash names.
+        assert task.stdout == f"{task.agentId} {task.attempt}\n", task
+    assert redis_client.llen(PENDING_QUEUE) == 0
+
+
+def test_malformed_pending_entries_are_set_aside(
+    procs: Processes, redis_client: redis.Redis
+) -> None:
+    store = TaskStore(redis_client)
+    start_agents(procs, 1)
+    procs.start("scheduler", SCHEDULER)
+    redis_client.lpush(PENDING_QUEUE, "{broken")
+    redis_client.lpush(PENDING_QUEUE, json.dumps({"name": "x", "type": "SHELL"}))
+    task_id = submit(store, "echo after")
+    task = store.wait_for_terminal(task_id, WAIT)
+    assert task and task.state is Status.SUCCESS
+    reasons = [json.loads(letter)["reason"] for letter in redis_client.lrange(DEAD_LETTERS, 0, -1)]
+    assert len(reasons) == 2 and any("content: Field required" in r for r in reasons)
+
+
+def test_sigterm_agent_finishes_its_task_and_hands_back_the_queue(
+    procs: Processes, redis_client: redis.Redis
+) -> None:
+    store = TaskStore(redis_client)
+    (agent,) = start_agents(procs, 1, AGENT_CAPACITY="1")
+    procs.start("scheduler", SCHEDULER)
+    running = submit(store, "sleep 2; echo finished")
+    assert wait_until(lambda: store.get(running).state is Status.RUNNING, WAIT)
+    queued = submit(store, IDENTITY)
+    assert wait_until(lambda: store.get(queued).state is Status.DISPATCHED, WAIT)
+    assert agent.terminate() == 0
+    assert store.get(running).state is Status.SUCCESS
+    handed_back = store.get(queued)
+    # Back to pending under a new attempt (more than one if the leader, not yet aware the
+    # agent left, dispatched it to the agent again before reconciling).
+    assert handed_back.state is Status.PENDING and handed_back.attempt >= 2
+    replacement = procs.start("agent-0-again", AGENT, AGENT_ID="agent-0")
+    assert replacement.wait_for_log("registered /live-agents/", WAIT)
+    task = store.wait_for_terminal(queued, WAIT)
+    assert task and task.stdout == f"agent-0 {task.attempt}\n"
