@@ -62,6 +62,36 @@ class Settings(BaseSettings):
     scheduler_strategy: str = Field("random", description="random, round-robin or least-load")
     reconcile_seconds: float = Field(5.0, gt=0, description="leader re-checks dead agents' tasks")
 
+    # --- infrastructure launcher ---
+    # The local servers that `python -m shared.infra up` starts (docs/infrastructure.md).
+    # Clients still find them through REDIS_URL, ZK_HOSTS and KAFKA_BOOTSTRAP_SERVERS.
+    redis_port: int = Field(6379, gt=0, lt=65536, description="port of the local Redis")
+    zookeeper_port: int = Field(2181, gt=0, lt=65536, description="port of the local ZooKeeper")
+    kafka_port: int = Field(9092, gt=0, lt=65536, description="port of the local Kafka broker")
+    kafka_controller_port: int = Field(
+        9093, gt=0, lt=65536, description="port of the local Kafka's KRaft controller"
+    )
+    prometheus_port: int = Field(9090, gt=0, lt=65536, description="port of the local Prometheus")
+    zookeeper_version: str = Field("3.9.4", description="org.apache.zookeeper:zookeeper version")
+    kafka_version: str = Field("4.3.1", description="org.apache.kafka:kafka_2.13 version")
+    zookeeper_heap: str = Field("256m", description="JVM -Xmx of the local ZooKeeper")
+    kafka_heap: str = Field("512m", description="JVM -Xmx of the local Kafka")
+    maven_cache_dir: Path = Field(
+        Path.home() / ".cache" / "taskflow" / "maven",
+        description="jars of ZooKeeper and Kafka, resolved from Maven Central",
+    )
+    infra_ready_timeout: float = Field(90.0, gt=0, description="seconds a server has to answer")
+    infra_stop_grace: float = Field(15.0, ge=0, description="seconds from SIGTERM to SIGKILL")
+    # Kafka topics, created explicitly by shared/topics.py (the broker creates none itself)
+    dispatch_topic: str = Field("task-dispatch-topic", description="scheduler -> agents")
+    status_topic: str = Field("task-status-update-topic", description="agents -> task-manager")
+    heartbeat_topic: str = Field("agent-heartbeat-topic", description="agents' heartbeats")
+    dead_letter_topic: str = Field("task-dead-letter-topic", description="malformed messages")
+    topic_partitions: int = Field(3, gt=0, description="partitions of each task topic")
+    topic_replication: int = Field(1, gt=0, description="replicas of each topic (1: one broker)")
+    topic_retention_ms: int = Field(7 * 24 * 3600 * 1000, gt=0, description="task topic retention")
+    heartbeat_retention_ms: int = Field(3600 * 1000, gt=0, description="heartbeat topic retention")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
