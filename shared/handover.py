@@ -33,6 +33,7 @@ from shared.keys import (
 )
 from shared.logs import task_log
 from shared.model import InvalidTask, Task, now_ms
+from shared.registry import AgentInfo
 from shared.states import IN_FLIGHT, Status
 from shared.store import MOVE_LUA, Outcome, TaskStore, move_args
 
@@ -96,6 +97,11 @@ class Delivery:
             raise InvalidTask(f"not a delivery {{taskId, attempt}}: {exc}") from None
 
 
+def holder(agent: AgentInfo, now: int) -> dict[str, object]:
+    """The fields that record which agent, and which run of it, holds a task."""
+    return {"agentId": agent.id, "agentSession": agent.session, "scheduledAt": now}
+
+
 def pending_entry(task: Task) -> str:
     """The queue entry of a stored task: the spec it was submitted with."""
     spec = {
@@ -137,25 +143,20 @@ class Handover:
         pipe.lpush(PENDING_QUEUE, entry)
         pipe.execute()
 
-    def dispatch(self, epoch: int, entry: str, task: Task, agent_id: str) -> Outcome:
+    def dispatch(self, epoch: int, entry: str, task: Task, agent: AgentInfo) -> Outcome:
         now = now_ms()
         keys = [
             task_key(task.taskId),
             SCHEDULING,
             PENDING_QUEUE,
-            agent_queue(agent_id),
+            agent_queue(agent.id),
             LEADER_EPOCH,
         ]
         args = [
             str(epoch),
             entry,
             Delivery(task.taskId, task.attempt).to_json(),
-            *move_args(
-                Status.SCHEDULED,
-                task.attempt,
-                Status.PENDING,
-                {"agentId": agent_id, "scheduledAt": now},
-            ),
+            *move_args(Status.SCHEDULED, task.attempt, Status.PENDING, holder(agent, now)),
             *move_args(Status.DISPATCHED, task.attempt, Status.SCHEDULED, {"dispatchedAt": now}),
         ]
         return Outcome.parse(self._dispatch(keys=keys, args=args))
@@ -172,12 +173,18 @@ class Handover:
         return Outcome.parse(self._requeue(keys=keys, args=args))
 
     # --8<-- [start:fail_over]
-    def fail_over(self, agent_id: str, epoch: int | None = None) -> int:
-        """Requeue every task ``agent_id`` holds; returns how many went back to pending."""
+    def fail_over(self, agent_id: str, epoch: int | None = None, keep_session: str = "") -> int:
+        """Requeue the tasks ``agent_id`` holds; returns how many went back to pending.
+
+        With ``keep_session``, the agent is alive under that ZooKeeper session, and only
+        the tasks given to an earlier run of it (another session) are requeued.
+        """
         requeued = 0
         for task_id in self.redis.smembers(assigned_key(agent_id)):
             task = self.store.get(task_id)
             if task is None or task.state not in IN_FLIGHT:
+                continue
+            if keep_session and task.agentSession == keep_session:
                 continue
             outcome = self.requeue(task, epoch)
             if outcome.result == "deposed":

@@ -108,6 +108,7 @@ class Task:
     attempt: int = 1
     status: str = Status.PENDING.value
     agentId: str = ""
+    agentSession: str = ""
     exitCode: int | None = None
     stdout: str = ""
     stderr: str = ""

@@ -35,15 +35,20 @@ class AgentInfo:
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
     startedAt: int = field(default_factory=now_ms)
+    # The ZooKeeper session that owns the znode (read from its stat, not its data): a
+    # restarted agent keeps its id but gets a new session.
+    session: str = ""
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
+        values = asdict(self)
+        del values["session"]
+        return json.dumps(values).encode()
 
     @classmethod
-    def from_json(cls, data: bytes) -> AgentInfo:
+    def from_json(cls, data: bytes, session: str = "") -> AgentInfo:
         values = json.loads(data)
         values["types"] = tuple(values["types"])
-        return cls(**values)
+        return cls(**values, session=session)
 
 
 def agent_path(agent_id: str) -> str:
@@ -81,8 +86,8 @@ class AgentDirectory:
         agents = {}
         for child in children:
             try:
-                data, _ = self.zk.get(agent_path(child))
-                agents[child] = AgentInfo.from_json(data)
+                data, stat = self.zk.get(agent_path(child))
+                agents[child] = AgentInfo.from_json(data, session=f"{stat.owner_session_id:x}")
             except NoNodeError:
                 continue  # gone between the listing and the read
             except (ValueError, TypeError, KeyError) as exc:

@@ -29,7 +29,16 @@ from shared.states import IN_FLIGHT, TERMINAL, Status, sources_of
 from shared.waiting import wait_until
 
 # Result fields of one attempt, cleared when a new attempt starts.
-RESULT_FIELDS = ("agentId", "exitCode", "stdout", "stderr", "error", "startedAt", "finishedAt")
+RESULT_FIELDS = (
+    "agentId",
+    "agentSession",
+    "exitCode",
+    "stdout",
+    "stderr",
+    "error",
+    "startedAt",
+    "finishedAt",
+)
 
 # --8<-- [start:create]
 CREATE_LUA = """
