@@ -27,8 +27,35 @@ venv: $(VENV)/.installed  ## create .venv with the project and its dev tools
 # ---------------------------------------------------------------- infrastructure
 # (see docs/infrastructure.md)
 
-redis-install:  ## install redis-server from the Debian package when it is missing
-	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+# Redis, ZooKeeper, Kafka and Prometheus as local processes (python -m shared.infra).
+# SERVICES=redis,kafka limits a target to some of them; RUN_DIR holds pids, logs and data.
+
+services_arg = $(if $(SERVICES),--services $(SERVICES))
+
+# $(call apt-ensure,program,package[,system service]): install the Debian package when the
+# program is missing. Debian starts a freshly installed server as a system service on the
+# default port; that service is stopped and disabled, because the launcher runs its own.
+apt-ensure = command -v $(1) >/dev/null || { apt-get update -qq \
+	&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(2) \
+	$(if $(3),&& { systemctl disable --now $(3) >/dev/null 2>&1 || true; }); }
+
+infra-install: venv  ## install Redis, Prometheus, Java, Maven when missing; resolve ZooKeeper and Kafka
+	@$(call apt-ensure,redis-server,redis-server,redis-server)
+	@$(call apt-ensure,prometheus,prometheus,prometheus)
+	@$(call apt-ensure,java,openjdk-17-jre-headless)
+	@$(call apt-ensure,mvn,maven)
+	$(PY) -m shared.infra install $(services_arg)
+
+infra-up: infra-install  ## start the servers (all four, or SERVICES=...) and create the Kafka topics
+	$(PY) -m shared.infra up $(services_arg)
+
+infra-down: venv  ## stop the servers: SIGTERM, SIGKILL after a grace period
+	$(PY) -m shared.infra down $(services_arg)
+
+infra-status: venv  ## which servers run, on which ports, with which pids
+	$(PY) -m shared.infra status $(services_arg)
+
+.PHONY: infra-install infra-up infra-down infra-status
 
 # ---------------------------------------------------------------- phase stacks
 # Each phase's processes run under one supervisord (shared/supervisord.conf), with the
@@ -86,7 +113,7 @@ lint: venv  ## ruff
 docs: venv  ## build the docs site strictly
 	$(BIN)/mkdocs build --strict --site-dir $(CURDIR)/site
 
-test: venv redis-install  ## lint, every test, and the docs build
+test: venv infra-install  ## lint, every test, and the docs build
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
