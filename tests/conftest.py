@@ -1,62 +1,10 @@
-"""Shared fixtures. (Temporary Redis fixture: replaced by the infra launcher's fixtures.)"""
+"""Fixtures every test can ask for: real servers, started on first use (shared/infra/fixtures.py).
 
-from __future__ import annotations
+``redis_url``, ``zk_hosts``, ``kafka_bootstrap`` (session) and ``redis_client`` (flushed
+per test). Set ``REDIS_URL``, ``ZK_HOSTS`` or ``KAFKA_BOOTSTRAP_SERVERS`` to test against
+servers of your own instead.
+"""
 
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
+from shared.infra.fixtures import kafka_bootstrap, redis_client, redis_url, zk_hosts
 
-import pytest
-import redis
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = _free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen(
-        [
-            shutil.which("redis-server") or "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(folder),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    yield url
-    server.terminate()
-    server.wait(10)
-
-
-@pytest.fixture
-def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    client.flushdb()
-    yield client
-    client.close()
+__all__ = ["kafka_bootstrap", "redis_client", "redis_url", "zk_hosts"]
