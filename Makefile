@@ -119,5 +119,5 @@ test: venv infra-install  ## lint, every test, and the docs build
 	$(BIN)/pytest -q
 	$(BIN)/mkdocs build --strict --site-dir $(CURDIR)/site
 
-.PHONY: help venv redis-install lint docs test phase1-up phase1-demo phase1-ctl phase1-down \
+.PHONY: help venv lint docs test phase1-up phase1-demo phase1-ctl phase1-down \
 	phase2-up phase2-demo phase2-ctl phase2-down

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     scheduler_strategy: str = Field("random", description="random, round-robin or least-load")
     reconcile_seconds: float = Field(5.0, gt=0, description="leader re-checks dead agents' tasks")
 
+    # --- phase 3: Kafka ---
+    dispatch_partitions: int = Field(16, gt=0, description="dispatch partitions = most agents")
+    heartbeat_seconds: float = Field(3.0, gt=0, description="agent heartbeat interval")
+    agent_suspect_seconds: float = Field(10.0, gt=0, description="silent this long: no new tasks")
+    kafka_linger_ms: int = Field(5, ge=0, description="producer batching delay")
+    kafka_poll_ms: int = Field(500, gt=0, description="consumer poll timeout; bounds SIGTERM delay")
+
     # --- infrastructure launcher ---
     # The local servers that `python -m shared.infra up` starts (docs/infrastructure.md).
     # Clients still find them through REDIS_URL, ZK_HOSTS and KAFKA_BOOTSTRAP_SERVERS.

@@ -39,17 +39,24 @@ from shared.store import MOVE_LUA, Outcome, TaskStore, move_args
 
 log = logging.getLogger(__name__)
 
+# A leader's write is refused when its term is over; the entry it took goes back to
+# pending (unless the new leader already put it back).
+LEADER_LUA = """
+local function deposed(epoch_key, epoch, scheduling, pending, entry)
+  if redis.call('GET', epoch_key) == epoch then return false end
+  if redis.call('LREM', scheduling, 1, entry) == 1 then redis.call('RPUSH', pending, entry) end
+  return true
+end
+"""
+
 # --8<-- [start:dispatch]
 DISPATCH_LUA = (
     MOVE_LUA
+    + LEADER_LUA
     + """
 local task, scheduling, pending, agent_queue, epoch_key = unpack(KEYS)
 local epoch, entry, delivery = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('GET', epoch_key) ~= epoch then
-  -- no longer the leader: give the entry back, unless the new leader already did
-  if redis.call('LREM', scheduling, 1, entry) == 1 then redis.call('RPUSH', pending, entry) end
-  return {'deposed', '', '0'}
-end
+if deposed(epoch_key, epoch, scheduling, pending, entry) then return {'deposed', '', '0'} end
 redis.call('LREM', scheduling, 1, entry)
 local scheduled = move(task, ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 if scheduled[1] ~= 'ok' then return scheduled end
@@ -59,6 +66,31 @@ return dispatched
 """
 )
 # --8<-- [end:dispatch]
+
+# Phase 3 splits the dispatch in two around the Kafka publish: ``schedule`` records the
+# choice (the entry stays parked), ``mark_dispatched`` runs once the broker has the message.
+# --8<-- [start:schedule]
+SCHEDULE_LUA = (
+    MOVE_LUA
+    + LEADER_LUA
+    + """
+local task, scheduling, pending, epoch_key = unpack(KEYS)
+local epoch, entry = ARGV[1], ARGV[2]
+if deposed(epoch_key, epoch, scheduling, pending, entry) then return {'deposed', '', '0'} end
+local scheduled = move(task, ARGV[3], ARGV[4], ARGV[5], ARGV[6])
+if scheduled[1] ~= 'ok' then redis.call('LREM', scheduling, 1, entry) end
+return scheduled
+"""
+)
+
+MARK_DISPATCHED_LUA = (
+    MOVE_LUA
+    + """
+redis.call('LREM', KEYS[2], 1, ARGV[1])
+return move(KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+"""
+)
+# --8<-- [end:schedule]
 
 # --8<-- [start:requeue]
 REQUEUE_LUA = (
@@ -123,6 +155,8 @@ class Handover:
         self.redis: Redis = store.redis
         self._dispatch = self.redis.register_script(DISPATCH_LUA)
         self._requeue = self.redis.register_script(REQUEUE_LUA)
+        self._schedule = self.redis.register_script(SCHEDULE_LUA)
+        self._mark_dispatched = self.redis.register_script(MARK_DISPATCHED_LUA)
 
     def begin_term(self) -> int:
         """A new leader's epoch: every dispatch of an earlier leader is refused from now on."""
@@ -160,6 +194,26 @@ class Handover:
             *move_args(Status.DISPATCHED, task.attempt, Status.SCHEDULED, {"dispatchedAt": now}),
         ]
         return Outcome.parse(self._dispatch(keys=keys, args=args))
+
+    def schedule(self, epoch: int, entry: str, task: Task, agent: AgentInfo) -> Outcome:
+        """PENDING -> SCHEDULED on ``agent``; the entry stays parked until marked dispatched."""
+        keys = [task_key(task.taskId), SCHEDULING, PENDING_QUEUE, LEADER_EPOCH]
+        args = [
+            str(epoch),
+            entry,
+            *move_args(Status.SCHEDULED, task.attempt, Status.PENDING, holder(agent, now_ms())),
+        ]
+        return Outcome.parse(self._schedule(keys=keys, args=args))
+
+    def mark_dispatched(self, entry: str, task: Task) -> Outcome:
+        """SCHEDULED -> DISPATCHED once the agent's message is stored; the entry is done.
+
+        Refused, harmlessly, when the agent's first report got there first.
+        """
+        keys = [task_key(task.taskId), SCHEDULING]
+        fields = {"dispatchedAt": now_ms()}
+        args = [entry, *move_args(Status.DISPATCHED, task.attempt, Status.SCHEDULED, fields)]
+        return Outcome.parse(self._mark_dispatched(keys=keys, args=args))
 
     def requeue(self, task: Task, epoch: int | None = None) -> Outcome:
         """Give an in-flight task back to the pending queue as a new attempt."""

@@ -11,6 +11,7 @@
 | ``queue:agent:{id}``    | list   | phase 2: tasks dispatched to one agent               |
 | ``assigned:{id}``       | set    | phase 2: task ids given to one agent, not yet done   |
 | ``scheduler:epoch``     | string | phase 2: the current leader's term; fences old ones  |
+| ``agent:{id}``          | hash   | phase 3: an agent's last heartbeat (load, lastSeen)  |
 """
 
 from __future__ import annotations
@@ -37,3 +38,7 @@ def agent_queue(agent_id: str) -> str:
 
 def assigned_key(agent_id: str) -> str:
     return f"{ASSIGNED_PREFIX}{agent_id}"
+
+
+def heartbeat_key(agent_id: str) -> str:
+    return f"agent:{agent_id}"

@@ -35,6 +35,7 @@ class AgentInfo:
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
     startedAt: int = field(default_factory=now_ms)
+    partition: int | None = None  # its task-dispatch-topic partition (phase 3 on)
     # The ZooKeeper session that owns the znode (read from its stat, not its data): a
     # restarted agent keeps its id but gets a new session.
     session: str = ""

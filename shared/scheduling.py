@@ -125,6 +125,12 @@ class Scheduler:
             return
         task, _ = self.store.create(spec)  # a raw LPUSH has no hash yet
         tlog = task_log(log, task.taskId, task.attempt)
+        if task.state is Status.SCHEDULED:
+            # An earlier leader chose an agent but stopped before handing the task over.
+            outcome = self.handover.requeue(task, epoch)
+            tlog.warning("was left SCHEDULED; new attempt: %s", outcome.describe(Status.PENDING))
+            self.handover.drop(entry)
+            return
         if task.state is not Status.PENDING:
             tlog.info("is %s already; entry dropped", task.status)
             self.handover.drop(entry)

@@ -29,7 +29,7 @@ def project_topics(settings: Settings) -> list[Topic]:
     """The topics of phases 3 to 5, named and sized by the settings."""
     s = settings
     return [
-        Topic(s.dispatch_topic, s.topic_partitions, s.topic_retention_ms),
+        Topic(s.dispatch_topic, s.dispatch_partitions, s.topic_retention_ms),
         Topic(s.status_topic, s.topic_partitions, s.topic_retention_ms),
         Topic(s.heartbeat_topic, s.topic_partitions, s.heartbeat_retention_ms),
         Topic(s.dead_letter_topic, 1, s.topic_retention_ms),

@@ -63,7 +63,7 @@ def test_project_topics_are_created_once_with_their_partitions(kafka_bootstrap: 
     assert ensure_topics(kafka_bootstrap, settings=settings) == []
     with KafkaAdminClient(bootstrap_servers=kafka_bootstrap) as admin:
         described = {t["name"]: t for t in admin.describe_topics([settings.dispatch_topic])}
-    assert len(described[settings.dispatch_topic]["partitions"]) == settings.topic_partitions
+    assert len(described[settings.dispatch_topic]["partitions"]) == settings.dispatch_partitions
     assert {t.name for t in project_topics(settings)} >= {
         "task-dispatch-topic",
         "task-status-update-topic",

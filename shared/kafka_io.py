@@ -1,0 +1,82 @@
+"""Kafka producers and consumers with the settings every phase-3+ process needs.
+
+* Producers wait for ``acks=all`` and retry, idempotently (no duplicates from retries),
+  and ``send_sync`` blocks until the broker has the message: a caller that then commits
+  an offset or writes a status knows the message is stored.
+* Consumers never commit by themselves (``enable_auto_commit=False``): each process
+  commits an offset only after it has done what the message asks.
+* A message that does not match its schema goes to the dead-letter topic with the
+  reason, where it are kept for a person to look at, and the consumer goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.consumer.fetcher import ConsumerRecord
+
+from shared.config import Settings
+from shared.model import now_ms
+
+log = logging.getLogger(__name__)
+
+SEND_TIMEOUT = 30.0  # seconds to wait for the broker's acknowledgement
+
+
+def make_producer(settings: Settings, client_id: str) -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        retries=2**31 - 1,
+        enable_idempotence=True,
+        linger_ms=settings.kafka_linger_ms,
+    )
+
+
+def make_consumer(settings: Settings, group_id: str, client_id: str) -> KafkaConsumer:
+    return KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+
+
+def send_sync(
+    producer: KafkaProducer,
+    topic: str,
+    value: bytes,
+    key: str | None = None,
+    partition: int | None = None,
+) -> None:
+    """Send and wait until the broker has stored the message (``acks=all``)."""
+    future = producer.send(
+        topic, value=value, key=key.encode() if key else None, partition=partition
+    )
+    future.get(timeout=SEND_TIMEOUT)
+
+
+# --8<-- [start:dead_letter]
+def send_to_dead_letters(
+    producer: KafkaProducer, settings: Settings, record: ConsumerRecord, reason: str
+) -> None:
+    """Keep a message nobody can process, with where it came from and why."""
+    log.warning(
+        "dead letter from %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason
+    )
+    letter = {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "value": (record.value or b"").decode("utf-8", errors="replace"),
+        "reason": reason,
+        "at": now_ms(),
+    }
+    send_sync(producer, settings.dead_letter_topic, json.dumps(letter).encode())
+
+
+# --8<-- [end:dead_letter]
