@@ -66,8 +66,12 @@ class Settings(BaseSettings):
     dispatch_partitions: int = Field(16, gt=0, description="dispatch partitions = most agents")
     heartbeat_seconds: float = Field(3.0, gt=0, description="agent heartbeat interval")
     agent_suspect_seconds: float = Field(10.0, gt=0, description="silent this long: no new tasks")
-    kafka_linger_ms: int = Field(5, ge=0, description="producer batching delay")
+    kafka_linger_ms: int = Field(0, ge=0, description="producer batching delay")
     kafka_poll_ms: int = Field(500, gt=0, description="consumer poll timeout; bounds SIGTERM delay")
+    manager_group: str = Field("task-manager", description="the task-managers' consumer group")
+    kafka_session_timeout_ms: int = Field(
+        10_000, ge=6000, description="a silent group member is replaced after this"
+    )
 
     # --- infrastructure launcher ---
     # The local servers that `python -m shared.infra up` starts (docs/infrastructure.md).

@@ -43,6 +43,7 @@ def make_consumer(settings: Settings, group_id: str, client_id: str) -> KafkaCon
         client_id=client_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
     )
 
 

@@ -5,7 +5,7 @@ only its own partition (``consumer.assign``, no consumer-group rebalancing). Own
 claimed in ZooKeeper with an ephemeral znode ``/dispatch-partitions/<n>``, so it is
 released by itself when the agent's session ends, and two agents never read one
 partition. The partition's committed offset is kept under the consumer group
-``agent-dispatch-<n>``, so whoever owns it next starts where the last owner stopped.
+``task-dispatch-topic.partition-<n>``, so whoever owns it next starts where the last owner stopped.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ class NoFreePartition(RuntimeError):
     """More agents than dispatch partitions."""
 
 
-def partition_group(partition: int) -> str:
+def partition_group(topic: str, partition: int) -> str:
     """The consumer group that keeps the committed offset of one dispatch partition."""
-    return f"agent-dispatch-{partition}"
+    return f"{topic}.partition-{partition}"
 
 
 # --8<-- [start:claim]

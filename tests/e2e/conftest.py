@@ -10,6 +10,8 @@ import pytest
 import redis
 from kazoo.client import KazooClient
 
+from shared.config import Settings
+from shared.topics import ensure_topics
 from tests.e2e.procs import Processes
 
 # Short timeouts so failover happens in seconds (ZooKeeper's minimum session is 2 ticks).
@@ -40,3 +42,37 @@ def procs(
     processes = Processes({"REDIS_URL": redis_url, "ZK_HOSTS": zk_root, **FAST}, tmp_path)
     yield processes
     processes.close()
+
+
+@pytest.fixture
+def kafka_env(kafka_bootstrap: str) -> dict[str, str]:
+    """Topics and consumer groups of this test only, created on the shared broker."""
+    uid = uuid.uuid4().hex[:8]
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "DISPATCH_TOPIC": f"dispatch-{uid}",
+        "STATUS_TOPIC": f"status-{uid}",
+        "HEARTBEAT_TOPIC": f"heartbeat-{uid}",
+        "DEAD_LETTER_TOPIC": f"dead-letter-{uid}",
+        "MANAGER_GROUP": f"task-manager-{uid}",
+        "DISPATCH_PARTITIONS": "4",
+        "TOPIC_PARTITIONS": "2",
+        "HEARTBEAT_SECONDS": "0.5",
+        "KAFKA_POLL_MS": "200",
+        "KAFKA_SESSION_TIMEOUT_MS": "6000",
+    }
+    settings = Settings(**{key.lower(): value for key, value in env.items()})
+    ensure_topics(kafka_bootstrap, settings=settings)
+    return env
+
+
+@pytest.fixture
+def kafka_settings(kafka_env: dict[str, str]) -> Settings:
+    return Settings(**{key.lower(): value for key, value in kafka_env.items()})
+
+
+@pytest.fixture
+def kprocs(procs: Processes, kafka_env: dict[str, str]) -> Processes:
+    """Like ``procs``, with every process on this test's Kafka topics."""
+    procs.env.update(kafka_env)
+    return procs

@@ -13,30 +13,20 @@ from functools import partial
 import redis
 
 from shared.keys import DEAD_LETTERS, PENDING_QUEUE
-from shared.model import TaskSpec
-from shared.states import TERMINAL, Status
+from shared.states import Status
 from shared.store import TaskStore
 from shared.waiting import wait_until
 from tests.e2e.procs import Proc, Processes
+from tests.e2e.tasks import IDENTITY, WAIT, count_terminal, submit, wait_all_terminal
+from tests.e2e.tasks import start_agents as start_phase_agents
 
 SESSION = 4.0  # ZK_SESSION_TIMEOUT in tests/e2e/conftest.py
-WAIT = 60
 SCHEDULER = "phase2_zookeeper.scheduler"
 AGENT = "phase2_zookeeper.agent"
-IDENTITY = 'echo "$TASKFLOW_AGENT_ID $TASKFLOW_ATTEMPT"'
-
-
-def submit(store: TaskStore, content: str, **fields: object) -> str:
-    spec = TaskSpec.from_fields({"name": "t", "type": "SHELL", "content": content, **fields})
-    task, _ = store.create(spec, queue=PENDING_QUEUE)
-    return task.taskId
 
 
 def start_agents(procs: Processes, count: int, **env: str) -> list[Proc]:
-    agents = [procs.start(f"agent-{n}", AGENT, AGENT_ID=f"agent-{n}", **env) for n in range(count)]
-    for agent in agents:
-        assert agent.wait_for_log("registered /live-agents/", WAIT), agent.log()
-    return agents
+    return start_phase_agents(procs, AGENT, count, **env)
 
 
 def all_logs_say(procs: list[Proc], text: str) -> bool:
@@ -50,16 +40,6 @@ def leader_of(schedulers: list[Proc]) -> Proc | None:
         if proc.alive and text.rfind(" leads (epoch") > text.rfind("stepped down"):
             return proc
     return None
-
-
-def wait_all_terminal(store: TaskStore, task_ids: list[str], timeout: float) -> dict:
-    def done() -> dict | None:
-        tasks = {task_id: store.get(task_id) for task_id in task_ids}
-        return tasks if all(t and t.state in TERMINAL for t in tasks.values()) else None
-
-    tasks = wait_until(done, timeout, interval=0.2)
-    assert tasks, "not every task reached a terminal state"
-    return tasks
 
 
 LINE = re.compile(r"^(\S+ \S+) .*?(leads \(epoch (\d+)|stepped down)")
@@ -174,7 +154,7 @@ def test_200_tasks_survive_agents_killed_and_restarted(
     rng = random.Random(5)
     for round_ in range(3):
         enough = 40 * (round_ + 1)
-        wait_until(lambda n=enough: sum(store.get(i).state in TERMINAL for i in ids) > n, WAIT)
+        wait_until(lambda n=enough: count_terminal(store, ids) > n, WAIT)
         victim = agents.pop(rng.randrange(len(agents)))
         victim.kill()
         agents.append(

@@ -1,0 +1,70 @@
+"""Phase 3 scheduler: the same elected leader, now dispatching through Kafka.
+
+Compared with phase 2 only the plug-ins of the leader loop change:
+
+* ``dispatch`` publishes to the chosen agent's partition of ``task-dispatch-topic``
+  (``shared/kafka_dispatch.py``) instead of pushing to a Redis list;
+* ``loads`` also counts what agents report running in their heartbeats;
+* agents whose heartbeats stopped are *suspect* and get no new tasks, even while their
+  znode is still there.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis import Redis
+
+from shared.config import get_settings
+from shared.election import Leadership
+from shared.handover import Handover
+from shared.heartbeats import heartbeat_loads, not_suspect
+from shared.kafka_dispatch import KafkaDispatch
+from shared.kafka_io import make_producer
+from shared.lifecycle import GracefulStop
+from shared.logs import setup_logging
+from shared.registry import AgentDirectory
+from shared.scheduling import Scheduler
+from shared.store import TaskStore
+from shared.strategies import make_strategy
+from shared.topics import ensure_topics
+from shared.zk import connect_zk
+
+log = logging.getLogger("phase3.scheduler")
+
+
+# --8<-- [start:main]
+def main() -> None:
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    strategy = make_strategy(settings.scheduler_strategy)
+    stop = GracefulStop().install()
+    ensure_topics(settings.kafka_bootstrap_servers, settings=settings)
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    zk = connect_zk(settings)
+    leadership = Leadership(zk, settings.scheduler_id, stop)
+    stop.on_stop(leadership.cancel)
+    handover = Handover(TaskStore(redis))
+    producer = make_producer(settings, client_id=settings.scheduler_id)
+    scheduler = Scheduler(
+        handover,
+        AgentDirectory(zk),
+        strategy,
+        leadership,
+        settings,
+        dispatch=KafkaDispatch(handover, producer, settings),
+        loads=heartbeat_loads(redis),
+        usable=not_suspect(redis, settings.agent_suspect_seconds),
+    )
+    log.info("scheduler %s joining the election", settings.scheduler_id)
+    leadership.run(scheduler.lead)
+    producer.close()
+    zk.stop()
+    log.info("scheduler %s stopped", settings.scheduler_id)
+
+
+# --8<-- [end:main]
+
+
+if __name__ == "__main__":
+    main()
