@@ -6,9 +6,6 @@ running stack with ``kill -9`` (their pids come from supervisord).
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from collections import Counter
 
@@ -21,13 +18,13 @@ from shared.election import ELECTION_PATH
 from shared.keys import PENDING_QUEUE
 from shared.model import TaskSpec
 from shared.registry import LIVE_AGENTS
+from shared.stack import kill_9, supervisorctl
 from shared.states import Status
 from shared.store import TaskStore
 from shared.submit import submit
 from shared.waiting import wait_until
 
 WAIT = 60
-SUPERVISORCTL = [".venv/bin/supervisorctl", "-c", "shared/supervisord.conf"]
 
 
 def step(text: str) -> None:
@@ -37,17 +34,6 @@ def step(text: str) -> None:
 def leader(zk: KazooClient) -> str | None:
     contenders = zk.Election(ELECTION_PATH).contenders()
     return contenders[0] if contenders else None
-
-
-def kill_9(program: str) -> None:
-    """kill -9 one process of the stack, by its supervisord name."""
-    pid = int(
-        subprocess.run(
-            [*SUPERVISORCTL, "pid", program], capture_output=True, text=True, check=True
-        ).stdout
-    )
-    os.kill(pid, signal.SIGKILL)
-    click.echo(f"kill -9 {program} (pid {pid})")
 
 
 def run_tasks(store: TaskStore, count: int) -> None:
@@ -110,7 +96,7 @@ def main() -> None:
     )
 
     step("restart the killed agent under its own id")
-    subprocess.run([*SUPERVISORCTL, "start", f"agent:{victim}"], check=True)
+    click.echo(supervisorctl("start", f"agent:{victim}"))
     zk.stop()
 
 
