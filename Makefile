@@ -104,6 +104,25 @@ phase2-down: venv  ## stop schedulers and agents, then ZooKeeper and Redis
 	-@$(call supervisorctl,phase2,phase2_zookeeper) shutdown
 	$(PY) -m shared.infra down --services redis,zookeeper
 
+# ---------------------------------------------------------------- phase 3
+
+phase3-up: venv infra-install  ## Redis, ZooKeeper, Kafka, 2 schedulers, 3 agents, the task-manager
+	$(PY) -m shared.infra up --services redis,zookeeper,kafka
+	@$(call supervisord,phase3,phase3_kafka)
+	@$(call supervisorctl,phase3,phase3_kafka) status
+	@echo "logs: $(RUN_DIR)/phase3/"
+
+phase3-demo: venv  ## tasks flowing through the three topics, then an agent killed mid-task
+	@$(call stack,phase3,phase3_kafka) $(PY) -m phase3_kafka.demo
+
+phase3-ctl: venv  ## supervisorctl for the phase 3 stack, e.g. ARGS="status"
+	@$(call supervisorctl,phase3,phase3_kafka) $(ARGS)
+
+phase3-down: venv  ## stop the phase 3 processes, then Kafka, ZooKeeper and Redis
+	-@$(call supervisorctl,phase3,phase3_kafka) stop all
+	-@$(call supervisorctl,phase3,phase3_kafka) shutdown
+	$(PY) -m shared.infra down --services redis,zookeeper,kafka
+
 # ---------------------------------------------------------------- checks
 
 lint: venv  ## ruff
@@ -120,4 +139,4 @@ test: venv infra-install  ## lint, every test, and the docs build
 	$(BIN)/mkdocs build --strict --site-dir $(CURDIR)/site
 
 .PHONY: help venv lint docs test phase1-up phase1-demo phase1-ctl phase1-down \
-	phase2-up phase2-demo phase2-ctl phase2-down
+	phase2-up phase2-demo phase2-ctl phase2-down phase3-up phase3-demo phase3-ctl phase3-down

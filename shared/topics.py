@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
+from kafka.admin import NewPartitions
 from kafka.errors import TopicAlreadyExistsError
 
 from shared.config import Settings, get_settings
@@ -44,7 +45,11 @@ def ensure_topics(
     topics: Iterable[Topic] | None = None,
     settings: Settings | None = None,
 ) -> list[str]:
-    """Create the topics that do not exist yet (the project's by default); return their names."""
+    """Create the topics that do not exist yet (the project's by default); return their names.
+
+    An existing topic with fewer partitions than configured gets more (never fewer: Kafka
+    cannot remove partitions), so raising ``DISPATCH_PARTITIONS`` takes effect.
+    """
     settings = settings or get_settings()
     wanted = list(project_topics(settings) if topics is None else topics)
     with KafkaAdminClient(bootstrap_servers=bootstrap, client_id="taskflow-topics") as admin:
@@ -52,7 +57,22 @@ def ensure_topics(
         missing = [topic for topic in wanted if topic.name not in existing]
         for topic in missing:
             _create(admin, topic, settings.topic_replication)
+        _grow(admin, [topic for topic in wanted if topic.name in existing])
     return [topic.name for topic in missing]
+
+
+def _grow(admin: KafkaAdminClient, topics: list[Topic]) -> None:
+    if not topics:
+        return
+    names = [topic.name for topic in topics]
+    described = {d["name"]: len(d["partitions"]) for d in admin.describe_topics(names)}
+    short = {
+        topic.name: NewPartitions(total_count=topic.partitions)
+        for topic in topics
+        if described.get(topic.name, topic.partitions) < topic.partitions
+    }
+    if short:
+        admin.create_partitions(short)
 
 
 def _create(admin: KafkaAdminClient, topic: Topic, replication: int) -> None:

@@ -80,3 +80,12 @@ def test_a_misspelt_topic_is_an_error_not_a_new_topic(kafka_bootstrap: str) -> N
         producer.send("task-dispatch-topik", b"lost")
     with KafkaAdminClient(bootstrap_servers=kafka_bootstrap) as admin:
         assert "task-dispatch-topik" not in admin.list_topics()
+
+
+def test_a_topic_with_too_few_partitions_gets_more(kafka_bootstrap: str) -> None:
+    small = fresh_topic(partitions=2)
+    ensure_topics(kafka_bootstrap, [small])
+    assert ensure_topics(kafka_bootstrap, [Topic(small.name, 5, small.retention_ms)]) == []
+    with KafkaAdminClient(bootstrap_servers=kafka_bootstrap) as admin:
+        (described,) = admin.describe_topics([small.name])
+    assert len(described["partitions"]) == 5
