@@ -132,11 +132,15 @@ lint: venv  ## ruff
 docs: venv  ## build the docs site strictly
 	$(BIN)/mkdocs build --strict --site-dir $(CURDIR)/site
 
+bench: venv infra-install  ## measure throughput, latency and failover times (prints numbers)
+	$(PY) -m benchmarks.phase2
+	$(PY) -m benchmarks.phase3
+
 test: venv infra-install  ## lint, every test, and the docs build
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
 	$(BIN)/mkdocs build --strict --site-dir $(CURDIR)/site
 
-.PHONY: help venv lint docs test phase1-up phase1-demo phase1-ctl phase1-down \
+.PHONY: help venv lint docs test bench phase1-up phase1-demo phase1-ctl phase1-down \
 	phase2-up phase2-demo phase2-ctl phase2-down phase3-up phase3-demo phase3-ctl phase3-down
