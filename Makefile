@@ -8,6 +8,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 RUN_DIR ?= $(CURDIR)/run
 export RUN_DIR
+export NO_MKDOCS_2_WARNING := 1
 
 .DEFAULT_GOAL := help
 
