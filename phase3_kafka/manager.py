@@ -1,104 +1,20 @@
-"""The task-manager: the one writer of status into Redis, fed by Kafka.
+"""Phase 3 task-manager: applies the agents' reports and heartbeats to Redis.
 
-Run it: ``python -m phase3_kafka.manager`` (any number; they share the consumer group
-``task-manager`` and so split the partitions). It consumes
-
-* ``task-status-update-topic``: each report is applied to ``task:{taskId}`` through the
-  store's atomic, fenced transitions (``shared/status.py``), so duplicates, reports of a
-  superseded attempt, and reports that arrive out of order are harmless;
-* ``agent-heartbeat-topic``: each agent's latest heartbeat goes to ``agent:{id}``.
-
-A message that does not match its schema goes to the dead-letter topic with the reason.
-Offsets are committed after the Redis writes of the whole batch, so a crash in between
-means the batch is applied again (idempotently), never that a report is lost.
+Run it: ``python -m phase3_kafka.manager``. The consumer itself is
+``shared/status_consumer.py``; this file wires it to Kafka and Redis.
 """
 
 from __future__ import annotations
 
-import logging
-
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.consumer.fetcher import ConsumerRecord
 from redis import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from tenacity import before_sleep_log, retry, retry_if_exception_type, wait_exponential
 
-from shared.config import Settings, get_settings
-from shared.heartbeats import record as record_heartbeat
-from shared.kafka_io import make_consumer, make_producer, send_to_dead_letters
+from shared.config import get_settings
+from shared.kafka_io import make_consumer, make_producer
 from shared.lifecycle import GracefulStop
-from shared.logs import setup_logging, task_log
-from shared.messages import Heartbeat, InvalidMessage, StatusUpdate, parse_message
-from shared.states import Status
-from shared.status import apply_report
+from shared.logs import setup_logging
+from shared.status_consumer import StatusConsumer
 from shared.store import TaskStore
 from shared.topics import ensure_topics
-
-log = logging.getLogger("phase3.manager")
-
-# While Redis is unreachable, wait and retry the same message: nothing is skipped.
-redis_retry = retry(
-    retry=retry_if_exception_type(RedisConnectionError),
-    wait=wait_exponential(multiplier=0.5, max=10),
-    before_sleep=before_sleep_log(log, logging.WARNING),
-)
-
-
-class TaskManager:
-    def __init__(
-        self,
-        settings: Settings,
-        store: TaskStore,
-        consumer: KafkaConsumer,
-        producer: KafkaProducer,
-        stop: GracefulStop,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.consumer = consumer
-        self.producer = producer
-        self.stop = stop
-
-    # --8<-- [start:serve]
-    def serve(self) -> None:
-        self.consumer.subscribe([self.settings.status_topic, self.settings.heartbeat_topic])
-        log.info("task-manager consuming status updates and heartbeats")
-        while not self.stop.stopping:
-            batch = self.consumer.poll(timeout_ms=self.settings.kafka_poll_ms)
-            for records in batch.values():
-                for record in records:
-                    self.handle(record)
-            if batch:
-                self.consumer.commit()  # everything polled is now in Redis
-        log.info("task-manager stopped")
-
-    # --8<-- [end:serve]
-
-    # --8<-- [start:handle]
-    @redis_retry
-    def handle(self, record: ConsumerRecord) -> None:
-        try:
-            if record.topic == self.settings.status_topic:
-                self.apply(parse_message(StatusUpdate, record.value))
-            else:
-                record_heartbeat(self.store.redis, parse_message(Heartbeat, record.value))
-        except InvalidMessage as exc:
-            send_to_dead_letters(self.producer, self.settings, record, str(exc))
-
-    def apply(self, report: StatusUpdate) -> None:
-        outcome = apply_report(self.store, report)
-        tlog = task_log(log, report.taskId, report.attempt)
-        if outcome.ok:
-            tlog.info("%s from %s", report.status, report.agentId)
-        else:
-            tlog.info(
-                "%s from %s ignored: %s",
-                report.status,
-                report.agentId,
-                outcome.describe(Status(report.status)),
-            )
-
-    # --8<-- [end:handle]
 
 
 def main() -> None:
@@ -110,7 +26,7 @@ def main() -> None:
     consumer = make_consumer(settings, settings.manager_group, client_id="task-manager")
     producer = make_producer(settings, client_id="task-manager")
     try:
-        TaskManager(settings, store, consumer, producer, stop).serve()
+        StatusConsumer(settings, store, consumer, producer, stop).serve()
     finally:
         consumer.close(autocommit=False)
         producer.close()

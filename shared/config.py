@@ -98,6 +98,7 @@ class Settings(BaseSettings):
     status_topic: str = Field("task-status-update-topic", description="agents -> task-manager")
     heartbeat_topic: str = Field("agent-heartbeat-topic", description="agents' heartbeats")
     dead_letter_topic: str = Field("task-dead-letter-topic", description="malformed messages")
+    control_topic: str = Field("task-control-topic", description="cancels, to one agent (phase 4)")
     topic_partitions: int = Field(3, gt=0, description="partitions of each task topic")
     topic_replication: int = Field(1, gt=0, description="replicas of each topic (1: one broker)")
     topic_retention_ms: int = Field(7 * 24 * 3600 * 1000, gt=0, description="task topic retention")

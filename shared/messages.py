@@ -76,6 +76,16 @@ class Heartbeat(Message):
     at: int = Field(default_factory=now_ms)
 
 
+class Cancel(Message):
+    """task-control-topic (phase 4 on): stop this attempt if you are running it."""
+
+    kind: Literal["cancel"] = "cancel"
+    taskId: str = Field(min_length=1)
+    attempt: int = Field(ge=1)
+    agentId: str = Field(min_length=1)
+    at: int = Field(default_factory=now_ms)
+
+
 # --8<-- [end:schemas]
 
 

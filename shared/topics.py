@@ -34,6 +34,7 @@ def project_topics(settings: Settings) -> list[Topic]:
         Topic(s.status_topic, s.topic_partitions, s.topic_retention_ms),
         Topic(s.heartbeat_topic, s.topic_partitions, s.heartbeat_retention_ms),
         Topic(s.dead_letter_topic, 1, s.topic_retention_ms),
+        Topic(s.control_topic, s.dispatch_partitions, s.topic_retention_ms),
     ]
 
 

@@ -1,0 +1,223 @@
+"""The Kafka agent's loop, shared by phase 3 and later phases.
+
+* It reads its own partition of ``task-dispatch-topic`` (``assign``, no rebalancing) and,
+  from phase 4, the same partition of ``task-control-topic``, where cancels arrive.
+* While every slot is busy, the dispatch partition is *paused*: the consumer keeps
+  polling, so a cancel still gets through, but no new dispatch is fetched.
+* Before running a dispatch it reads the task once from Redis and drops a redelivered
+  dispatch of an attempt that is no longer current.
+* It reports RUNNING and the outcome on ``task-status-update-topic``, and commits a
+  dispatch's offset only once that outcome is on the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.structs import OffsetAndMetadata
+from kazoo.client import KazooClient
+from redis import Redis
+
+from shared.config import Settings
+from shared.heartbeats import measure
+from shared.kafka_io import make_consumer, make_producer, send_to_dead_letters
+from shared.lifecycle import GracefulStop
+from shared.logs import task_log
+from shared.messages import Cancel, Dispatch, InvalidMessage, parse_message
+from shared.model import Task
+from shared.offsets import OffsetTracker
+from shared.partitions import claim_partition, partition_group, release_partition
+from shared.registry import AgentInfo, agent_path, register_agent
+from shared.reporting import Reporter
+from shared.runner import execute
+from shared.states import Status
+from shared.store import TaskStore
+from shared.topics import ensure_topics
+
+log = logging.getLogger("agent")
+
+
+@dataclass
+class Running:
+    """A task this agent runs now, and the flag that cancels it."""
+
+    attempt: int
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: Settings,
+        info: AgentInfo,
+        store: TaskStore,
+        consumer: KafkaConsumer,
+        reporter: Reporter,
+        stop: GracefulStop,
+        control: bool = False,
+    ) -> None:
+        self.settings = settings
+        self.info = info
+        self.store = store
+        self.consumer = consumer
+        self.reporter = reporter
+        self.stop = stop
+        self.partition = TopicPartition(settings.dispatch_topic, info.partition)
+        self.control = TopicPartition(settings.control_topic, info.partition) if control else None
+        self.offsets = OffsetTracker()
+        self.running: dict[str, Running] = {}
+        self.pool = ThreadPoolExecutor(info.capacity, thread_name_prefix="slot")
+        self.committed: int | None = None
+
+    # --8<-- [start:serve]
+    def serve(self) -> None:
+        self.consumer.assign([p for p in (self.partition, self.control) if p is not None])
+        threading.Thread(target=self.send_heartbeats, name="heartbeat", daemon=True).start()
+        log.info("agent %s reading partition %d", self.info.id, self.info.partition)
+        while not self.stop.stopping:
+            self.pause_when_full()
+            batch = self.consumer.poll(timeout_ms=self.settings.kafka_poll_ms, max_records=1)
+            for records in batch.values():
+                for record in records:
+                    if record.topic == self.settings.control_topic:
+                        self.obey(record)
+                    else:
+                        self.take(record)
+            self.commit()
+        self.pool.shutdown(wait=True)  # running tasks finish and report
+        self.commit()
+
+    # --8<-- [end:serve]
+
+    def pause_when_full(self) -> None:
+        if self.offsets.in_flight >= self.info.capacity:
+            self.consumer.pause(self.partition)
+        else:
+            self.consumer.resume(self.partition)
+
+    # --8<-- [start:take]
+    def take(self, record: ConsumerRecord) -> None:
+        """Start one dispatch in a free slot, or skip it."""
+        self.offsets.started(record.offset)
+        try:
+            dispatch = parse_message(Dispatch, record.value)
+        except InvalidMessage as exc:
+            send_to_dead_letters(self.reporter.producer, self.settings, record, str(exc))
+            self.offsets.finished(record.offset)
+            return
+        tlog = task_log(log, dispatch.taskId, dispatch.attempt)
+        if dispatch.agentId != self.info.id:
+            tlog.warning("dispatch for %s on my partition; skipped", dispatch.agentId)
+        elif not self.is_current(dispatch):
+            tlog.info("dispatch of an attempt that is no longer current; dropped")
+        else:
+            self.running[dispatch.taskId] = Running(dispatch.attempt)
+            self.pool.submit(self.run, dispatch, record.offset)
+            return
+        self.offsets.finished(record.offset)
+
+    # --8<-- [end:take]
+
+    def is_current(self, dispatch: Dispatch) -> bool:
+        task = self.store.get(dispatch.taskId)
+        return (
+            task is not None
+            and task.attempt == dispatch.attempt
+            and task.state in (Status.SCHEDULED, Status.DISPATCHED)
+        )
+
+    # --8<-- [start:run]
+    def run(self, dispatch: Dispatch, offset: int) -> None:
+        task = Task(
+            taskId=dispatch.taskId,
+            name=dispatch.name,
+            type=dispatch.type.value,
+            content=dispatch.content,
+            timeout=dispatch.timeout,
+            attempt=dispatch.attempt,
+        )
+        tlog = task_log(log, task.taskId, task.attempt)
+        cancel = self.running[task.taskId].cancel
+        try:
+            self.reporter.running(task.taskId, task.attempt, self.info.id)
+            tlog.info("running %s task %r (timeout %gs)", task.type, task.name, task.timeout)
+            result = execute(task, self.info.id, cancelled=cancel.is_set)
+            self.reporter.finished(task.taskId, task.attempt, self.info.id, result)
+            tlog.info("%s (%s) reported", result.status, result.error or "exit code 0")
+        finally:
+            self.running.pop(task.taskId, None)
+            self.offsets.finished(offset)
+
+    # --8<-- [end:run]
+
+    # --8<-- [start:obey]
+    def obey(self, record: ConsumerRecord) -> None:
+        """A control message: cancel the attempt named, if this agent runs it."""
+        try:
+            cancel = parse_message(Cancel, record.value)
+        except InvalidMessage as exc:
+            send_to_dead_letters(self.reporter.producer, self.settings, record, str(exc))
+            return
+        running = self.running.get(cancel.taskId)
+        tlog = task_log(log, cancel.taskId, cancel.attempt)
+        if running is not None and running.attempt == cancel.attempt:
+            tlog.info("cancel requested: killing its process group")
+            running.cancel.set()
+        else:
+            tlog.info("cancel for a task this agent does not run; nothing to do")
+
+    # --8<-- [end:obey]
+
+    def commit(self) -> None:
+        """Commit dispatches up to the oldest unreported one; control messages as read."""
+        offsets = {}
+        position = self.offsets.committable()
+        if position is not None and position != self.committed:
+            offsets[self.partition] = OffsetAndMetadata(position, "", -1)
+            self.committed = position
+        if self.control is not None:
+            offsets[self.control] = OffsetAndMetadata(self.consumer.position(self.control), "", -1)
+        if offsets:
+            self.consumer.commit(offsets)
+
+    def send_heartbeats(self) -> None:
+        while not self.stop.stopping:
+            self.reporter.heartbeat(
+                measure(self.info.id, len(self.running), self.info.capacity, self.info.startedAt)
+            )
+            self.stop.wait(self.settings.heartbeat_seconds)
+
+
+# --8<-- [start:run_agent]
+def run_agent(settings: Settings, zk: KazooClient, stop: GracefulStop, cancels: bool) -> None:
+    """Claim a partition, register, serve until stopped, deregister."""
+    ensure_topics(settings.kafka_bootstrap_servers, settings=settings)
+    partition = claim_partition(zk, settings.agent_id, settings.dispatch_partitions)
+    info = AgentInfo(
+        id=settings.agent_id,
+        capacity=settings.agent_capacity,
+        types=tuple(settings.agent_task_types.split(",")),
+        partition=partition,
+    )
+    producer = make_producer(settings, client_id=settings.agent_id)
+    group = partition_group(settings.dispatch_topic, partition)
+    consumer = make_consumer(settings, group, client_id=settings.agent_id)
+    store = TaskStore(Redis.from_url(settings.redis_url, decode_responses=True))
+    register_agent(zk, info)
+    try:
+        reporter = Reporter(producer, settings)
+        Agent(settings, info, store, consumer, reporter, stop, control=cancels).serve()
+    finally:
+        zk.delete(agent_path(info.id))
+        release_partition(zk, partition)
+        consumer.close(autocommit=False)
+        producer.close()
+        log.info("agent %s deregistered", info.id)
+
+
+# --8<-- [end:run_agent]
