@@ -73,6 +73,15 @@ class Settings(BaseSettings):
         10_000, ge=6000, description="a silent group member is replaced after this"
     )
 
+    # --- phase 4: API and gRPC ---
+    grpc_host: str = Field("127.0.0.1", description="address the task-manager's gRPC binds")
+    grpc_port: int = Field(0, ge=0, lt=65536, description="its port; 0 picks a free one")
+    grpc_workers: int = Field(8, gt=0, description="threads serving gRPC calls")
+    grpc_deadline: float = Field(
+        5.0, gt=0, description="seconds every API -> manager call may take"
+    )
+    api_page_limit: int = Field(50, gt=0, le=200, description="tasks per page by default")
+
     # --- infrastructure launcher ---
     # The local servers that `python -m shared.infra up` starts (docs/infrastructure.md).
     # Clients still find them through REDIS_URL, ZK_HOSTS and KAFKA_BOOTSTRAP_SERVERS.

@@ -4,6 +4,7 @@
 |-------------------------|--------|------------------------------------------------------|
 | ``task:{taskId}``       | hash   | one task: spec, status, attempt, result (camelCase)  |
 | ``request:{requestId}`` | string | the taskId created for a client's requestId          |
+| ``tasks:index``         | zset   | every task, ``<createdAt>:<taskId>``, for listing    |
 | ``queue:tasks``         | list   | phase 1: tasks waiting for the agent (LPUSH / BRPOP) |
 | ``queue:tasks:dead``    | list   | entries no agent could read, with the reason         |
 | ``queue:pending``       | list   | phase 2: submitted tasks waiting for the leader      |
@@ -17,6 +18,7 @@
 from __future__ import annotations
 
 TASK_QUEUE = "queue:tasks"
+TASK_INDEX = "tasks:index"
 DEAD_LETTERS = "queue:tasks:dead"
 PENDING_QUEUE = "queue:pending"
 SCHEDULING = "queue:scheduling"
@@ -42,3 +44,8 @@ def assigned_key(agent_id: str) -> str:
 
 def heartbeat_key(agent_id: str) -> str:
     return f"agent:{agent_id}"
+
+
+def index_member(created_at: int, task_id: str) -> str:
+    """Sorts by creation time, then id (all scores are 0: the order is lexical)."""
+    return f"{created_at:013d}:{task_id}"

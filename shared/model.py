@@ -85,6 +85,15 @@ class TaskSpec(BaseModel):
         return self.model_dump_json(by_alias=True, exclude_none=True)
 
 
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """``{"timeout": "must be at most 86400 seconds", ...}``: one entry per bad field."""
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "body"
+        errors.setdefault(where, error["msg"].removeprefix("Value error, "))
+    return errors
+
+
 def describe_errors(exc: ValidationError) -> str:
     """``name: field required; timeout: must be at most 86400 seconds``."""
     parts = []

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from redis import Redis
 
-from shared.keys import ASSIGNED_PREFIX, request_key, task_key
+from shared.keys import ASSIGNED_PREFIX, TASK_INDEX, index_member, request_key, task_key
 from shared.model import Task, TaskSpec
 from shared.states import IN_FLIGHT, TERMINAL, Status, sources_of
 from shared.waiting import wait_until
@@ -40,16 +40,19 @@ RESULT_FIELDS = (
     "finishedAt",
 )
 
+LIST_BATCH = 100  # index entries read per round trip while listing
+
 # --8<-- [start:create]
 CREATE_LUA = """
-local task_key, request_key, queue_key = KEYS[1], KEYS[2], KEYS[3]
-local task_id, entry = ARGV[1], ARGV[2]
+local task_key, request_key, queue_key, index_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local task_id, entry, index_member = ARGV[1], ARGV[2], ARGV[3]
 if request_key ~= '' then
   local existing = redis.call('GET', request_key)
   if existing then return {existing, 0} end
 end
 if redis.call('EXISTS', task_key) == 1 then return {task_id, 0} end
-redis.call('HSET', task_key, unpack(ARGV, 3))
+redis.call('HSET', task_key, unpack(ARGV, 4))
+redis.call('ZADD', index_key, 0, index_member)
 if request_key ~= '' then redis.call('SET', request_key, task_id) end
 if queue_key ~= '' then redis.call('LPUSH', queue_key, entry) end
 return {task_id, 1}
@@ -137,8 +140,9 @@ class TaskStore:
         task = Task.from_spec(spec)
         pairs = [item for pair in task.to_hash().items() for item in pair]
         request = request_key(spec.request_id) if spec.request_id else ""
-        keys = [task_key(task.taskId), request, queue]
-        args = [task.taskId, spec.to_json() if queue else "", *pairs]
+        keys = [task_key(task.taskId), request, queue, TASK_INDEX]
+        member = index_member(task.createdAt, task.taskId)
+        args = [task.taskId, spec.to_json() if queue else "", member, *pairs]
         task_id, created = self._create(keys=keys, args=args)
         if created:
             return task, True
@@ -149,6 +153,36 @@ class TaskStore:
     def get(self, task_id: str) -> Task | None:
         data = self.redis.hgetall(task_key(task_id))
         return Task.from_hash(data) if data else None
+
+    # --8<-- [start:list]
+    def list(
+        self, status: str = "", task_type: str = "", limit: int = 50, cursor: str = ""
+    ) -> tuple[list[Task], str]:
+        """Tasks newest first, filtered; returns the page and the cursor of the next one.
+
+        The cursor is the index member of the last task returned, so a page never repeats
+        or skips a task, whatever was created in between.
+        """
+        found: list[Task] = []
+        upper = f"({cursor}" if cursor else "+"
+        while len(found) < limit:
+            members = self.redis.zrevrangebylex(TASK_INDEX, upper, "-", 0, LIST_BATCH)
+            if not members:
+                return found, ""
+            for member in members:
+                upper = f"({member}"
+                task = self.get(member.split(":", 1)[1])
+                if (
+                    task
+                    and (not status or task.status == status)
+                    and (not task_type or task.type == task_type)
+                ):
+                    found.append(task)
+                    if len(found) == limit:
+                        return found, member
+        return found, ""
+
+    # --8<-- [end:list]
 
     def wait_for_terminal(self, task_id: str, timeout: float, poll: float = 0.1) -> Task | None:
         """The task once it is SUCCESS, FAILED or CANCELLED; None if ``timeout`` passes first."""

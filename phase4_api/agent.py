@@ -1,0 +1,30 @@
+"""Phase 4 agent: the phase 3 agent, which now also obeys cancels.
+
+Run it: ``AGENT_ID=agent-1 python -m phase4_api.agent``. Besides its partition of
+``task-dispatch-topic`` it reads the same partition of ``task-control-topic``, where the
+task-manager sends a ``Cancel`` for a task this agent runs; the agent then kills the
+task's process group and reports CANCELLED (``shared/kafka_agent.py``).
+"""
+
+from __future__ import annotations
+
+from shared.config import get_settings
+from shared.kafka_agent import run_agent
+from shared.lifecycle import GracefulStop
+from shared.logs import setup_logging
+from shared.zk import connect_zk
+
+
+def main() -> None:
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    stop = GracefulStop().install()
+    zk = connect_zk(settings)
+    try:
+        run_agent(settings, zk, stop, cancels=True)
+    finally:
+        zk.stop()
+
+
+if __name__ == "__main__":
+    main()

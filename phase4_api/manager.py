@@ -1,0 +1,73 @@
+"""Phase 4 task-manager: the phase 3 consumer, plus the gRPC service the API calls.
+
+Run any number: ``python -m phase4_api.manager``. Each one
+
+* serves ``TaskService`` over gRPC (``shared/task_service.py``) on ``GRPC_HOST:GRPC_PORT``
+  (port 0: a free one) and registers that address as an ephemeral znode under
+  ``/services/task-manager``, where the API finds it;
+* goes on consuming status updates and heartbeats (``shared/status_consumer.py``), in the
+  shared consumer group ``task-manager``.
+
+On SIGTERM it first leaves the registry (the API stops calling it), then lets calls in
+progress finish, then stops consuming.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from redis import Redis
+
+from shared.config import get_settings
+from shared.kafka_io import make_consumer, make_producer
+from shared.lifecycle import GracefulStop
+from shared.logs import setup_logging
+from shared.registry import AgentDirectory
+from shared.rpc import task_service_pb2_grpc as pb_grpc
+from shared.services import register_service
+from shared.status_consumer import StatusConsumer
+from shared.store import TaskStore
+from shared.task_service import TaskService
+from shared.topics import ensure_topics
+from shared.zk import connect_zk
+
+log = logging.getLogger("phase4.manager")
+SERVICE = "task-manager"
+
+
+# --8<-- [start:main]
+def main() -> None:
+    settings = get_settings()
+    setup_logging(settings.log_level)
+    stop = GracefulStop().install()
+    ensure_topics(settings.kafka_bootstrap_servers, settings=settings)
+    store = TaskStore(Redis.from_url(settings.redis_url, decode_responses=True))
+    zk = connect_zk(settings)
+    producer = make_producer(settings, client_id="task-manager")
+    consumer = make_consumer(settings, settings.manager_group, client_id="task-manager")
+
+    server = grpc.server(ThreadPoolExecutor(settings.grpc_workers))
+    service = TaskService(store, AgentDirectory(zk), producer, settings)
+    pb_grpc.add_TaskServiceServicer_to_server(service, server)
+    port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    server.start()
+    znode = register_service(zk, SERVICE, f"{settings.grpc_host}:{port}")
+    log.info("gRPC TaskService on %s:%d", settings.grpc_host, port)
+    try:
+        StatusConsumer(settings, store, consumer, producer, stop).serve()
+    finally:
+        zk.delete(znode)  # the API stops choosing this instance
+        server.stop(grace=settings.grpc_deadline).wait()
+        consumer.close(autocommit=False)
+        producer.close()
+        zk.stop()
+        log.info("task-manager stopped")
+
+
+# --8<-- [end:main]
+
+
+if __name__ == "__main__":
+    main()
