@@ -92,7 +92,9 @@ class Kafka(Service):
 
     def _format_storage(self) -> None:
         """KRaft needs its log folder formatted with a cluster id once, before the first start."""
-        args = ["format", "--cluster-id", cluster_id(), "--config", str(self.config)]
+        # "--cluster-id=<id>" in one word: an id may start with "-", which argparse would
+        # otherwise read as an option.
+        args = ["format", f"--cluster-id={cluster_id()}", "--config", str(self.config)]
         command = java_command(self.lib(), self.settings.kafka_heap, STORAGE_TOOL, *args)
         with self.log.open("ab") as out:
             done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
