@@ -1,9 +1,9 @@
 """The Kafka agent's loop, shared by phase 3 and later phases.
 
-* It reads its own partition of ``task-dispatch-topic`` (``assign``, no rebalancing) and,
-  from phase 4, the same partition of ``task-control-topic``, where cancels arrive.
-* While every slot is busy, the dispatch partition is *paused*: the consumer keeps
-  polling, so a cancel still gets through, but no new dispatch is fetched.
+* It reads its own partition of ``task-dispatch-topic`` (``assign``, no rebalancing), one
+  record at a time and only when a slot is free: what it has not read stays in Kafka.
+* From phase 4, a second consumer in its own thread reads the same partition of
+  ``task-control-topic``, where cancels arrive, busy slots or not.
 * Before running a dispatch it reads the task once from Redis and drops a redelivered
   dispatch of an attempt that is no longer current.
 * It reports RUNNING and the outcome on ``task-status-update-topic``, and commits a
@@ -59,7 +59,7 @@ class Agent:
         consumer: KafkaConsumer,
         reporter: Reporter,
         stop: GracefulStop,
-        control: bool = False,
+        control: KafkaConsumer | None = None,
     ) -> None:
         self.settings = settings
         self.info = info
@@ -68,48 +68,44 @@ class Agent:
         self.reporter = reporter
         self.stop = stop
         self.partition = TopicPartition(settings.dispatch_topic, info.partition)
-        self.control = TopicPartition(settings.control_topic, info.partition) if control else None
+        self.control = control
         self.offsets = OffsetTracker()
+        self.slots = threading.BoundedSemaphore(info.capacity)
         self.running: dict[str, Running] = {}
         self.pool = ThreadPoolExecutor(info.capacity, thread_name_prefix="slot")
         self.committed: int | None = None
 
     # --8<-- [start:serve]
     def serve(self) -> None:
-        self.consumer.assign([p for p in (self.partition, self.control) if p is not None])
+        self.consumer.assign([self.partition])
         threading.Thread(target=self.send_heartbeats, name="heartbeat", daemon=True).start()
+        control = threading.Thread(target=self.obey_cancels, name="control")
+        if self.control is not None:
+            control.start()
         log.info("agent %s reading partition %d", self.info.id, self.info.partition)
         while not self.stop.stopping:
-            self.pause_when_full()
+            if not self.slots.acquire(timeout=self.settings.queue_poll_seconds):
+                continue  # every slot is busy
             batch = self.consumer.poll(timeout_ms=self.settings.kafka_poll_ms, max_records=1)
-            for records in batch.values():
-                for record in records:
-                    if record.topic == self.settings.control_topic:
-                        self.obey(record)
-                    else:
-                        self.take(record)
+            records = [record for records in batch.values() for record in records]
+            if not records or not self.take(records[0]):
+                self.slots.release()
             self.commit()
         self.pool.shutdown(wait=True)  # running tasks finish and report
         self.commit()
 
     # --8<-- [end:serve]
 
-    def pause_when_full(self) -> None:
-        if self.offsets.in_flight >= self.info.capacity:
-            self.consumer.pause(self.partition)
-        else:
-            self.consumer.resume(self.partition)
-
     # --8<-- [start:take]
-    def take(self, record: ConsumerRecord) -> None:
-        """Start one dispatch in a free slot, or skip it."""
+    def take(self, record: ConsumerRecord) -> bool:
+        """Start one dispatch in the slot taken for it; False if it was skipped instead."""
         self.offsets.started(record.offset)
         try:
             dispatch = parse_message(Dispatch, record.value)
         except InvalidMessage as exc:
             send_to_dead_letters(self.reporter.producer, self.settings, record, str(exc))
             self.offsets.finished(record.offset)
-            return
+            return False
         tlog = task_log(log, dispatch.taskId, dispatch.attempt)
         if dispatch.agentId != self.info.id:
             tlog.warning("dispatch for %s on my partition; skipped", dispatch.agentId)
@@ -118,8 +114,9 @@ class Agent:
         else:
             self.running[dispatch.taskId] = Running(dispatch.attempt)
             self.pool.submit(self.run, dispatch, record.offset)
-            return
+            return True
         self.offsets.finished(record.offset)
+        return False
 
     # --8<-- [end:take]
 
@@ -152,12 +149,24 @@ class Agent:
         finally:
             self.running.pop(task.taskId, None)
             self.offsets.finished(offset)
+            self.slots.release()
 
     # --8<-- [end:run]
 
     # --8<-- [start:obey]
+    def obey_cancels(self) -> None:
+        """The control consumer's loop: cancels are obeyed at once, busy slots or not."""
+        partition = TopicPartition(self.settings.control_topic, self.info.partition)
+        self.control.assign([partition])
+        while not self.stop.stopping:
+            batch = self.control.poll(timeout_ms=self.settings.kafka_poll_ms)
+            for record in (r for records in batch.values() for r in records):
+                self.obey(record)
+            if batch:
+                self.control.commit()
+
     def obey(self, record: ConsumerRecord) -> None:
-        """A control message: cancel the attempt named, if this agent runs it."""
+        """Cancel the attempt named, if this agent runs it."""
         try:
             cancel = parse_message(Cancel, record.value)
         except InvalidMessage as exc:
@@ -174,16 +183,11 @@ class Agent:
     # --8<-- [end:obey]
 
     def commit(self) -> None:
-        """Commit dispatches up to the oldest unreported one; control messages as read."""
-        offsets = {}
+        """Commit up to the oldest dispatch whose outcome is not reported yet."""
         position = self.offsets.committable()
         if position is not None and position != self.committed:
-            offsets[self.partition] = OffsetAndMetadata(position, "", -1)
+            self.consumer.commit({self.partition: OffsetAndMetadata(position, "", -1)})
             self.committed = position
-        if self.control is not None:
-            offsets[self.control] = OffsetAndMetadata(self.consumer.position(self.control), "", -1)
-        if offsets:
-            self.consumer.commit(offsets)
 
     def send_heartbeats(self) -> None:
         while not self.stop.stopping:
@@ -207,15 +211,21 @@ def run_agent(settings: Settings, zk: KazooClient, stop: GracefulStop, cancels: 
     producer = make_producer(settings, client_id=settings.agent_id)
     group = partition_group(settings.dispatch_topic, partition)
     consumer = make_consumer(settings, group, client_id=settings.agent_id)
+    control = None
+    if cancels:
+        group = partition_group(settings.control_topic, partition)
+        control = make_consumer(settings, group, client_id=settings.agent_id)
     store = TaskStore(Redis.from_url(settings.redis_url, decode_responses=True))
     register_agent(zk, info)
     try:
         reporter = Reporter(producer, settings)
-        Agent(settings, info, store, consumer, reporter, stop, control=cancels).serve()
+        Agent(settings, info, store, consumer, reporter, stop, control).serve()
     finally:
         zk.delete(agent_path(info.id))
         release_partition(zk, partition)
         consumer.close(autocommit=False)
+        if control is not None:
+            control.close(autocommit=False)
         producer.close()
         log.info("agent %s deregistered", info.id)
 

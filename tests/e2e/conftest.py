@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
+import requests
 from kazoo.client import KazooClient
 
 from shared.config import Settings
+from shared.infra.ports import free_port
+from shared.store import TaskStore
 from shared.topics import ensure_topics
+from shared.waiting import wait_until
 from tests.e2e.procs import Processes
 
 # Short timeouts so failover happens in seconds (ZooKeeper's minimum session is 2 ticks).
@@ -26,6 +32,12 @@ FAST = {
 @pytest.fixture
 def zk_root(zk_hosts: str) -> Iterator[str]:
     """A ZooKeeper connection string chrooted to a fresh path: each test sees an empty tree."""
+    with private_zk_root(zk_hosts) as root:
+        yield root
+
+
+@contextmanager
+def private_zk_root(zk_hosts: str) -> Iterator[str]:
     path = f"/test-{uuid.uuid4().hex[:12]}"
     client = KazooClient(hosts=zk_hosts)
     client.start(timeout=15)
@@ -47,6 +59,10 @@ def procs(
 @pytest.fixture
 def kafka_env(kafka_bootstrap: str) -> dict[str, str]:
     """Topics and consumer groups of this test only, created on the shared broker."""
+    return private_kafka_env(kafka_bootstrap)
+
+
+def private_kafka_env(kafka_bootstrap: str) -> dict[str, str]:
     uid = uuid.uuid4().hex[:8]
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -54,6 +70,7 @@ def kafka_env(kafka_bootstrap: str) -> dict[str, str]:
         "STATUS_TOPIC": f"status-{uid}",
         "HEARTBEAT_TOPIC": f"heartbeat-{uid}",
         "DEAD_LETTER_TOPIC": f"dead-letter-{uid}",
+        "CONTROL_TOPIC": f"control-{uid}",
         "MANAGER_GROUP": f"task-manager-{uid}",
         "DISPATCH_PARTITIONS": "4",
         "TOPIC_PARTITIONS": "2",
@@ -76,3 +93,59 @@ def kprocs(procs: Processes, kafka_env: dict[str, str]) -> Processes:
     """Like ``procs``, with every process on this test's Kafka topics."""
     procs.env.update(kafka_env)
     return procs
+
+
+@dataclass
+class ApiStack:
+    """A running phase 4 system: its processes and the API's base URL."""
+
+    url: str
+    procs: Processes
+    store: TaskStore
+
+
+@pytest.fixture(scope="module")
+def api_stack(
+    redis_url: str, zk_hosts: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiStack]:
+    """Phase 4 for a whole test module: 2 task-managers, 2 agents, a scheduler, the API."""
+    port = free_port()
+    with private_zk_root(zk_hosts) as zk_root:
+        env = {
+            "REDIS_URL": redis_url,
+            "ZK_HOSTS": zk_root,
+            **FAST,
+            **private_kafka_env(kafka_bootstrap),
+        }
+        procs = Processes(env, tmp_path_factory.mktemp("phase4"))
+        try:
+            for n in (1, 2):
+                procs.start(f"manager-{n}", "phase4_api.manager")
+            for n in (1, 2):
+                procs.start(
+                    f"agent-{n}", "phase4_api.agent", AGENT_ID=f"agent-{n}", AGENT_CAPACITY="4"
+                )
+            procs.start("scheduler", "phase3_kafka.scheduler")
+            procs.start(
+                "api",
+                "gunicorn",
+                "-b",
+                f"127.0.0.1:{port}",
+                "-w",
+                "2",
+                "phase4_api.api:create_app()",
+            )
+            url = f"http://127.0.0.1:{port}"
+            assert wait_until(lambda: api_ready(url, agents=2), 60), procs.started[-1].log()
+            store = TaskStore(redis.Redis.from_url(redis_url, decode_responses=True))
+            yield ApiStack(url, procs, store)
+        finally:
+            procs.close()
+
+
+def api_ready(url: str, agents: int) -> bool:
+    try:
+        reply = requests.get(f"{url}/api/v1/agents", timeout=2)
+    except requests.ConnectionError:
+        return False
+    return reply.status_code == 200 and len(reply.json()["agents"]) == agents

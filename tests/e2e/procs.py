@@ -16,12 +16,14 @@ STOP_SECONDS = 30
 class Proc:
     """One process of the system (``python -m <module>``) with its log in a file."""
 
-    def __init__(self, name: str, module: str, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self, name: str, module: str, env: dict[str, str], log_dir: Path, args: list[str]
+    ) -> None:
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", module],
+            [sys.executable, "-m", module, *args],
             env={**os.environ, **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -60,8 +62,8 @@ class Processes:
         self.log_dir = log_dir
         self.started: list[Proc] = []
 
-    def start(self, name: str, module: str, **env: str) -> Proc:
-        proc = Proc(name, module, {**self.env, **env}, self.log_dir)
+    def start(self, name: str, module: str, *args: str, **env: str) -> Proc:
+        proc = Proc(name, module, {**self.env, **env}, self.log_dir, list(args))
         self.started.append(proc)
         return proc
 
