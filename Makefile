@@ -124,6 +124,17 @@ phase3-down: venv  ## stop the phase 3 processes, then Kafka, ZooKeeper and Redi
 	-@$(call supervisorctl,phase3,phase3_kafka) shutdown
 	$(PY) -m shared.infra down --services redis,zookeeper,kafka
 
+# ---------------------------------------------------------------- generated files
+# Committed, so that installing needs no code generator; tests/unit/test_generated.py
+# fails when one is stale.
+
+proto: venv  ## regenerate the gRPC code from shared/rpc/task_service.proto
+	$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. \
+		shared/rpc/task_service.proto
+
+api-docs: venv  ## regenerate docs/api.md from the OpenAPI document
+	$(PY) -m phase4_api.openapi --markdown > docs/api.md
+
 # ---------------------------------------------------------------- checks
 
 lint: venv  ## ruff
@@ -143,5 +154,5 @@ test: venv infra-install  ## lint, every test, and the docs build
 	$(BIN)/pytest -q
 	$(BIN)/mkdocs build --strict --site-dir $(CURDIR)/site
 
-.PHONY: help venv lint docs test bench phase1-up phase1-demo phase1-ctl phase1-down \
+.PHONY: help venv lint docs test bench proto api-docs phase1-up phase1-demo phase1-ctl phase1-down \
 	phase2-up phase2-demo phase2-ctl phase2-down phase3-up phase3-demo phase3-ctl phase3-down

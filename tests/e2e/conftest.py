@@ -146,6 +146,6 @@ def api_stack(
 def api_ready(url: str, agents: int) -> bool:
     try:
         reply = requests.get(f"{url}/api/v1/agents", timeout=2)
-    except requests.ConnectionError:
+    except requests.RequestException:
         return False
     return reply.status_code == 200 and len(reply.json()["agents"]) == agents
