@@ -124,6 +124,28 @@ phase3-down: venv  ## stop the phase 3 processes, then Kafka, ZooKeeper and Redi
 	-@$(call supervisorctl,phase3,phase3_kafka) shutdown
 	$(PY) -m shared.infra down --services redis,zookeeper,kafka
 
+# ---------------------------------------------------------------- phase 4
+
+API_BIND ?= 127.0.0.1:8000
+export API_BIND
+
+phase4-up: venv infra-install  ## phase 3 + 2 gRPC task-managers + the REST API on $(API_BIND)
+	$(PY) -m shared.infra up --services redis,zookeeper,kafka
+	@$(call supervisord,phase4,phase4_api)
+	@$(call supervisorctl,phase4,phase4_api) status
+	@echo "API: http://$(API_BIND)/api/v1/tasks   logs: $(RUN_DIR)/phase4/"
+
+phase4-demo: venv  ## the requirement list's REST calls with curl and taskctl
+	@$(call stack,phase4,phase4_api) API_URL=http://$(API_BIND) bash phase4_api/demo.sh
+
+phase4-ctl: venv  ## supervisorctl for the phase 4 stack, e.g. ARGS="stop task-manager:task-manager-1"
+	@$(call supervisorctl,phase4,phase4_api) $(ARGS)
+
+phase4-down: venv  ## stop the phase 4 processes, then Kafka, ZooKeeper and Redis
+	-@$(call supervisorctl,phase4,phase4_api) stop all
+	-@$(call supervisorctl,phase4,phase4_api) shutdown
+	$(PY) -m shared.infra down --services redis,zookeeper,kafka
+
 # ---------------------------------------------------------------- generated files
 # Committed, so that installing needs no code generator; tests/unit/test_generated.py
 # fails when one is stale.
@@ -147,6 +169,7 @@ docs: venv  ## build the docs site strictly
 bench: venv infra-install  ## measure throughput, latency and failover times (prints numbers)
 	$(PY) -m benchmarks.phase2
 	$(PY) -m benchmarks.phase3
+	$(PY) -m benchmarks.phase4
 
 test: venv infra-install  ## lint, every test, and the docs build
 	$(BIN)/ruff check .
@@ -155,4 +178,5 @@ test: venv infra-install  ## lint, every test, and the docs build
 	$(BIN)/mkdocs build --strict --site-dir $(CURDIR)/site
 
 .PHONY: help venv lint docs test bench proto api-docs phase1-up phase1-demo phase1-ctl phase1-down \
-	phase2-up phase2-demo phase2-ctl phase2-down phase3-up phase3-demo phase3-ctl phase3-down
+	phase2-up phase2-demo phase2-ctl phase2-down phase3-up phase3-demo phase3-ctl phase3-down \
+	phase4-up phase4-demo phase4-ctl phase4-down

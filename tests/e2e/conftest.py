@@ -10,15 +10,14 @@ from pathlib import Path
 
 import pytest
 import redis
-import requests
 from kazoo.client import KazooClient
 
 from shared.config import Settings
 from shared.infra.ports import free_port
 from shared.store import TaskStore
 from shared.topics import ensure_topics
-from shared.waiting import wait_until
 from tests.e2e.procs import Processes
+from tests.e2e.stacks import start_phase4
 
 # Short timeouts so failover happens in seconds (ZooKeeper's minimum session is 2 ticks).
 FAST = {
@@ -119,33 +118,8 @@ def api_stack(
         }
         procs = Processes(env, tmp_path_factory.mktemp("phase4"))
         try:
-            for n in (1, 2):
-                procs.start(f"manager-{n}", "phase4_api.manager")
-            for n in (1, 2):
-                procs.start(
-                    f"agent-{n}", "phase4_api.agent", AGENT_ID=f"agent-{n}", AGENT_CAPACITY="4"
-                )
-            procs.start("scheduler", "phase3_kafka.scheduler")
-            procs.start(
-                "api",
-                "gunicorn",
-                "-b",
-                f"127.0.0.1:{port}",
-                "-w",
-                "2",
-                "phase4_api.api:create_app()",
-            )
-            url = f"http://127.0.0.1:{port}"
-            assert wait_until(lambda: api_ready(url, agents=2), 60), procs.started[-1].log()
+            url = start_phase4(procs, port)
             store = TaskStore(redis.Redis.from_url(redis_url, decode_responses=True))
             yield ApiStack(url, procs, store)
         finally:
             procs.close()
-
-
-def api_ready(url: str, agents: int) -> bool:
-    try:
-        reply = requests.get(f"{url}/api/v1/agents", timeout=2)
-    except requests.RequestException:
-        return False
-    return reply.status_code == 200 and len(reply.json()["agents"]) == agents
