@@ -139,3 +139,20 @@ def test_assigned_index_holds_exactly_the_in_flight_tasks_of_an_agent(store: Tas
     assert (members("a1"), members("a2")) == (set(), {task.taskId})
     store.transition(task.taskId, Status.SUCCESS, attempt=2)
     assert members("a2") == set()
+
+
+def test_list_pages_newest_first_with_filters(store: TaskStore) -> None:
+    ids = []
+    for n in range(7):
+        task, _ = store.create(make_spec(taskId=f"t{n}", type="PYTHON" if n % 2 else "SHELL"))
+        ids.append(task.taskId)
+    store.transition("t3", Status.CANCELLED, attempt=1)
+    page, cursor = store.list(limit=3)
+    assert [t.taskId for t in page] == ["t6", "t5", "t4"]
+    store.create(make_spec(taskId="t-new"))  # created between pages: not in this listing
+    page, cursor = store.list(limit=3, cursor=cursor)
+    assert [t.taskId for t in page] == ["t3", "t2", "t1"]
+    page, cursor = store.list(limit=3, cursor=cursor)
+    assert ([t.taskId for t in page], cursor) == (["t0"], "")
+    assert [t.taskId for t in store.list(task_type="PYTHON")[0]] == ["t5", "t3", "t1"]
+    assert [t.taskId for t in store.list(status="CANCELLED")[0]] == ["t3"]
