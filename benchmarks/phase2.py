@@ -20,28 +20,20 @@ from shared.infra.backends import server
 from shared.states import Status
 from shared.store import TaskStore
 from shared.waiting import wait_until
-from tests.e2e.procs import Proc, Processes
+from tests.e2e.procs import Proc, Processes, leader_of
 from tests.e2e.tasks import start_agents, submit
 
 SCHEDULER = "phase2_zookeeper.scheduler"
 
 
-def leader(schedulers: list[Proc]) -> Proc | None:
-    for proc in schedulers:
-        text = proc.log()
-        if proc.alive and text.rfind(" leads (epoch") > text.rfind("stepped down"):
-            return proc
-    return None
-
-
 def takeover(schedulers: list[Proc], how: str) -> float:
-    old = wait_until(lambda: leader(schedulers), 60, 0.01)
+    old = wait_until(lambda: leader_of(schedulers), 60, 0.01)
     started = time.monotonic()
     if how == "kill -9":
         old.kill()
     else:
         old.terminate()
-    wait_until(lambda: (new := leader(schedulers)) and new is not old, 120, 0.01)
+    wait_until(lambda: (new := leader_of(schedulers)) and new is not old, 120, 0.01)
     return time.monotonic() - started
 
 

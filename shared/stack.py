@@ -9,8 +9,15 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 
 import click
+
+from shared.keys import PENDING_QUEUE
+from shared.model import TaskSpec
+from shared.states import Status
+from shared.store import TaskStore
+from shared.waiting import wait_until
 
 SUPERVISORCTL = [".venv/bin/supervisorctl", "-c", "shared/supervisord.conf"]
 
@@ -25,3 +32,33 @@ def kill_9(program: str) -> None:
     pid = int(supervisorctl("pid", program))
     os.kill(pid, signal.SIGKILL)
     click.echo(f"kill -9 {program} (pid {pid})")
+
+
+# --8<-- [start:agent_failover]
+def kill_a_busy_agent(store: TaskStore, wait: float) -> None:
+    """Demo step: kill -9 the agent running a long task, show it finish elsewhere, restart."""
+    spec = TaskSpec.from_fields(
+        {
+            "name": "long",
+            "type": "SHELL",
+            "timeout": 30,
+            "content": 'sleep 6; echo "finished on $TASKFLOW_AGENT_ID"',
+        }
+    )
+    task, _ = store.create(spec, queue=PENDING_QUEUE)
+    wait_until(lambda: store.get(task.taskId).state is Status.RUNNING, wait, 0.1)
+    victim = store.get(task.taskId).agentId
+    click.echo(f"task {task.taskId} RUNNING on {victim} (attempt 1)")
+    kill_9(f"agent:{victim}")
+    started = time.monotonic()
+    wait_until(lambda: store.get(task.taskId).attempt > 1, wait, 0.1)
+    click.echo(f"back to pending as attempt 2 after {time.monotonic() - started:.1f}s")
+    done = store.wait_for_terminal(task.taskId, wait)
+    click.echo(
+        f"{done.status} on {done.agentId}, attempt {done.attempt}: "
+        f"{done.stdout.strip()!r} ({time.monotonic() - started:.1f}s after the kill)"
+    )
+    click.echo(supervisorctl("start", f"agent:{victim}"))
+
+
+# --8<-- [end:agent_failover]

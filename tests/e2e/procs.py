@@ -70,3 +70,12 @@ class Processes:
     def close(self) -> None:
         for proc in self.started:
             proc.close()
+
+
+def leader_of(schedulers: list[Proc]) -> Proc | None:
+    """The scheduler whose log says it leads and has not stepped down since."""
+    for proc in schedulers:
+        text = proc.log()
+        if proc.alive and text.rfind(" leads (epoch") > text.rfind("stepped down"):
+            return proc
+    return None

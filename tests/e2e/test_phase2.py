@@ -16,7 +16,7 @@ from shared.keys import DEAD_LETTERS, PENDING_QUEUE
 from shared.states import Status
 from shared.store import TaskStore
 from shared.waiting import wait_until
-from tests.e2e.procs import Proc, Processes
+from tests.e2e.procs import Proc, Processes, leader_of
 from tests.e2e.tasks import IDENTITY, WAIT, count_terminal, submit, wait_all_terminal
 from tests.e2e.tasks import start_agents as start_phase_agents
 
@@ -31,15 +31,6 @@ def start_agents(procs: Processes, count: int, **env: str) -> list[Proc]:
 
 def all_logs_say(procs: list[Proc], text: str) -> bool:
     return all(text in proc.log() for proc in procs)
-
-
-def leader_of(schedulers: list[Proc]) -> Proc | None:
-    """The scheduler whose log says it leads and has not stepped down since."""
-    for proc in schedulers:
-        text = proc.log()
-        if proc.alive and text.rfind(" leads (epoch") > text.rfind("stepped down"):
-            return proc
-    return None
 
 
 LINE = re.compile(r"^(\S+ \S+) .*?(leads \(epoch (\d+)|stepped down)")
