@@ -68,6 +68,7 @@ def heartbeat_loads(redis: Redis) -> Loads:
 
 def not_suspect(redis: Redis, suspect_seconds: float):
     """A filter of live agents that drops those whose heartbeats stopped."""
+    suspects: set[str] = set()
 
     def usable(agents: Mapping[str, AgentInfo]) -> dict[str, AgentInfo]:
         if not agents:
@@ -82,6 +83,14 @@ def not_suspect(redis: Redis, suspect_seconds: float):
             # an agent that just registered gets one interval before it must be heard
             if int(seen or agent.startedAt) >= oldest_allowed
         }
+        if suspects != agents.keys() - fresh.keys():
+            suspects.clear()
+            suspects.update(agents.keys() - fresh.keys())
+            log.warning(
+                "suspect agents (no heartbeat for %gs): %s",
+                suspect_seconds,
+                sorted(suspects) or "none",
+            )
         if not fresh:
             log.warning("no heartbeat from any live agent: is the task-manager running?")
             return dict(agents)

@@ -169,14 +169,7 @@ def test_heartbeats_are_recorded_and_a_silent_agent_gets_no_new_tasks(
 ) -> None:
     store = TaskStore(redis_client)
     # Long sessions: the frozen agent's znode stays while its heartbeats stop.
-    agents = start_stack(kprocs, agents=2, ZK_SESSION_TIMEOUT="60")
-    kprocs.env["AGENT_SUSPECT_SECONDS"] = "2"
-    kprocs.start(
-        "scheduler-least-load",
-        SCHEDULER,
-        SCHEDULER_STRATEGY="least-load",
-        AGENT_SUSPECT_SECONDS="2",
-    )
+    agents = start_stack(kprocs, 2, {"AGENT_SUSPECT_SECONDS": "2"}, ZK_SESSION_TIMEOUT="60")
     assert wait_until(lambda: all(redis_client.exists(heartbeat_key(a.name)) for a in agents), WAIT)
     beat = redis_client.hgetall(heartbeat_key("agent-0"))
     assert int(beat["capacity"]) == 2 and float(beat["cpuPercent"]) >= 0
@@ -189,6 +182,6 @@ def test_heartbeats_are_recorded_and_a_silent_agent_gets_no_new_tasks(
         )
         ids = [submit(store, "true") for _ in range(6)]
         tasks = wait_all_terminal(store, ids, WAIT)
-        assert {t.agentId for t in tasks.values()} == {"agent-1"}
+        assert {(t.agentId, t.attempt) for t in tasks.values()} == {("agent-1", 1)}
     finally:
         agents[0].process.send_signal(signal.SIGCONT)
