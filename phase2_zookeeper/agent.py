@@ -19,8 +19,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+from contextlib import suppress
 
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
 from redis import Redis
 
 from shared.config import Settings, get_settings
@@ -32,7 +34,7 @@ from shared.queues import parse_or_set_aside
 from shared.registry import AgentInfo, agent_path, register_agent
 from shared.runner import run_recorded
 from shared.store import TaskStore
-from shared.zk import connect_zk
+from shared.zk import after_session_loss, connect_zk
 
 log = logging.getLogger("phase2.agent")
 
@@ -74,6 +76,7 @@ def serve(redis: Redis, zk: KazooClient, settings: Settings, stop: GracefulStop)
     if recovered:
         log.info("handed back %d tasks left by an earlier run of %s", recovered, info.id)
     register_agent(zk, info)
+    after_session_loss(zk, lambda: register_agent(zk, info))  # its znode died with the session
 
     slots = [
         threading.Thread(target=work_slot, args=(store, settings, stop), name=f"slot-{n}")
@@ -85,7 +88,8 @@ def serve(redis: Redis, zk: KazooClient, settings: Settings, stop: GracefulStop)
     for slot in slots:
         slot.join()  # each slot finishes the task it runs
 
-    zk.delete(agent_path(info.id))
+    with suppress(NoNodeError):
+        zk.delete(agent_path(info.id))
     handed_back = handover.fail_over(info.id)
     log.info("agent %s deregistered; handed back %d queued tasks", info.id, handed_back)
 

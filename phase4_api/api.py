@@ -78,7 +78,8 @@ def create_app(client: TaskManagerClient | None = None, settings: Settings | Non
     def submit() -> tuple[Response, int]:
         data = json_body()
         content = data.get("content")
-        if isinstance(content, str) and len(content.encode()) > settings.task_max_content_bytes:
+        size = len(content.encode("utf-8", "surrogatepass")) if isinstance(content, str) else 0
+        if size > settings.task_max_content_bytes:
             raise ApiError(
                 413,
                 "too_large",
@@ -124,7 +125,7 @@ def create_app(client: TaskManagerClient | None = None, settings: Settings | Non
         if task_type and task_type not in TaskType.__members__:
             fields["type"] = f"one of {', '.join(TaskType.__members__)}"
         limit = request.args.get("limit", str(settings.api_page_limit))
-        if not limit.isdigit() or not 1 <= int(limit) <= 200:
+        if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= 200:
             fields["limit"] = "a whole number from 1 to 200"
         if fields:
             raise ApiError(400, "invalid_request", "bad query parameters", fields)
@@ -211,8 +212,9 @@ def json_body() -> dict:
     """The request's JSON object, or a 400 that says what is wrong with it."""
     try:
         data = json.loads(request.get_data() or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ApiError(400, "invalid_json", f"the body is not valid JSON: {reason}") from None
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_request", "the body must be a JSON object")
     return data

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 
 import grpc
+from kazoo.exceptions import NoNodeError
 from redis import Redis
 
 from shared.config import get_settings
@@ -31,7 +33,7 @@ from shared.status_consumer import StatusConsumer
 from shared.store import TaskStore
 from shared.task_service import TaskService
 from shared.topics import ensure_topics
-from shared.zk import connect_zk
+from shared.zk import after_session_loss, connect_zk
 
 log = logging.getLogger("phase4.manager")
 SERVICE = "task-manager"
@@ -53,12 +55,15 @@ def main() -> None:
     pb_grpc.add_TaskServiceServicer_to_server(service, server)
     port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
     server.start()
-    znode = register_service(zk, SERVICE, f"{settings.grpc_host}:{port}")
+    address = f"{settings.grpc_host}:{port}"
+    znode = register_service(zk, SERVICE, address)
+    after_session_loss(zk, lambda: register_service(zk, SERVICE, address))
     log.info("gRPC TaskService on %s:%d", settings.grpc_host, port)
     try:
         StatusConsumer(settings, store, consumer, producer, stop).serve()
     finally:
-        zk.delete(znode)  # the API stops choosing this instance
+        with suppress(NoNodeError):
+            zk.delete(znode)  # the API stops choosing this instance
         server.stop(grace=settings.grpc_deadline).wait()
         consumer.close(autocommit=False)
         producer.close()

@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     # --- tasks ---
     task_default_timeout: float = Field(60.0, gt=0, description="seconds, when a task gives none")
     task_max_timeout: float = Field(86_400.0, gt=0, description="largest timeout a task may ask")
-    task_max_content_bytes: int = Field(256 * 1024, gt=0, description="largest task content")
+    # /bin/sh -c takes the content as one argument, which Linux caps at 128 KiB
+    task_max_content_bytes: int = Field(64 * 1024, gt=0, description="largest task content")
     task_output_limit: int = Field(64 * 1024, gt=0, description="stdout/stderr bytes kept")
     task_kill_grace: float = Field(2.0, ge=0, description="seconds from SIGTERM to SIGKILL")
 

@@ -37,6 +37,9 @@ class Leadership:
         self.stop = stop
         self._session_ok = threading.Event()
         self._session_ok.set()
+        # Set when the session expired: sticky, so that SUSPENDED -> LOST -> CONNECTED
+        # between two looks still ends the term (its epoch died with the session).
+        self._lost = threading.Event()
         self._leading = threading.Event()
         self._election = zk.Election(ELECTION_PATH, identifier)
         self._last_seen_leader: str | None = None
@@ -51,6 +54,8 @@ class Leadership:
             self._session_ok.set()
             return
         self._session_ok.clear()
+        if state == KazooState.LOST:
+            self._lost.set()
         if self._leading.is_set():
             log.warning("session %s: stop dispatching now, leadership is no longer certain", state)
 
@@ -65,7 +70,7 @@ class Leadership:
 
     def still_leading(self) -> bool:
         """Check before every leader action: the session is fine and no stop was asked."""
-        return self._session_ok.is_set() and not self.stop.stopping
+        return self._session_ok.is_set() and not self._lost.is_set() and not self.stop.stopping
 
     def run(self, lead: Callable[[], None]) -> None:
         """Contend, lead, step down, and contend again, until ``stop``."""
@@ -79,6 +84,7 @@ class Leadership:
             self._election = self.zk.Election(ELECTION_PATH, self.identifier)
 
     def _lead(self, lead: Callable[[], None]) -> None:
+        self._lost.clear()  # the lock was won in the current session
         if not self.still_leading():
             return  # the session broke while we waited for the lock
         self._leading.set()

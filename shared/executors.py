@@ -30,6 +30,9 @@ def NEVER() -> bool:  # noqa: N802 - reads as a constant: "cancelled=NEVER"
     return False
 
 
+# Seconds to collect the last output once the task's process group is gone.
+READER_GRACE = 1.0
+
 # How often the wait loop looks at the deadline and the cancel flag.
 POLL_SECONDS = 0.05
 
@@ -137,8 +140,11 @@ def run_command(
     # (and releases the output pipes the reader threads wait on).
     _signal_group(process.pid, signal.SIGKILL)
 
+    # A child that left the group (setsid) may hold the pipes open for ever: wait a little
+    # for the last output, then report without it rather than hang the slot.
+    last_output = time.monotonic() + READER_GRACE
     for reader in readers:
-        reader.join()
+        reader.join(timeout=max(0.0, last_output - time.monotonic()))
     return _result(process.returncode, out.text(), err.text(), stopped_because)
 
 

@@ -86,7 +86,10 @@ return scheduled
 MARK_DISPATCHED_LUA = (
     MOVE_LUA
     + """
-redis.call('LREM', KEYS[2], 1, ARGV[1])
+-- the parked entry is this attempt's only while the attempt is still the task's
+if redis.call('HGET', KEYS[1], 'attempt') == ARGV[3] then
+  redis.call('LREM', KEYS[2], 1, ARGV[1])
+end
 return move(KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
 """
 )

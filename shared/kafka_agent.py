@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import OffsetAndMetadata
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
 from redis import Redis
 
 from shared.config import Settings
@@ -31,13 +34,19 @@ from shared.logs import task_log
 from shared.messages import Cancel, Dispatch, InvalidMessage, parse_message
 from shared.model import Task
 from shared.offsets import OffsetTracker
-from shared.partitions import claim_partition, partition_group, release_partition
+from shared.partitions import (
+    claim_partition,
+    partition_group,
+    reclaim_partition,
+    release_partition,
+)
 from shared.registry import AgentInfo, agent_path, register_agent
 from shared.reporting import Reporter
 from shared.runner import execute
 from shared.states import Status
 from shared.store import TaskStore
 from shared.topics import ensure_topics
+from shared.zk import after_session_loss
 
 log = logging.getLogger("agent")
 
@@ -71,9 +80,10 @@ class Agent:
         self.control = control
         self.offsets = OffsetTracker()
         self.slots = threading.BoundedSemaphore(info.capacity)
-        self.running: dict[str, Running] = {}
+        self.running: dict[tuple[str, int], Running] = {}  # (taskId, attempt)
         self.pool = ThreadPoolExecutor(info.capacity, thread_name_prefix="slot")
         self.committed: int | None = None
+        self.loop_seen = time.monotonic()  # the main loop's last turn; heartbeats need it
 
     # --8<-- [start:serve]
     def serve(self) -> None:
@@ -84,6 +94,7 @@ class Agent:
             control.start()
         log.info("agent %s reading partition %d", self.info.id, self.info.partition)
         while not self.stop.stopping:
+            self.loop_seen = time.monotonic()
             if not self.slots.acquire(timeout=self.settings.queue_poll_seconds):
                 continue  # every slot is busy
             batch = self.consumer.poll(timeout_ms=self.settings.kafka_poll_ms, max_records=1)
@@ -107,14 +118,17 @@ class Agent:
             self.offsets.finished(record.offset)
             return False
         tlog = task_log(log, dispatch.taskId, dispatch.attempt)
+        key = (dispatch.taskId, dispatch.attempt)
+        # Registered before the check, so a cancel arriving in between finds it.
+        self.running[key] = Running(dispatch.attempt)
         if dispatch.agentId != self.info.id:
             tlog.warning("dispatch for %s on my partition; skipped", dispatch.agentId)
         elif not self.is_current(dispatch):
             tlog.info("dispatch of an attempt that is no longer current; dropped")
         else:
-            self.running[dispatch.taskId] = Running(dispatch.attempt)
             self.pool.submit(self.run, dispatch, record.offset)
             return True
+        self.running.pop(key, None)
         self.offsets.finished(record.offset)
         return False
 
@@ -139,15 +153,19 @@ class Agent:
             attempt=dispatch.attempt,
         )
         tlog = task_log(log, task.taskId, task.attempt)
-        cancel = self.running[task.taskId].cancel
+        key = (task.taskId, task.attempt)
         try:
+            cancel = self.running[key].cancel
+            if cancel.is_set():
+                tlog.info("cancelled before it started; not run")
+                return
             self.reporter.running(task.taskId, task.attempt, self.info.id)
             tlog.info("running %s task %r (timeout %gs)", task.type, task.name, task.timeout)
             result = execute(task, self.info.id, cancelled=cancel.is_set)
             self.reporter.finished(task.taskId, task.attempt, self.info.id, result)
             tlog.info("%s (%s) reported", result.status, result.error or "exit code 0")
         finally:
-            self.running.pop(task.taskId, None)
+            self.running.pop(key, None)
             self.offsets.finished(offset)
             self.slots.release()
 
@@ -172,9 +190,9 @@ class Agent:
         except InvalidMessage as exc:
             send_to_dead_letters(self.reporter.producer, self.settings, record, str(exc))
             return
-        running = self.running.get(cancel.taskId)
+        running = self.running.get((cancel.taskId, cancel.attempt))
         tlog = task_log(log, cancel.taskId, cancel.attempt)
-        if running is not None and running.attempt == cancel.attempt:
+        if running is not None:
             tlog.info("cancel requested: killing its process group")
             running.cancel.set()
         else:
@@ -190,10 +208,15 @@ class Agent:
             self.committed = position
 
     def send_heartbeats(self) -> None:
+        """Every interval, a heartbeat, but only while the main loop turns: a hung loop
+        (a stuck poll, a deadlock) falls silent, and the leader stops sending it work."""
         while not self.stop.stopping:
-            self.reporter.heartbeat(
-                measure(self.info.id, len(self.running), self.info.capacity, self.info.startedAt)
-            )
+            if time.monotonic() - self.loop_seen < self.settings.agent_suspect_seconds / 2:
+                running = len(self.running)
+                beat = measure(self.info.id, running, self.info.capacity, self.info.startedAt)
+                self.reporter.heartbeat(beat)
+            else:
+                log.warning("main loop stalled: heartbeats withheld")
             self.stop.wait(self.settings.heartbeat_seconds)
 
 
@@ -217,11 +240,21 @@ def run_agent(settings: Settings, zk: KazooClient, stop: GracefulStop, cancels: 
         control = make_consumer(settings, group, client_id=settings.agent_id)
     store = TaskStore(Redis.from_url(settings.redis_url, decode_responses=True))
     register_agent(zk, info)
+
+    def register_again() -> None:
+        if reclaim_partition(zk, info.id, partition):
+            register_agent(zk, info)
+        else:
+            log.error("partition %d now belongs to another agent: stopping", partition)
+            stop.set()
+
+    after_session_loss(zk, register_again)
     try:
         reporter = Reporter(producer, settings)
         Agent(settings, info, store, consumer, reporter, stop, control).serve()
     finally:
-        zk.delete(agent_path(info.id))
+        with suppress(NoNodeError):
+            zk.delete(agent_path(info.id))
         release_partition(zk, partition)
         consumer.close(autocommit=False)
         if control is not None:

@@ -16,6 +16,7 @@ did go out, the agent's reports for the old attempt are refused.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -27,6 +28,7 @@ from shared.logs import task_log
 from shared.messages import Dispatch
 from shared.model import Task
 from shared.registry import AgentInfo
+from shared.states import Status
 from shared.store import Outcome
 
 log = logging.getLogger(__name__)
@@ -57,9 +59,10 @@ class KafkaDispatch:
             send_sync(self.producer, self.topic, message.to_bytes(), task.taskId, agent.partition)
         except KafkaError as exc:
             task_log(log, task.taskId, task.attempt).warning("not published: %s", exc)
-            scheduled_task = self.handover.store.get(task.taskId)
-            if scheduled_task is not None:
-                self.handover.requeue(scheduled_task, epoch)
+            # Undo exactly what ``schedule`` did: this attempt, from SCHEDULED. If the task
+            # moved on meanwhile (cancelled, or the message did arrive), this is refused.
+            as_scheduled = replace(task, status=Status.SCHEDULED.value, agentId=agent.id)
+            self.handover.requeue(as_scheduled, epoch)
             self.handover.drop(entry)
             return Outcome("unpublished", scheduled.status, scheduled.attempt)
         self.handover.mark_dispatched(entry, task)

@@ -64,8 +64,10 @@ class TaskSpec(BaseModel):
     @classmethod
     def _content_within_limit(cls, value: str) -> str:
         limit = get_settings().task_max_content_bytes
-        if len(value.encode()) > limit:
+        if len(value.encode("utf-8", errors="surrogatepass")) > limit:
             raise ValueError(f"must be at most {limit} bytes")
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
         return value
 
     @classmethod

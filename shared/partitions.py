@@ -48,6 +48,15 @@ def claim_partition(zk: KazooClient, agent_id: str, count: int) -> int:
 # --8<-- [end:claim]
 
 
+def reclaim_partition(zk: KazooClient, agent_id: str, partition: int) -> bool:
+    """After a lost session: own ``partition`` again, unless another agent took it."""
+    try:
+        _claim(zk, agent_id, partition)
+    except NodeExistsError:
+        return _owner(zk, partition) == agent_id
+    return True
+
+
 def _claim(zk: KazooClient, agent_id: str, partition: int) -> int:
     zk.create(f"{PARTITIONS_PATH}/{partition}", agent_id.encode(), ephemeral=True)
     log.info("agent %s owns dispatch partition %d", agent_id, partition)

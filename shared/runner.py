@@ -8,6 +8,7 @@ refuses the write and this agent's result is dropped, never written over the new
 from __future__ import annotations
 
 import logging
+import subprocess
 from collections.abc import Callable
 
 from shared.executors import NEVER, ExecutionResult, UnknownTaskType, executor_for
@@ -20,9 +21,11 @@ log = logging.getLogger(__name__)
 
 
 def execute(task: Task, agent_id: str, cancelled: Callable[[], bool] = NEVER) -> ExecutionResult:
-    """Run the task with the executor of its type; an unknown type is a FAILED result.
+    """Run the task with the executor of its type; a task that cannot start is FAILED.
 
-    The task sees who it is in its environment: ``TASKFLOW_TASK_ID``,
+    Whatever goes wrong (an unknown type, an argument list the OS refuses, a missing
+    interpreter), the caller gets a result to report: a task never stays RUNNING because
+    its start failed. The task sees who it is in its environment: ``TASKFLOW_TASK_ID``,
     ``TASKFLOW_ATTEMPT`` and ``TASKFLOW_AGENT_ID``.
     """
     try:
@@ -34,7 +37,10 @@ def execute(task: Task, agent_id: str, cancelled: Callable[[], bool] = NEVER) ->
         "TASKFLOW_ATTEMPT": str(task.attempt),
         "TASKFLOW_AGENT_ID": agent_id,
     }
-    return executor.run(task.content, task.timeout, cancelled, env)
+    try:
+        return executor.run(task.content, task.timeout, cancelled, env)
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        return ExecutionResult(Status.FAILED, None, "", "", f"could not start: {exc}")
 
 
 # --8<-- [start:run_recorded]

@@ -97,8 +97,9 @@ class Scheduler:
                 self.directory.changed.wait(self.settings.queue_poll_seconds)
                 continue
             entry = self.handover.take(timeout=self.settings.queue_poll_seconds)
-            if entry is not None:
-                self.place(epoch, entry, agents)
+            if entry is not None and self.place(epoch, entry, agents) == "deposed":
+                log.warning("a newer leader's epoch refused this one: stepping down")
+                return
 
     # --8<-- [end:lead]
 
@@ -117,30 +118,36 @@ class Scheduler:
     # --8<-- [end:reconcile]
 
     # --8<-- [start:place]
-    def place(self, epoch: int, entry: str, agents: dict[str, AgentInfo]) -> None:
-        """Dispatch one taken entry to an agent, or set it aside, or put it back."""
+    def place(self, epoch: int, entry: str, agents: dict[str, AgentInfo]) -> str:
+        """Dispatch one taken entry to an agent, or set it aside, or put it back.
+
+        Returns the outcome's result (``ok``, ``deposed``, ...).
+        """
         spec = parse_or_set_aside(self.store.redis, entry, source=PENDING_QUEUE)
         if spec is None:
             self.handover.drop(entry)
-            return
+            return "invalid"
         task, _ = self.store.create(spec)  # a raw LPUSH has no hash yet
         tlog = task_log(log, task.taskId, task.attempt)
         if task.state is Status.SCHEDULED:
             # An earlier leader chose an agent but stopped before handing the task over.
             outcome = self.handover.requeue(task, epoch)
+            if outcome.result == "deposed":
+                self.handover.postpone(entry)  # the entry stays for the real leader
+                return outcome.result
             tlog.warning("was left SCHEDULED; new attempt: %s", outcome.describe(Status.PENDING))
             self.handover.drop(entry)
-            return
+            return outcome.result
         if task.state is not Status.PENDING:
             tlog.info("is %s already; entry dropped", task.status)
             self.handover.drop(entry)
-            return
+            return "dropped"
         candidates = candidates_for(task.type, agents)
         if not candidates:
             tlog.warning("no live agent runs %s tasks; back to the end of the queue", task.type)
             self.handover.postpone(entry)
             self.directory.changed.wait(self.settings.queue_poll_seconds)
-            return
+            return "postponed"
         agent = self.strategy.choose(candidates, self.loads(candidates))
         outcome = self.dispatch(epoch, entry, task, agent)
         if outcome.ok:

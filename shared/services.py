@@ -42,7 +42,8 @@ def register_service(zk: KazooClient, name: str, address: str) -> str:
     try:
         zk.create(path, data, ephemeral=True, makepath=True)
     except NodeExistsError:  # our own earlier run on the same port, not expired yet
-        zk.set(path, data)
+        zk.delete(path)  # (set would leave it owned by, and dying with, the old session)
+        zk.create(path, data, ephemeral=True, makepath=True)
     log.info("registered %s", path)
     return path
 

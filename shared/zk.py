@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.retry import KazooRetry
@@ -31,3 +33,21 @@ _LEVEL = {
     KazooState.SUSPENDED: logging.WARNING,
     KazooState.LOST: logging.WARNING,
 }
+
+
+def after_session_loss(zk: KazooClient, callback: Callable[[], None]) -> None:
+    """Run ``callback`` (in a thread) each time a new session replaces an expired one.
+
+    Ephemeral znodes die with the session that made them: a process cut off for longer
+    than the session timeout comes back unknown, and must announce itself again.
+    """
+    lost = threading.Event()
+
+    def listener(state: str) -> None:  # kazoo's thread: must not block
+        if state == KazooState.LOST:
+            lost.set()
+        elif state == KazooState.CONNECTED and lost.is_set():
+            lost.clear()
+            threading.Thread(target=callback, name="re-register", daemon=True).start()
+
+    zk.add_listener(listener)

@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 import requests
 
+from shared.config import get_settings
 from shared.states import TERMINAL, Status
 from shared.waiting import wait_until
 from tests.e2e.conftest import ApiStack
@@ -89,8 +90,23 @@ def test_malformed_json_and_non_objects_get_400(api_stack: ApiStack) -> None:
 
 
 def test_oversized_content_gets_413(api_stack: ApiStack) -> None:
-    body = {"name": "big", "type": "SHELL", "content": "x" * (256 * 1024 + 1)}
+    limit = get_settings().task_max_content_bytes
+    body = {"name": "big", "type": "SHELL", "content": "x" * (limit + 1)}
     assert_error(post(api_stack, TASKS, body), 413, "too_large")
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"name": "n", "type": "SHELL", "content": "\\ud800"}',  # a lone surrogate
+        b'{"name": "n", "type": "SHELL", "content": "a\\u0000b"}',  # a NUL byte
+        b"[" * 50_000,  # nested too deeply for the parser
+    ],
+)
+def test_hostile_bodies_get_400_not_500(api_stack: ApiStack, raw: bytes) -> None:
+    reply = requests.post(f"{api_stack.url}{TASKS}", data=raw, timeout=30)
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["status"] == 400
 
 
 def test_unknown_task_and_route_get_404(api_stack: ApiStack) -> None:
@@ -168,6 +184,7 @@ def test_list_filters_and_pages(api_stack: ApiStack) -> None:
     assert set(ids) <= set(seen) and len(seen) == len(set(seen))
     assert_error(get(api_stack, TASKS, status="DONE"), 400, "invalid_request")
     assert_error(get(api_stack, TASKS, limit="0"), 400, "invalid_request")
+    assert_error(get(api_stack, TASKS, limit="²"), 400, "invalid_request")
 
 
 def test_agents_health_and_openapi(api_stack: ApiStack) -> None:

@@ -121,3 +121,18 @@ def test_task_sees_its_identity_in_the_environment() -> None:
     content = 'echo "$TASKFLOW_TASK_ID $TASKFLOW_ATTEMPT $TASKFLOW_AGENT_ID"'
     task = Task(taskId="t-9", name="n", type="SHELL", content=content, timeout=5, attempt=3)
     assert execute(task, "agent-7").stdout == "t-9 3 agent-7\n"
+
+
+def test_a_child_that_leaves_the_group_does_not_hang_the_run() -> None:
+    started = time.monotonic()
+    result = shell.run("setsid sleep 30 & echo started", timeout=10)
+    assert time.monotonic() - started < 5
+    assert result.status is Status.SUCCESS
+    assert result.stdout == "started\n"
+
+
+def test_a_task_that_cannot_start_is_failed_not_raised() -> None:
+    task = Task(taskId="t", name="n", type="SHELL", content="x" * 200_000, timeout=5)
+    result = execute(task, "agent-1")
+    assert result.status is Status.FAILED
+    assert result.error.startswith("could not start:")

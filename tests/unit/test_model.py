@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from shared.model import InvalidTask, Task, TaskSpec
 from shared.states import TERMINAL, TRANSITIONS, Status, can_move, sources_of
@@ -55,3 +56,12 @@ def test_sources_of_inverts_the_table() -> None:
     for target in Status:
         for source in Status:
             assert (source in sources_of(target)) == can_move(source, target)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("a\x00b", "must not contain NUL"), ("\ud800", "unable to parse raw data as a unicode")],
+)
+def test_content_that_no_process_could_take_is_refused(content: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        TaskSpec.model_validate({"name": "n", "type": "SHELL", "content": content})
