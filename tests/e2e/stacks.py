@@ -14,7 +14,8 @@ def start_phase4(procs: Processes, port: int) -> str:
         procs.start(f"manager-{n}", "phase4_api.manager")
     for n in (1, 2):
         procs.start(f"agent-{n}", "phase4_api.agent", AGENT_ID=f"agent-{n}", AGENT_CAPACITY="4")
-    procs.start("scheduler", "phase3_kafka.scheduler")
+    # least-load fills the agents evenly, so 8 long tasks take exactly the 8 slots
+    procs.start("scheduler", "phase3_kafka.scheduler", SCHEDULER_STRATEGY="least-load")
     procs.start(
         "api", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "2", "phase4_api.api:create_app()"
     )

@@ -146,7 +146,7 @@ def test_cancel_a_queued_task_at_once_and_not_a_finished_one(api_stack: ApiStack
     reply = requests.delete(f"{api_stack.url}{TASKS}/{queued}", timeout=30)
     assert reply.status_code == 200 and reply.json()["status"] == "CANCELLED"
     for task_id in blockers:
-        requests.delete(f"{api_stack.url}{TASKS}/{task_id}", timeout=30)
+        assert requests.delete(f"{api_stack.url}{TASKS}/{task_id}", timeout=30).status_code == 202
     for task_id in blockers:
         wait_status(api_stack, task_id, {"CANCELLED"})
     assert get(api_stack, f"{TASKS}/{queued}").json()["stdout"] == ""
