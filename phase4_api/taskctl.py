@@ -96,10 +96,14 @@ class Api:
             reply = self.session.request(
                 method, f"{self.url}{path}", timeout=self.timeout, **kwargs
             )
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
-            raise Failure(f"--url {self.url!r} is not a valid URL: {exc}", Exit.INVALID) from None
-        except requests.exceptions.InvalidSchema:
-            raise Failure(f"--url {self.url!r} must start with http://", Exit.INVALID) from None
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+        ):
+            raise Failure(
+                f"--url {self.url!r} is not a valid URL: expected http://HOST:PORT", Exit.INVALID
+            ) from None
         except requests.Timeout:
             raise Failure(
                 f"the API at {self.url} did not answer within {self.timeout:g}s", Exit.UNAVAILABLE
@@ -193,7 +197,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     cells = [list(headers), *([str(cell) for cell in row] for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
 
 
 def status_line(task: dict[str, Any]) -> str:
@@ -302,12 +308,18 @@ def submit(
     if status == 200:
         click.echo(f"request id {request_id!r} was seen before: the same task", err=True)
     if not wait:
-        print_json(reply) if as_json else click.echo(reply["taskId"])
+        if as_json:
+            print_json(reply)
+        else:
+            click.echo(reply["taskId"])
         return
     if not as_json:
         click.echo(f"task {reply['taskId']}")
     task = follow(api, reply["taskId"], wait_timeout, ignore if as_json else echo_line)
-    print_json(task) if as_json else show_task(task)
+    if as_json:
+        print_json(task)
+    else:
+        show_task(task)
     ctx.exit(outcome(task))
 
 
@@ -318,7 +330,10 @@ def submit(
 def get(api: Api, task_id: str, as_json: bool) -> None:
     """Status, result and output of task TASK_ID."""
     task = api.task(task_id)
-    print_json(task) if as_json else show_task(task)
+    if as_json:
+        print_json(task)
+    else:
+        show_task(task)
 
 
 @main.command(epilog=EPILOG)
@@ -397,7 +412,10 @@ def list_tasks(
     if as_json:
         print_json({"tasks": tasks, "nextCursor": next_cursor})
         return
-    table(["TASK ID", "STATUS", "TYPE", "ATTEMPT", "AGENT", "EXIT", "CREATED", "NAME"], task_rows(tasks))
+    table(
+        ["TASK ID", "STATUS", "TYPE", "ATTEMPT", "AGENT", "EXIT", "CREATED", "NAME"],
+        task_rows(tasks),
+    )
     if next_cursor:
         click.echo(f"more: --cursor {next_cursor} (or --all)", err=True)
 
