@@ -38,6 +38,9 @@ GRPC_TO_HTTP = {
     grpc.StatusCode.NOT_FOUND: (404, "not_found"),
     grpc.StatusCode.FAILED_PRECONDITION: (409, "conflict"),
     grpc.StatusCode.ABORTED: (409, "conflict"),
+    # a bug in the task-manager is not "unavailable": say so, and do not invite a retry
+    grpc.StatusCode.INTERNAL: (500, "internal"),
+    grpc.StatusCode.UNKNOWN: (500, "internal"),
 }
 
 
