@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -23,6 +24,8 @@ from shared.model import now_ms
 log = logging.getLogger(__name__)
 
 SEND_TIMEOUT = 30.0  # seconds to wait for the broker's acknowledgement
+METADATA_RETRY = 0.2  # seconds between looks for a topic's partitions
+TOPIC_WAIT = 30.0  # seconds a consumer waits for its topics to be known
 
 
 def make_producer(settings: Settings, client_id: str) -> KafkaProducer:
@@ -45,6 +48,23 @@ def make_consumer(settings: Settings, group_id: str, client_id: str) -> KafkaCon
         auto_offset_reset="earliest",
         session_timeout_ms=settings.kafka_session_timeout_ms,
     )
+
+
+def subscribe_when_known(
+    consumer: KafkaConsumer, topics: list[str], timeout: float = TOPIC_WAIT
+) -> None:
+    """Subscribe once the client's metadata knows every topic's partitions.
+
+    Subscribing to a topic created a moment ago can give the group an assignment made
+    without its partitions, and the consumer then reads nothing; waiting for the
+    metadata first avoids that.
+    """
+    deadline = time.monotonic() + timeout
+    while not all(consumer.partitions_for_topic(topic) for topic in topics):
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"topics not found on the broker: {topics}")
+        time.sleep(METADATA_RETRY)
+    consumer.subscribe(topics)
 
 
 def send_sync(

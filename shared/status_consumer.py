@@ -19,12 +19,13 @@ import logging
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import CommitFailedError, RebalanceInProgressError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from tenacity import before_sleep_log, retry, retry_if_exception_type, wait_exponential
 
 from shared.config import Settings
 from shared.heartbeats import record as record_heartbeat
-from shared.kafka_io import send_to_dead_letters
+from shared.kafka_io import send_to_dead_letters, subscribe_when_known
 from shared.lifecycle import GracefulStop
 from shared.logs import task_log
 from shared.messages import Heartbeat, InvalidMessage, StatusUpdate, parse_message
@@ -59,7 +60,8 @@ class StatusConsumer:
 
     # --8<-- [start:serve]
     def serve(self) -> None:
-        self.consumer.subscribe([self.settings.status_topic, self.settings.heartbeat_topic])
+        topics = [self.settings.status_topic, self.settings.heartbeat_topic]
+        subscribe_when_known(self.consumer, topics)
         log.info("task-manager consuming status updates and heartbeats")
         while not self.stop.stopping:
             batch = self.consumer.poll(timeout_ms=self.settings.kafka_poll_ms)
@@ -67,10 +69,22 @@ class StatusConsumer:
                 for record in records:
                     self.handle(record)
             if batch:
-                self.consumer.commit()  # everything polled is now in Redis
+                self.commit()
         log.info("task-manager stopped")
 
     # --8<-- [end:serve]
+
+    def commit(self) -> None:
+        """Commit what was polled: all of it is in Redis now.
+
+        A commit refused because the group is rebalancing is not an error: the partitions
+        go to another member (or back to this one), which reads the uncommitted messages
+        again and applies them again, harmlessly.
+        """
+        try:
+            self.consumer.commit()
+        except (CommitFailedError, RebalanceInProgressError) as exc:
+            log.warning("commit skipped (%s); the batch will be applied again", type(exc).__name__)
 
     # --8<-- [start:handle]
     @redis_retry
