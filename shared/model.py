@@ -98,12 +98,7 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
 
 def describe_errors(exc: ValidationError) -> str:
     """``name: field required; timeout: must be at most 86400 seconds``."""
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]) or "body"
-        message = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{where}: {message}")
-    return "; ".join(parts)
+    return "; ".join(f"{field}: {reason}" for field, reason in field_errors(exc).items())
 
 
 @dataclass

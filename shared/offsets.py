@@ -35,8 +35,3 @@ class OffsetTracker:
             if self._open:
                 return min(self._open)
             return self._highest_done + 1 if self._highest_done >= 0 else None
-
-    @property
-    def in_flight(self) -> int:
-        with self._lock:
-            return len(self._open)

@@ -169,9 +169,12 @@ class TaskStore:
             members = self.redis.zrevrangebylex(TASK_INDEX, upper, "-", 0, LIST_BATCH)
             if not members:
                 return found, ""
+            pipe = self.redis.pipeline(transaction=False)  # one round trip per batch
             for member in members:
+                pipe.hgetall(task_key(member.split(":", 1)[1]))
+            for member, data in zip(members, pipe.execute(), strict=True):
                 upper = f"({member}"
-                task = self.get(member.split(":", 1)[1])
+                task = Task.from_hash(data) if data else None
                 if (
                     task
                     and (not status or task.status == status)
