@@ -28,7 +28,7 @@ venv: $(VENV)/.installed  ## create .venv with the project and its dev tools
 # ---------------------------------------------------------------- infrastructure
 # (see docs/infrastructure.md)
 
-# Redis, ZooKeeper, Kafka and Prometheus as local processes (python -m shared.infra).
+# Redis, ZooKeeper, Kafka and Prometheus as local processes (python -m shared.devtools.infra).
 # SERVICES=redis,kafka limits a target to some of them; RUN_DIR holds pids, logs and data.
 
 services_arg = $(if $(SERVICES),--services $(SERVICES))
@@ -45,32 +45,32 @@ infra-install: venv  ## install Redis, Prometheus, Java, Maven when missing; res
 	@$(call apt-ensure,prometheus,prometheus,prometheus)
 	@$(call apt-ensure,java,openjdk-17-jre-headless)
 	@$(call apt-ensure,mvn,maven)
-	$(PY) -m shared.infra install $(services_arg)
+	$(PY) -m shared.devtools.infra install $(services_arg)
 
 infra-up: infra-install  ## start the servers (all four, or SERVICES=...) and create the Kafka topics
-	$(PY) -m shared.infra up $(services_arg)
+	$(PY) -m shared.devtools.infra up $(services_arg)
 
 infra-down: venv  ## stop the servers: SIGTERM, SIGKILL after a grace period
-	$(PY) -m shared.infra down $(services_arg)
+	$(PY) -m shared.devtools.infra down $(services_arg)
 
 infra-status: venv  ## which servers run, on which ports, with which pids
-	$(PY) -m shared.infra status $(services_arg)
+	$(PY) -m shared.devtools.infra status $(services_arg)
 
 .PHONY: infra-install infra-up infra-down infra-status
 
 # ---------------------------------------------------------------- phase stacks
-# Each phase's processes run under one supervisord (shared/supervisord.conf), with the
+# Each phase's processes run under one supervisord (deploy/supervisord.conf), with the
 # programs listed in <phase dir>/processes.conf. `make phaseN-ctl ARGS="stop agent-2"`
 # talks to it through supervisorctl.
 
 stack = STACK_DIR=$(RUN_DIR)/$(1) STACK_PROGRAMS=$(CURDIR)/$(2)/processes.conf STACK_PYTHON=$(PY)
-supervisord = mkdir -p $(RUN_DIR)/$(1) && $(call stack,$(1),$(2)) $(BIN)/supervisord -c shared/supervisord.conf
-supervisorctl = $(call stack,$(1),$(2)) $(BIN)/supervisorctl -c shared/supervisord.conf
+supervisord = mkdir -p $(RUN_DIR)/$(1) && $(call stack,$(1),$(2)) $(BIN)/supervisord -c deploy/supervisord.conf
+supervisorctl = $(call stack,$(1),$(2)) $(BIN)/supervisorctl -c deploy/supervisord.conf
 
 # ---------------------------------------------------------------- phase 1
 
 phase1-up: venv infra-install  ## Redis and one agent, in the background
-	$(PY) -m shared.infra up --services redis
+	$(PY) -m shared.devtools.infra up --services redis
 	@$(call supervisord,phase1,phase1_mvp)
 	@$(call supervisorctl,phase1,phase1_mvp) status
 	@echo "logs: $(RUN_DIR)/phase1/"
@@ -84,12 +84,12 @@ phase1-ctl: venv  ## supervisorctl for the phase 1 stack, e.g. ARGS="status"
 phase1-down: venv  ## stop the agent, then Redis
 	-@$(call supervisorctl,phase1,phase1_mvp) stop all
 	-@$(call supervisorctl,phase1,phase1_mvp) shutdown
-	$(PY) -m shared.infra down --services redis
+	$(PY) -m shared.devtools.infra down --services redis
 
 # ---------------------------------------------------------------- phase 2
 
 phase2-up: venv infra-install  ## Redis, ZooKeeper, 2 schedulers and 3 agents
-	$(PY) -m shared.infra up --services redis,zookeeper
+	$(PY) -m shared.devtools.infra up --services redis,zookeeper
 	@$(call supervisord,phase2,phase2_zookeeper)
 	@$(call supervisorctl,phase2,phase2_zookeeper) status
 	@echo "logs: $(RUN_DIR)/phase2/"
@@ -103,12 +103,12 @@ phase2-ctl: venv  ## supervisorctl for the phase 2 stack, e.g. ARGS="stop agent:
 phase2-down: venv  ## stop schedulers and agents, then ZooKeeper and Redis
 	-@$(call supervisorctl,phase2,phase2_zookeeper) stop all
 	-@$(call supervisorctl,phase2,phase2_zookeeper) shutdown
-	$(PY) -m shared.infra down --services redis,zookeeper
+	$(PY) -m shared.devtools.infra down --services redis,zookeeper
 
 # ---------------------------------------------------------------- phase 3
 
 phase3-up: venv infra-install  ## Redis, ZooKeeper, Kafka, 2 schedulers, 3 agents, the task-manager
-	$(PY) -m shared.infra up --services redis,zookeeper,kafka
+	$(PY) -m shared.devtools.infra up --services redis,zookeeper,kafka
 	@$(call supervisord,phase3,phase3_kafka)
 	@$(call supervisorctl,phase3,phase3_kafka) status
 	@echo "logs: $(RUN_DIR)/phase3/"
@@ -122,7 +122,7 @@ phase3-ctl: venv  ## supervisorctl for the phase 3 stack, e.g. ARGS="status"
 phase3-down: venv  ## stop the phase 3 processes, then Kafka, ZooKeeper and Redis
 	-@$(call supervisorctl,phase3,phase3_kafka) stop all
 	-@$(call supervisorctl,phase3,phase3_kafka) shutdown
-	$(PY) -m shared.infra down --services redis,zookeeper,kafka
+	$(PY) -m shared.devtools.infra down --services redis,zookeeper,kafka
 
 # ---------------------------------------------------------------- phase 4
 
@@ -130,7 +130,7 @@ API_BIND ?= 127.0.0.1:8000
 export API_BIND
 
 phase4-up: venv infra-install  ## phase 3 + 2 gRPC task-managers + the REST API on $(API_BIND)
-	$(PY) -m shared.infra up --services redis,zookeeper,kafka
+	$(PY) -m shared.devtools.infra up --services redis,zookeeper,kafka
 	@$(call supervisord,phase4,phase4_api)
 	@$(call supervisorctl,phase4,phase4_api) status
 	@echo "API: http://$(API_BIND)/api/v1/tasks   logs: $(RUN_DIR)/phase4/"
@@ -144,7 +144,7 @@ phase4-ctl: venv  ## supervisorctl for the phase 4 stack, e.g. ARGS="stop task-m
 phase4-down: venv  ## stop the phase 4 processes, then Kafka, ZooKeeper and Redis
 	-@$(call supervisorctl,phase4,phase4_api) stop all
 	-@$(call supervisorctl,phase4,phase4_api) shutdown
-	$(PY) -m shared.infra down --services redis,zookeeper,kafka
+	$(PY) -m shared.devtools.infra down --services redis,zookeeper,kafka
 
 # ---------------------------------------------------------------- generated files
 # Committed, so that installing needs no code generator; tests/unit/test_generated.py

@@ -20,11 +20,11 @@ import click
 import requests
 
 from benchmarks.phase3 import percentiles
-from shared.infra.backends import server
-from shared.infra.ports import free_port
-from shared.waiting import wait_until
-from tests.e2e.procs import Processes
-from tests.e2e.stacks import start_phase4
+from shared.core.waiting import wait_until
+from shared.devtools.infra.backends import server
+from shared.devtools.infra.ports import free_port
+from shared.devtools.procs import Processes
+from shared.devtools.stacks import start_phase4
 
 ENV = {
     "ZK_SESSION_TIMEOUT": "4",

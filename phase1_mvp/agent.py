@@ -2,10 +2,10 @@
 
 The whole system is this loop and one Redis server. The agent creates the task's hash
 if the submitter did not (so a bare ``redis-cli LPUSH`` works), then records RUNNING and
-the final status through the fenced transitions of :mod:`shared.store`.
+the final status through the fenced transitions of :mod:`shared.core.store`.
 
 Run it: ``python -m phase1_mvp.agent`` (settings from the environment, see
-``shared/config.py``). SIGTERM lets the task at hand finish, then the agent exits.
+``shared/core/config.py``). SIGTERM lets the task at hand finish, then the agent exits.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import logging
 
 from redis import Redis
 
-from shared.config import Settings, get_settings
-from shared.keys import TASK_QUEUE
-from shared.lifecycle import GracefulStop
-from shared.logs import setup_logging
-from shared.queues import parse_or_set_aside
-from shared.runner import run_recorded
-from shared.store import TaskStore
+from shared.core.config import Settings, get_settings
+from shared.core.keys import TASK_QUEUE
+from shared.core.lifecycle import GracefulStop
+from shared.core.logs import setup_logging
+from shared.core.queues import parse_or_set_aside
+from shared.core.store import TaskStore
+from shared.execution.runner import run_recorded
 
 log = logging.getLogger("phase1.agent")
 

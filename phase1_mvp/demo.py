@@ -8,11 +8,11 @@ from __future__ import annotations
 import click
 from redis import Redis
 
-from shared.config import get_settings
-from shared.keys import TASK_QUEUE
-from shared.model import TaskSpec
-from shared.store import TaskStore
-from shared.submit import print_hash, submit
+from shared.core.config import get_settings
+from shared.core.keys import TASK_QUEUE
+from shared.core.store import TaskStore
+from shared.core.submit import print_hash, submit
+from shared.core.task import TaskSpec
 
 DEMO_TASKS = [
     {"name": "succeeds", "type": "SHELL", "content": "echo hello from $(hostname)", "timeout": 10},

@@ -1,7 +1,7 @@
 """Submit a task to the phase 1 agent: ``python -m phase1_mvp.submit --help``."""
 
-from shared.keys import TASK_QUEUE
-from shared.submit import submit_command
+from shared.core.keys import TASK_QUEUE
+from shared.core.submit import submit_command
 
 main = submit_command(TASK_QUEUE)
 

@@ -25,16 +25,16 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 from redis import Redis
 
-from shared.config import Settings, get_settings
-from shared.handover import Delivery, Handover
-from shared.keys import agent_queue
-from shared.lifecycle import GracefulStop
-from shared.logs import setup_logging
-from shared.queues import parse_or_set_aside
-from shared.registry import AgentInfo, agent_path, register_agent
-from shared.runner import run_recorded
-from shared.store import TaskStore
-from shared.zk import after_session_loss, connect_zk
+from shared.coordination.registry import AgentInfo, agent_path, register_agent
+from shared.coordination.session import after_session_loss, connect_zk
+from shared.core.config import Settings, get_settings
+from shared.core.keys import agent_queue
+from shared.core.lifecycle import GracefulStop
+from shared.core.logs import setup_logging
+from shared.core.queues import parse_or_set_aside
+from shared.core.store import TaskStore
+from shared.execution.runner import run_recorded
+from shared.scheduling.handover import Delivery, Handover
 
 log = logging.getLogger("phase2.agent")
 

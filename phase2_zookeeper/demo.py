@@ -13,15 +13,15 @@ import click
 from kazoo.client import KazooClient
 from redis import Redis
 
-from shared.config import get_settings
-from shared.election import ELECTION_PATH
-from shared.keys import PENDING_QUEUE
-from shared.model import TaskSpec
-from shared.registry import LIVE_AGENTS
-from shared.stack import kill_9, kill_a_busy_agent
-from shared.store import TaskStore
-from shared.submit import submit
-from shared.waiting import wait_until
+from shared.coordination.election import ELECTION_PATH
+from shared.coordination.registry import LIVE_AGENTS
+from shared.core.config import get_settings
+from shared.core.keys import PENDING_QUEUE
+from shared.core.store import TaskStore
+from shared.core.submit import submit
+from shared.core.task import TaskSpec
+from shared.core.waiting import wait_until
+from shared.devtools.stack import kill_9, kill_a_busy_agent
 
 WAIT = 60
 

@@ -1,7 +1,7 @@
 """Phase 2 scheduler: one elected leader moves pending tasks into live agents' queues.
 
 Run any number of them: ``python -m phase2_zookeeper.scheduler``. One wins the election
-in ZooKeeper and leads (``shared/scheduling.py`` is its loop); the others stand by and
+in ZooKeeper and leads (``shared/scheduling/leader.py`` is its loop); the others stand by and
 take over when it dies. In this phase a dispatch is a Redis script that moves the task
 into the agent's own list ``queue:agent:<id>``, and an agent's load is the number of
 tasks it holds.
@@ -13,16 +13,17 @@ import logging
 
 from redis import Redis
 
-from shared.config import get_settings
-from shared.election import Leadership
-from shared.handover import Handover
-from shared.lifecycle import GracefulStop
-from shared.logs import setup_logging
-from shared.registry import AgentDirectory
-from shared.scheduling import Scheduler, held_tasks
-from shared.store import TaskStore
-from shared.strategies import make_strategy
-from shared.zk import connect_zk
+from shared.coordination.election import Leadership
+from shared.coordination.registry import AgentDirectory
+from shared.coordination.session import connect_zk
+from shared.core.config import get_settings
+from shared.core.lifecycle import GracefulStop
+from shared.core.logs import setup_logging
+from shared.core.store import TaskStore
+from shared.scheduling.handover import Handover
+from shared.scheduling.leader import Scheduler
+from shared.scheduling.loads import held_tasks
+from shared.scheduling.strategies import make_strategy
 
 log = logging.getLogger("phase2.scheduler")
 

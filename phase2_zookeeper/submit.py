@@ -1,7 +1,7 @@
 """Submit a task to the phase 2 leader: ``python -m phase2_zookeeper.submit --help``."""
 
-from shared.keys import PENDING_QUEUE
-from shared.submit import submit_command
+from shared.core.keys import PENDING_QUEUE
+from shared.core.submit import submit_command
 
 main = submit_command(PENDING_QUEUE)
 

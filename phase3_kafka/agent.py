@@ -13,16 +13,16 @@ Run it: ``AGENT_ID=agent-1 python -m phase3_kafka.agent``. Compared with phase 2
 
 It still *reads* Redis once per dispatch, to drop a redelivered dispatch of an attempt
 that is no longer current instead of running it again. The agent itself is
-``shared/kafka_agent.py``; this file starts it.
+``shared/agent/loop.py``; this file starts it.
 """
 
 from __future__ import annotations
 
-from shared.config import get_settings
-from shared.kafka_agent import run_agent
-from shared.lifecycle import GracefulStop
-from shared.logs import setup_logging
-from shared.zk import connect_zk
+from shared.agent.loop import run_agent
+from shared.coordination.session import connect_zk
+from shared.core.config import get_settings
+from shared.core.lifecycle import GracefulStop
+from shared.core.logs import setup_logging
 
 
 def main() -> None:
@@ -31,7 +31,7 @@ def main() -> None:
     stop = GracefulStop().install()
     zk = connect_zk(settings)
     try:
-        run_agent(settings, zk, stop, cancels=False)
+        run_agent(settings, zk, stop)
     finally:
         zk.stop()
 

@@ -15,12 +15,12 @@ import click
 from kafka import KafkaConsumer
 from redis import Redis
 
-from shared.config import Settings, get_settings
-from shared.keys import PENDING_QUEUE
-from shared.model import TaskSpec
-from shared.stack import kill_a_busy_agent
-from shared.store import TaskStore
-from shared.submit import submit
+from shared.core.config import Settings, get_settings
+from shared.core.keys import PENDING_QUEUE
+from shared.core.store import TaskStore
+from shared.core.submit import submit
+from shared.core.task import TaskSpec
+from shared.devtools.stack import kill_a_busy_agent
 
 WAIT = 60
 

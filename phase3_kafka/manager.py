@@ -1,20 +1,20 @@
 """Phase 3 task-manager: applies the agents' reports and heartbeats to Redis.
 
 Run it: ``python -m phase3_kafka.manager``. The consumer itself is
-``shared/status_consumer.py``; this file wires it to Kafka and Redis.
+``shared/manager/consumer.py``; this file wires it to Kafka and Redis.
 """
 
 from __future__ import annotations
 
 from redis import Redis
 
-from shared.config import get_settings
-from shared.kafka_io import make_consumer, make_producer
-from shared.lifecycle import GracefulStop
-from shared.logs import setup_logging
-from shared.status_consumer import StatusConsumer
-from shared.store import TaskStore
-from shared.topics import ensure_topics
+from shared.core.config import get_settings
+from shared.core.lifecycle import GracefulStop
+from shared.core.logs import setup_logging
+from shared.core.store import TaskStore
+from shared.manager.consumer import StatusConsumer
+from shared.messaging.clients import make_consumer, make_producer
+from shared.messaging.topics import ensure_topics
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 Compared with phase 2 only the plug-ins of the leader loop change:
 
 * ``dispatch`` publishes to the chosen agent's partition of ``task-dispatch-topic``
-  (``shared/kafka_dispatch.py``) instead of pushing to a Redis list;
+  (``shared/scheduling/kafka_dispatch.py``) instead of pushing to a Redis list;
 * ``loads`` also counts what agents report running in their heartbeats;
 * agents whose heartbeats stopped are *suspect* and get no new tasks, even while their
   znode is still there.
@@ -15,20 +15,20 @@ import logging
 
 from redis import Redis
 
-from shared.config import get_settings
-from shared.election import Leadership
-from shared.handover import Handover
-from shared.heartbeats import heartbeat_loads, not_suspect
-from shared.kafka_dispatch import KafkaDispatch
-from shared.kafka_io import make_producer
-from shared.lifecycle import GracefulStop
-from shared.logs import setup_logging
-from shared.registry import AgentDirectory
-from shared.scheduling import Scheduler
-from shared.store import TaskStore
-from shared.strategies import make_strategy
-from shared.topics import ensure_topics
-from shared.zk import connect_zk
+from shared.coordination.election import Leadership
+from shared.coordination.registry import AgentDirectory
+from shared.coordination.session import connect_zk
+from shared.core.config import get_settings
+from shared.core.lifecycle import GracefulStop
+from shared.core.logs import setup_logging
+from shared.core.store import TaskStore
+from shared.messaging.clients import make_producer
+from shared.messaging.topics import ensure_topics
+from shared.scheduling.handover import Handover
+from shared.scheduling.kafka_dispatch import KafkaDispatch
+from shared.scheduling.leader import Scheduler
+from shared.scheduling.loads import heartbeat_loads, not_suspect
+from shared.scheduling.strategies import make_strategy
 
 log = logging.getLogger("phase3.scheduler")
 

@@ -20,15 +20,15 @@ from werkzeug.exceptions import HTTPException
 
 from phase4_api.openapi import document
 from phase4_api.schemas import SubmitBody
-from shared.config import Settings, get_settings
-from shared.logs import setup_logging
-from shared.model import TaskSpec, TaskType, field_errors, new_task_id
+from shared.coordination.services import ServiceDirectory
+from shared.coordination.session import connect_zk
+from shared.core.config import Settings, get_settings
+from shared.core.logs import setup_logging
+from shared.core.states import Status
+from shared.core.task import TaskSpec, TaskType, field_errors, new_task_id
 from shared.rpc import task_service_pb2 as pb
 from shared.rpc.client import NoTaskManager, TaskManagerClient
 from shared.rpc.convert import to_json
-from shared.services import ServiceDirectory
-from shared.states import Status
-from shared.zk import connect_zk
 
 log = logging.getLogger("phase4.api")
 

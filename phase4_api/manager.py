@@ -2,10 +2,10 @@
 
 Run any number: ``python -m phase4_api.manager``. Each one
 
-* serves ``TaskService`` over gRPC (``shared/task_service.py``) on ``GRPC_HOST:GRPC_PORT``
+* serves ``TaskService`` over gRPC (``shared/rpc/service.py``) on ``GRPC_HOST:GRPC_PORT``
   (port 0: a free one) and registers that address as an ephemeral znode under
   ``/services/task-manager``, where the API finds it;
-* goes on consuming status updates and heartbeats (``shared/status_consumer.py``), in the
+* goes on consuming status updates and heartbeats (``shared/manager/consumer.py``), in the
   shared consumer group ``task-manager``.
 
 On SIGTERM it first leaves the registry (the API stops calling it), then lets calls in
@@ -22,18 +22,18 @@ import grpc
 from kazoo.exceptions import NoNodeError
 from redis import Redis
 
-from shared.config import get_settings
-from shared.kafka_io import make_consumer, make_producer
-from shared.lifecycle import GracefulStop
-from shared.logs import setup_logging
-from shared.registry import AgentDirectory
+from shared.coordination.registry import AgentDirectory
+from shared.coordination.services import register_service
+from shared.coordination.session import after_session_loss, connect_zk
+from shared.core.config import get_settings
+from shared.core.lifecycle import GracefulStop
+from shared.core.logs import setup_logging
+from shared.core.store import TaskStore
+from shared.manager.consumer import StatusConsumer
+from shared.messaging.clients import make_consumer, make_producer
+from shared.messaging.topics import ensure_topics
 from shared.rpc import task_service_pb2_grpc as pb_grpc
-from shared.services import register_service
-from shared.status_consumer import StatusConsumer
-from shared.store import TaskStore
-from shared.task_service import TaskService
-from shared.topics import ensure_topics
-from shared.zk import after_session_loss, connect_zk
+from shared.rpc.service import TaskService
 
 log = logging.getLogger("phase4.manager")
 SERVICE = "task-manager"

@@ -15,8 +15,8 @@ import click
 from pydantic import BaseModel
 
 from phase4_api import schemas
-from shared.model import TaskType
-from shared.states import Status
+from shared.core.states import Status
+from shared.core.task import TaskType
 
 MODELS: list[type[BaseModel]] = [
     schemas.SubmitBody,

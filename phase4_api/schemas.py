@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.model import TaskType
-from shared.states import Status
+from shared.core.states import Status
+from shared.core.task import TaskType
 
 
 class SubmitBody(BaseModel):

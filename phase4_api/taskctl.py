@@ -37,8 +37,8 @@ from typing import Any
 import click
 import requests
 
-from shared.model import TaskType
-from shared.states import TERMINAL, Status
+from shared.core.states import TERMINAL, Status
+from shared.core.task import TaskType
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TASKS = "/api/v1/tasks"

@@ -1,1 +1,4 @@
-"""The task-manager's gRPC interface: ``task_service.proto`` and its generated code."""
+"""The task-manager's gRPC side (phase 4 on): the service, its client, and conversions.
+
+``task_service.proto`` and its generated code live here too.
+"""

@@ -1,9 +1,9 @@
 """Calling the task-manager: discover instances, balance, retry on another, with deadlines.
 
-Instances come from the ZooKeeper watch (``shared/services.py``). Calls go round-robin
+Instances come from the ZooKeeper watch (``shared/coordination/services.py``). Calls go round-robin
 over them; a call that finds an instance gone (UNAVAILABLE) or too slow
 (DEADLINE_EXCEEDED) is repeated on the next one. That is safe because every method of
-the service is idempotent (see ``shared/task_service.py``). Every call has a deadline.
+the service is idempotent (see ``shared/rpc/service.py``). Every call has a deadline.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import threading
 
 import grpc
 
+from shared.coordination.services import ServiceDirectory
 from shared.rpc import task_service_pb2_grpc as pb_grpc
-from shared.services import ServiceDirectory
 
 log = logging.getLogger(__name__)
 

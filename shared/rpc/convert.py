@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.model import Task
+from shared.core.task import Task
 from shared.rpc import task_service_pb2 as pb
 
 # protobuf field <- Task attribute

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
-from kazoo.client import KazooClient
 
-from shared.config import Settings
-from shared.infra.ports import free_port
-from shared.store import TaskStore
-from shared.topics import ensure_topics
-from tests.e2e.procs import Processes
-from tests.e2e.stacks import start_phase4
+from shared.core.config import Settings
+from shared.core.store import TaskStore
+from shared.devtools.infra.ports import free_port
+from shared.devtools.procs import Processes
+from shared.devtools.stacks import start_phase4
+from shared.messaging.topics import ensure_topics
+from tests.fixtures import private_zk_root
 
 # Short timeouts so failover happens in seconds (ZooKeeper's minimum session is 2 ticks).
 FAST = {
@@ -26,24 +25,6 @@ FAST = {
     "RECONCILE_SECONDS": "1",
     "LOG_LEVEL": "INFO",
 }
-
-
-@pytest.fixture
-def zk_root(zk_hosts: str) -> Iterator[str]:
-    """A ZooKeeper connection string chrooted to a fresh path: each test sees an empty tree."""
-    with private_zk_root(zk_hosts) as root:
-        yield root
-
-
-@contextmanager
-def private_zk_root(zk_hosts: str) -> Iterator[str]:
-    path = f"/test-{uuid.uuid4().hex[:12]}"
-    client = KazooClient(hosts=zk_hosts)
-    client.start(timeout=15)
-    client.ensure_path(path)
-    yield f"{zk_hosts}{path}"
-    client.delete(path, recursive=True)
-    client.stop()
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from shared.keys import DEAD_LETTERS, TASK_QUEUE, task_key
-from shared.model import TaskSpec
-from shared.states import Status
-from shared.store import TaskStore
-from shared.waiting import wait_until
+from shared.core.keys import DEAD_LETTERS, TASK_QUEUE, task_key
+from shared.core.states import Status
+from shared.core.store import TaskStore
+from shared.core.task import TaskSpec
+from shared.core.waiting import wait_until
 
 WAIT = 20
 

@@ -12,13 +12,13 @@ from functools import partial
 
 import redis
 
-from shared.keys import DEAD_LETTERS, PENDING_QUEUE
-from shared.states import Status
-from shared.store import TaskStore
-from shared.waiting import wait_until
-from tests.e2e.procs import Proc, Processes, leader_of
-from tests.e2e.tasks import IDENTITY, WAIT, count_terminal, submit, wait_all_terminal
-from tests.e2e.tasks import start_agents as start_phase_agents
+from shared.core.keys import DEAD_LETTERS, PENDING_QUEUE
+from shared.core.states import Status
+from shared.core.store import TaskStore
+from shared.core.waiting import wait_until
+from shared.devtools.procs import Proc, Processes, leader_of
+from shared.devtools.tasks import IDENTITY, WAIT, count_terminal, submit, wait_all_terminal
+from shared.devtools.tasks import start_agents as start_phase_agents
 
 SESSION = 4.0  # ZK_SESSION_TIMEOUT in tests/e2e/conftest.py
 SCHEDULER = "phase2_zookeeper.scheduler"

@@ -11,16 +11,16 @@ from collections import Counter
 import redis
 from kafka import KafkaConsumer, KafkaProducer
 
-from shared.config import Settings
-from shared.keys import heartbeat_key
-from shared.messages import StatusUpdate
-from shared.model import TaskSpec, now_ms
-from shared.states import Status
-from shared.store import TaskStore
-from shared.waiting import wait_until
-from tests.e2e.procs import Processes
-from tests.e2e.tasks import IDENTITY, WAIT, count_terminal, submit, wait_all_terminal
-from tests.e2e.tasks import start_agents as start_phase_agents
+from shared.core.config import Settings
+from shared.core.keys import heartbeat_key
+from shared.core.states import Status
+from shared.core.store import TaskStore
+from shared.core.task import TaskSpec, now_ms
+from shared.core.waiting import wait_until
+from shared.devtools.procs import Processes
+from shared.devtools.tasks import IDENTITY, WAIT, count_terminal, submit, wait_all_terminal
+from shared.devtools.tasks import start_agents as start_phase_agents
+from shared.messaging.messages import StatusUpdate
 
 SCHEDULER = "phase3_kafka.scheduler"
 AGENT = "phase3_kafka.agent"

@@ -8,11 +8,11 @@ from collections import Counter
 import pytest
 import requests
 
-from shared.config import get_settings
-from shared.states import TERMINAL, Status
-from shared.waiting import wait_until
+from shared.core.config import get_settings
+from shared.core.states import TERMINAL, Status
+from shared.core.waiting import wait_until
+from shared.devtools.tasks import WAIT
 from tests.e2e.conftest import ApiStack
-from tests.e2e.tasks import WAIT
 
 TASKS = "/api/v1/tasks"
 

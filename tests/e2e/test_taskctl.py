@@ -13,12 +13,12 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from phase4_api.taskctl import Exit, main
-from shared.config import get_settings
-from shared.infra.ports import free_port
-from shared.states import Status
-from shared.waiting import wait_until
+from shared.core.config import get_settings
+from shared.core.states import Status
+from shared.core.waiting import wait_until
+from shared.devtools.infra.ports import free_port
+from shared.devtools.tasks import WAIT
 from tests.e2e.conftest import ApiStack
-from tests.e2e.tasks import WAIT
 
 
 def run(url: str, *args: str, code: Exit = Exit.OK) -> Result:

@@ -9,8 +9,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
-from shared.config import get_settings
-from shared.topics import Topic, ensure_topics, project_topics
+from shared.core.config import get_settings
+from shared.messaging.topics import Topic, ensure_topics, project_topics
 
 WAIT = 20
 

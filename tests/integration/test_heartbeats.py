@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import redis
 
-from shared.heartbeats import heartbeat_loads, not_suspect, record
-from shared.messages import Heartbeat
-from shared.model import TaskSpec, now_ms
-from shared.registry import AgentInfo
-from shared.states import Status
-from shared.store import TaskStore
+from shared.coordination.registry import AgentInfo
+from shared.core.states import Status
+from shared.core.store import TaskStore
+from shared.core.task import TaskSpec, now_ms
+from shared.manager.heartbeats import record
+from shared.messaging.messages import Heartbeat
+from shared.scheduling.loads import heartbeat_loads, not_suspect
 
 A = AgentInfo(id="a", capacity=4, types=("SHELL",), startedAt=now_ms() - 60_000)
 B = AgentInfo(id="b", capacity=4, types=("SHELL",), startedAt=now_ms() - 60_000)

@@ -8,10 +8,10 @@ import threading
 import pytest
 import redis
 
-from shared.keys import TASK_QUEUE, assigned_key, task_key
-from shared.model import TaskSpec
-from shared.states import Status, can_move
-from shared.store import TaskStore
+from shared.core.keys import TASK_QUEUE, assigned_key, task_key
+from shared.core.states import Status, can_move
+from shared.core.store import Result, TaskStore
+from shared.core.task import TaskSpec
 
 
 def make_spec(**fields: object) -> TaskSpec:
@@ -36,7 +36,7 @@ def test_every_pair_is_allowed_or_refused_as_the_table_says(
 ) -> None:
     task_id = put_in(store, current)
     before = store.redis.hgetall(task_key(task_id))
-    outcome = store.transition(task_id, target, attempt=1, fields={"error": "x"})
+    outcome = store.transition(task_id, target, attempt=1, fields={"error": "x"}, agent="a1")
     after = store.get(task_id)
     assert after is not None
     if can_move(current, target):
@@ -47,16 +47,18 @@ def test_every_pair_is_allowed_or_refused_as_the_table_says(
         assert after.attempt == (2 if new_attempt else 1)
         assert after.agentId == ("" if new_attempt else "a1")  # a new attempt starts clean
     else:
-        assert outcome.result == "forbidden"
+        assert outcome.result is Result.FORBIDDEN
         assert outcome.status is current
         assert store.redis.hgetall(task_key(task_id)) == before
 
 
 def test_a_stale_attempt_cannot_write(store: TaskStore) -> None:
     task_id = put_in(store, Status.RUNNING)
-    assert store.transition(task_id, Status.PENDING, attempt=1).ok  # failover: attempt 2
-    late = store.transition(task_id, Status.SUCCESS, attempt=1, fields={"stdout": "old"})
-    assert (late.result, late.attempt) == ("stale", 2)
+    assert store.transition(task_id, Status.PENDING, attempt=1, agent="a1").ok  # attempt 2
+    late = store.transition(
+        task_id, Status.SUCCESS, attempt=1, fields={"stdout": "old"}, agent="a1"
+    )
+    assert (late.result, late.attempt) == (Result.STALE, 2)
     task = store.get(task_id)
     assert task is not None
     assert (task.state, task.stdout) == (Status.PENDING, "")
@@ -64,14 +66,28 @@ def test_a_stale_attempt_cannot_write(store: TaskStore) -> None:
 
 def test_expected_status_must_match(store: TaskStore) -> None:
     task_id = put_in(store, Status.CANCELLED)
-    outcome = store.transition(task_id, Status.PENDING, attempt=1, expected=Status.FAILED)
-    assert (outcome.result, outcome.status) == ("forbidden", Status.CANCELLED)
+    outcome = store.transition(
+        task_id, Status.PENDING, attempt=1, expected=Status.FAILED, agent="a1"
+    )
+    assert (outcome.result, outcome.status) == (Result.FORBIDDEN, Status.CANCELLED)
     with pytest.raises(ValueError, match="SUCCESS -> PENDING is not in the transition table"):
         store.transition(task_id, Status.PENDING, attempt=1, expected=Status.SUCCESS)
 
 
 def test_unknown_task_is_missing(store: TaskStore) -> None:
-    assert store.transition("nope", Status.RUNNING, attempt=1).result == "missing"
+    assert store.transition("nope", Status.RUNNING, attempt=1).result is Result.MISSING
+
+
+def test_an_attempt_held_by_one_agent_cannot_be_moved_in_another_agents_name(
+    store: TaskStore,
+) -> None:
+    task_id = put_in(store, Status.RUNNING)  # held by a1
+    before = store.redis.hgetall(task_key(task_id))
+    outcome = store.transition(task_id, Status.SUCCESS, attempt=1, agent="a2")
+    assert outcome.result is Result.STALE
+    assert store.redis.hgetall(task_key(task_id)) == before
+    with pytest.raises(ValueError, match="is not the move's agent"):
+        store.transition(task_id, Status.RUNNING, attempt=1, fields={"agentId": "a1"}, agent="a2")
 
 
 def race(workers: int, action) -> list:
@@ -99,7 +115,7 @@ def test_two_writers_racing_exactly_one_wins(store: TaskStore) -> None:
         outcomes = race(
             2,
             lambda i, t=task_id, p=pair: store.transition(
-                t, p[i], attempt=1, expected=Status.RUNNING
+                t, p[i], attempt=1, expected=Status.RUNNING, agent="a1"
             ),
         )
         assert sum(outcome.ok for outcome in outcomes) == 1
@@ -129,15 +145,15 @@ def test_assigned_index_holds_exactly_the_in_flight_tasks_of_an_agent(store: Tas
     task, _ = store.create(make_spec())
     members = lambda agent: store.redis.smembers(assigned_key(agent))  # noqa: E731
     store.transition(task.taskId, Status.SCHEDULED, attempt=1, fields={"agentId": "a1"})
-    store.transition(task.taskId, Status.DISPATCHED, attempt=1)
+    store.transition(task.taskId, Status.DISPATCHED, attempt=1, agent="a1")
     assert members("a1") == {task.taskId}
-    store.transition(task.taskId, Status.PENDING, attempt=1)  # failover
+    store.transition(task.taskId, Status.PENDING, attempt=1, agent="a1")  # failover
     assert members("a1") == set()
     store.transition(task.taskId, Status.SCHEDULED, attempt=2, fields={"agentId": "a2"})
-    store.transition(task.taskId, Status.DISPATCHED, attempt=2)
-    store.transition(task.taskId, Status.RUNNING, attempt=2)
+    store.transition(task.taskId, Status.DISPATCHED, attempt=2, agent="a2")
+    store.transition(task.taskId, Status.RUNNING, attempt=2, agent="a2")
     assert (members("a1"), members("a2")) == (set(), {task.taskId})
-    store.transition(task.taskId, Status.SUCCESS, attempt=2)
+    assert store.transition(task.taskId, Status.SUCCESS, attempt=2, agent="a2").ok
     assert members("a2") == set()
 
 

@@ -6,9 +6,9 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from shared.config import get_settings
-from shared.keys import PENDING_QUEUE
-from shared.submit import submit_command
+from shared.core.config import get_settings
+from shared.core.keys import PENDING_QUEUE
+from shared.core.submit import submit_command
 
 command = submit_command(PENDING_QUEUE)
 

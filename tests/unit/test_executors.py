@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import get_settings
-from shared.executors import (
+from shared.core.config import get_settings
+from shared.core.states import Status
+from shared.core.task import Task
+from shared.execution.executors import (
     PythonScriptExecutor,
     ShellTaskExecutor,
     TailBuffer,
     UnknownTaskType,
     executor_for,
 )
-from shared.model import Task
-from shared.runner import execute
-from shared.states import Status
+from shared.execution.runner import execute
 
 shell = ShellTaskExecutor()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from shared.model import InvalidTask, Task, TaskSpec
-from shared.states import TERMINAL, TRANSITIONS, Status, can_move, sources_of
+from shared.core.states import TERMINAL, TRANSITIONS, Status, can_move, sources_of
+from shared.core.task import InvalidTask, Task, TaskSpec
 
 
 def test_minimal_entry_gets_an_id_and_the_default_timeout() -> None:

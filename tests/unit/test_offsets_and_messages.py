@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from shared.messages import Dispatch, Heartbeat, InvalidMessage, StatusUpdate, parse_message
-from shared.offsets import OffsetTracker
+from shared.messaging.messages import (
+    Dispatch,
+    Heartbeat,
+    InvalidMessage,
+    StatusUpdate,
+    parse_message,
+)
+from shared.messaging.offsets import OffsetTracker
 
 
 def test_commit_position_waits_for_the_oldest_unfinished_record() -> None:

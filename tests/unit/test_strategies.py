@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from shared.registry import AgentInfo
-from shared.strategies import (
+from shared.coordination.registry import AgentInfo
+from shared.scheduling.strategies import (
     LeastLoadStrategy,
     RandomStrategy,
     RoundRobinStrategy,

@@ -1,0 +1,240 @@
+"""The Kafka agent's loop, shared by phase 3 and later phases.
+
+* It reads its own partition of ``task-dispatch-topic`` (``assign``, no rebalancing), one
+  record at a time and only when a slot is free: what it has not read stays in Kafka.
+* Each task it runs has a cancel flag in ``running``; from phase 4 a second consumer sets
+  it (``shared/agent/cancels.py``).
+* Before running a dispatch it reads the task once from Redis and drops a redelivered
+  dispatch of an attempt that is no longer current.
+* It reports RUNNING and the outcome on ``task-status-update-topic``, and commits a
+  dispatch's offset only once that outcome is on the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from dataclasses import dataclass, field
+
+from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.structs import OffsetAndMetadata
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoNodeError
+from redis import Redis
+
+from shared.agent.heartbeats import measure
+from shared.agent.reporting import Reporter
+from shared.coordination.registry import AgentInfo, agent_path, register_agent
+from shared.coordination.session import after_session_loss
+from shared.core.config import Settings
+from shared.core.lifecycle import GracefulStop
+from shared.core.logs import task_log
+from shared.core.states import Status
+from shared.core.store import TaskStore
+from shared.core.task import Task
+from shared.execution.runner import execute
+from shared.messaging.clients import make_consumer, make_producer
+from shared.messaging.dead_letters import send_to_dead_letters
+from shared.messaging.messages import Dispatch, InvalidMessage, parse_message
+from shared.messaging.offsets import OffsetTracker
+from shared.messaging.partitions import (
+    claim_partition,
+    partition_group,
+    reclaim_partition,
+    release_partition,
+)
+from shared.messaging.topics import ensure_topics
+
+log = logging.getLogger("agent")
+
+
+@dataclass
+class Running:
+    """A task this agent runs now, and the flag that cancels it (set from phase 4 on)."""
+
+    attempt: int
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: Settings,
+        info: AgentInfo,
+        store: TaskStore,
+        consumer: KafkaConsumer,
+        reporter: Reporter,
+        stop: GracefulStop,
+    ) -> None:
+        self.settings = settings
+        self.info = info
+        self.store = store
+        self.consumer = consumer
+        self.reporter = reporter
+        self.stop = stop
+        self.partition = TopicPartition(settings.dispatch_topic, info.partition)
+        self.offsets = OffsetTracker()
+        self.slots = threading.BoundedSemaphore(info.capacity)
+        self.running: dict[tuple[str, int], Running] = {}  # (taskId, attempt)
+        self.pool = ThreadPoolExecutor(info.capacity, thread_name_prefix="slot")
+        self.committed: int | None = None
+        self.loop_seen = time.monotonic()  # the main loop's last turn; heartbeats need it
+
+    # --8<-- [start:serve]
+    def serve(self) -> None:
+        self.consumer.assign([self.partition])
+        threading.Thread(target=self.send_heartbeats, name="heartbeat", daemon=True).start()
+        log.info("agent %s reading partition %d", self.info.id, self.info.partition)
+        while not self.stop.stopping:
+            self.loop_seen = time.monotonic()
+            if not self.slots.acquire(timeout=self.settings.queue_poll_seconds):
+                continue  # every slot is busy
+            batch = self.consumer.poll(timeout_ms=self.settings.kafka_poll_ms, max_records=1)
+            records = [record for records in batch.values() for record in records]
+            if not records or not self.take(records[0]):
+                self.slots.release()
+            self.commit()
+        self.pool.shutdown(wait=True)  # running tasks finish and report
+        self.commit()
+
+    # --8<-- [end:serve]
+
+    # --8<-- [start:take]
+    def take(self, record: ConsumerRecord) -> bool:
+        """Start one dispatch in the slot taken for it; False if it was skipped instead."""
+        self.offsets.started(record.offset)
+        try:
+            dispatch = parse_message(Dispatch, record.value)
+        except InvalidMessage as exc:
+            send_to_dead_letters(self.reporter.producer, self.settings, record, str(exc))
+            self.offsets.finished(record.offset)
+            return False
+        tlog = task_log(log, dispatch.taskId, dispatch.attempt)
+        key = (dispatch.taskId, dispatch.attempt)
+        # Registered before the check, so a cancel arriving in between finds it.
+        self.running[key] = Running(dispatch.attempt)
+        if dispatch.agentId != self.info.id:
+            tlog.warning("dispatch for %s on my partition; skipped", dispatch.agentId)
+        elif not self.is_current(dispatch):
+            tlog.info("dispatch of an attempt that is no longer current; dropped")
+        else:
+            self.pool.submit(self.run, dispatch, record.offset)
+            return True
+        self.running.pop(key, None)
+        self.offsets.finished(record.offset)
+        return False
+
+    # --8<-- [end:take]
+
+    def is_current(self, dispatch: Dispatch) -> bool:
+        task = self.store.get(dispatch.taskId)
+        return (
+            task is not None
+            and task.attempt == dispatch.attempt
+            and task.state in (Status.SCHEDULED, Status.DISPATCHED)
+        )
+
+    # --8<-- [start:run]
+    def run(self, dispatch: Dispatch, offset: int) -> None:
+        task = Task(
+            taskId=dispatch.taskId,
+            name=dispatch.name,
+            type=dispatch.type.value,
+            content=dispatch.content,
+            timeout=dispatch.timeout,
+            attempt=dispatch.attempt,
+        )
+        tlog = task_log(log, task.taskId, task.attempt)
+        key = (task.taskId, task.attempt)
+        try:
+            cancel = self.running[key].cancel
+            if cancel.is_set():
+                tlog.info("cancelled before it started; not run")
+                return
+            self.reporter.running(task.taskId, task.attempt, self.info.id)
+            tlog.info("running %s task %r (timeout %gs)", task.type, task.name, task.timeout)
+            result = execute(task, self.info.id, cancelled=cancel.is_set)
+            self.reporter.finished(task.taskId, task.attempt, self.info.id, result)
+            tlog.info("%s (%s) reported", result.status, result.error or "exit code 0")
+        finally:
+            self.running.pop(key, None)
+            self.offsets.finished(offset)
+            self.slots.release()
+
+    # --8<-- [end:run]
+
+    def commit(self) -> None:
+        """Commit up to the oldest dispatch whose outcome is not reported yet."""
+        position = self.offsets.committable()
+        if position is not None and position != self.committed:
+            self.consumer.commit({self.partition: OffsetAndMetadata(position, "", -1)})
+            self.committed = position
+
+    def send_heartbeats(self) -> None:
+        """Every interval, a heartbeat, but only while the main loop turns: a hung loop
+        (a stuck poll, a deadlock) falls silent, and the leader stops sending it work."""
+        while not self.stop.stopping:
+            if time.monotonic() - self.loop_seen < self.settings.agent_suspect_seconds / 2:
+                running = len(self.running)
+                beat = measure(self.info.id, running, self.info.capacity, self.info.startedAt)
+                self.reporter.heartbeat(beat)
+            else:
+                log.warning("main loop stalled: heartbeats withheld")
+            self.stop.wait(self.settings.heartbeat_seconds)
+
+
+# --8<-- [start:run_agent]
+def run_agent(
+    settings: Settings,
+    zk: KazooClient,
+    stop: GracefulStop,
+    also: Callable[[Agent], None] | None = None,
+) -> None:
+    """Claim a partition, register, serve until stopped, deregister.
+
+    ``also(agent)`` runs before the agent serves: a later phase starts more of the agent's
+    work there (phase 4: the cancel listener).
+    """
+    ensure_topics(settings.kafka_bootstrap_servers, settings=settings)
+    partition = claim_partition(zk, settings.agent_id, settings.dispatch_partitions)
+    info = AgentInfo(
+        id=settings.agent_id,
+        capacity=settings.agent_capacity,
+        types=tuple(settings.agent_task_types.split(",")),
+        partition=partition,
+    )
+    producer = make_producer(settings, client_id=settings.agent_id)
+    group = partition_group(settings.dispatch_topic, partition)
+    consumer = make_consumer(settings, group, client_id=settings.agent_id)
+    store = TaskStore(Redis.from_url(settings.redis_url, decode_responses=True))
+    register_agent(zk, info)
+
+    def register_again() -> None:
+        if reclaim_partition(zk, info.id, partition):
+            register_agent(zk, info)
+        else:
+            log.error("partition %d now belongs to another agent: stopping", partition)
+            stop.set()
+
+    after_session_loss(zk, register_again)
+    try:
+        reporter = Reporter(producer, settings)
+        agent = Agent(settings, info, store, consumer, reporter, stop)
+        if also is not None:
+            also(agent)
+        agent.serve()
+    finally:
+        with suppress(NoNodeError):
+            zk.delete(agent_path(info.id))
+        release_partition(zk, partition)
+        consumer.close(autocommit=False)
+        producer.close()
+        log.info("agent %s deregistered", info.id)
+
+
+# --8<-- [end:run_agent]

@@ -1,0 +1,69 @@
+"""An agent's reports on Kafka: status updates for the task-manager, heartbeats for all.
+
+A report that cannot be sent is retried with backoff until it is, because the dispatch
+it answers must not be committed before its outcome is on the broker. While Kafka is
+away the slot waits; nothing is lost and nothing is reported twice by this loop (a
+repeat after a crash is harmless: the task-manager's transitions are idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kafka import KafkaProducer
+from kafka.errors import KafkaError
+from tenacity import before_sleep_log, retry, retry_if_exception_type, wait_exponential
+
+from shared.core.config import Settings
+from shared.execution.executors import ExecutionResult
+from shared.messaging.clients import send_sync
+from shared.messaging.messages import Heartbeat, StatusUpdate
+
+log = logging.getLogger(__name__)
+
+_retry_forever = retry(
+    retry=retry_if_exception_type(KafkaError),
+    wait=wait_exponential(multiplier=0.5, max=10),
+    before_sleep=before_sleep_log(log, logging.WARNING),
+)
+
+
+class Reporter:
+    def __init__(self, producer: KafkaProducer, settings: Settings) -> None:
+        self.producer = producer
+        self.settings = settings
+
+    @_retry_forever
+    def status(self, update: StatusUpdate) -> None:
+        send_sync(self.producer, self.settings.status_topic, update.to_bytes(), update.taskId)
+
+    def running(self, task_id: str, attempt: int, agent_id: str) -> None:
+        self.status(
+            StatusUpdate(taskId=task_id, attempt=attempt, agentId=agent_id, status="RUNNING")
+        )
+
+    def finished(self, task_id: str, attempt: int, agent_id: str, result: ExecutionResult) -> None:
+        self.status(
+            StatusUpdate(
+                taskId=task_id,
+                attempt=attempt,
+                agentId=agent_id,
+                status=result.status.value,
+                exitCode=result.exit_code,
+                stdout=result.stdout,
+                stderr=result.stderr,
+                error=result.error,
+            )
+        )
+
+    def heartbeat(self, heartbeat: Heartbeat) -> None:
+        """Best effort: a lost heartbeat is replaced by the next one."""
+        try:
+            send_sync(
+                self.producer,
+                self.settings.heartbeat_topic,
+                heartbeat.to_bytes(),
+                heartbeat.agentId,
+            )
+        except KafkaError as exc:
+            log.warning("heartbeat not sent: %s", exc)

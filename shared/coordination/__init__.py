@@ -1,0 +1,1 @@
+"""ZooKeeper: the session, the live-agent registry, leader election, service discovery."""

@@ -1,0 +1,53 @@
+"""Connecting to ZooKeeper, with the session timeout every phase uses."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.retry import KazooRetry
+
+from shared.core.config import Settings
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 15.0  # seconds to wait for the first session at start-up
+
+
+def connect_zk(settings: Settings) -> KazooClient:
+    """A started client. Lost connections are retried for ever; a lost session is renewed."""
+    zk = KazooClient(
+        hosts=settings.zk_hosts,
+        timeout=settings.zk_session_timeout,
+        connection_retry=KazooRetry(max_tries=-1, max_delay=2.0),
+    )
+    zk.add_listener(lambda state: log.log(_LEVEL[state], "ZooKeeper session %s", state))
+    zk.start(timeout=CONNECT_TIMEOUT)
+    return zk
+
+
+_LEVEL = {
+    KazooState.CONNECTED: logging.INFO,
+    KazooState.SUSPENDED: logging.WARNING,
+    KazooState.LOST: logging.WARNING,
+}
+
+
+def after_session_loss(zk: KazooClient, callback: Callable[[], None]) -> None:
+    """Run ``callback`` (in a thread) each time a new session replaces an expired one.
+
+    Ephemeral znodes die with the session that made them: a process cut off for longer
+    than the session timeout comes back unknown, and must announce itself again.
+    """
+    lost = threading.Event()
+
+    def listener(state: str) -> None:  # kazoo's thread: must not block
+        if state == KazooState.LOST:
+            lost.set()
+        elif state == KazooState.CONNECTED and lost.is_set():
+            lost.clear()
+            threading.Thread(target=callback, name="re-register", daemon=True).start()
+
+    zk.add_listener(listener)

@@ -1,0 +1,121 @@
+"""Every setting of every process, in one place.
+
+Each field is read from the environment variable of the same name in upper case
+(``redis_url`` <- ``REDIS_URL``); the default written here applies when the variable
+is unset. A value that does not parse (``TASK_MAX_TIMEOUT=ten``) stops the process at
+start-up with a message naming the variable, instead of failing later mid-task.
+
+The docs page "Configuration" lists these fields; keep the descriptions short and true.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default_process_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    """Settings shared by agents, schedulers, the task-manager, the API and the launcher."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    # --- where the servers are (clients) ---
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for tasks and queues")
+    zk_hosts: str = Field("127.0.0.1:2181", description="ZooKeeper connection string")
+    kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+
+    # --- processes ---
+    log_level: str = Field("INFO", description="logging level of every process")
+    agent_id: str = Field(default_factory=_default_process_id, description="this agent's id")
+    run_dir: Path = Field(PROJECT_ROOT / "run", description="pid files, logs and server data")
+
+    # --- tasks ---
+    task_default_timeout: float = Field(60.0, gt=0, description="seconds, when a task gives none")
+    task_max_timeout: float = Field(86_400.0, gt=0, description="largest timeout a task may ask")
+    # /bin/sh -c takes the content as one argument, which Linux caps at 128 KiB
+    task_max_content_bytes: int = Field(64 * 1024, gt=0, description="largest task content")
+    task_output_limit: int = Field(64 * 1024, gt=0, description="stdout/stderr bytes kept")
+    task_kill_grace: float = Field(2.0, ge=0, description="seconds from SIGTERM to SIGKILL")
+
+    # --- phase 1 ---
+    queue_poll_seconds: float = Field(1.0, gt=0, description="BRPOP timeout; bounds SIGTERM delay")
+
+    # --- phase 2: coordination ---
+    zk_session_timeout: float = Field(
+        10.0, ge=1, description="seconds before a silent peer is dead"
+    )
+    agent_capacity: int = Field(2, gt=0, description="tasks one agent runs at the same time")
+    agent_task_types: str = Field("SHELL,PYTHON", description="task types this agent runs")
+    scheduler_id: str = Field(
+        default_factory=_default_process_id, description="this scheduler's id"
+    )
+    scheduler_strategy: str = Field("random", description="random, round-robin or least-load")
+    reconcile_seconds: float = Field(5.0, gt=0, description="leader re-checks dead agents' tasks")
+
+    # --- phase 3: Kafka ---
+    dispatch_partitions: int = Field(16, gt=0, description="dispatch partitions = most agents")
+    heartbeat_seconds: float = Field(3.0, gt=0, description="agent heartbeat interval")
+    agent_suspect_seconds: float = Field(10.0, gt=0, description="silent this long: no new tasks")
+    kafka_linger_ms: int = Field(0, ge=0, description="producer batching delay")
+    kafka_poll_ms: int = Field(500, gt=0, description="consumer poll timeout; bounds SIGTERM delay")
+    manager_group: str = Field("task-manager", description="the task-managers' consumer group")
+    kafka_session_timeout_ms: int = Field(
+        10_000, ge=6000, description="a silent group member is replaced after this"
+    )
+
+    # --- phase 4: API and gRPC ---
+    grpc_host: str = Field("127.0.0.1", description="address the task-manager's gRPC binds")
+    grpc_port: int = Field(0, ge=0, lt=65536, description="its port; 0 picks a free one")
+    grpc_workers: int = Field(8, gt=0, description="threads serving gRPC calls")
+    grpc_deadline: float = Field(
+        5.0, gt=0, description="seconds every API -> manager call may take"
+    )
+    api_page_limit: int = Field(50, gt=0, le=200, description="tasks per page by default")
+
+    # --- infrastructure launcher ---
+    # The local servers that `python -m shared.devtools.infra up` starts (docs/infrastructure.md).
+    # Clients still find them through REDIS_URL, ZK_HOSTS and KAFKA_BOOTSTRAP_SERVERS.
+    redis_port: int = Field(6379, gt=0, lt=65536, description="port of the local Redis")
+    zookeeper_port: int = Field(2181, gt=0, lt=65536, description="port of the local ZooKeeper")
+    kafka_port: int = Field(9092, gt=0, lt=65536, description="port of the local Kafka broker")
+    kafka_controller_port: int = Field(
+        9093, gt=0, lt=65536, description="port of the local Kafka's KRaft controller"
+    )
+    prometheus_port: int = Field(9090, gt=0, lt=65536, description="port of the local Prometheus")
+    zookeeper_version: str = Field("3.9.4", description="org.apache.zookeeper:zookeeper version")
+    kafka_version: str = Field("4.3.1", description="org.apache.kafka:kafka_2.13 version")
+    zookeeper_heap: str = Field("256m", description="JVM -Xmx of the local ZooKeeper")
+    kafka_heap: str = Field("512m", description="JVM -Xmx of the local Kafka")
+    maven_cache_dir: Path = Field(
+        Path.home() / ".cache" / "taskflow" / "maven",
+        description="jars of ZooKeeper and Kafka, resolved from Maven Central",
+    )
+    infra_ready_timeout: float = Field(90.0, gt=0, description="seconds a server has to answer")
+    infra_stop_grace: float = Field(15.0, ge=0, description="seconds from SIGTERM to SIGKILL")
+    # Kafka topics, created by shared/messaging/topics.py (the broker creates none itself)
+    dispatch_topic: str = Field("task-dispatch-topic", description="scheduler -> agents")
+    status_topic: str = Field("task-status-update-topic", description="agents -> task-manager")
+    heartbeat_topic: str = Field("agent-heartbeat-topic", description="agents' heartbeats")
+    dead_letter_topic: str = Field("task-dead-letter-topic", description="malformed messages")
+    control_topic: str = Field("task-control-topic", description="cancels, to one agent (phase 4)")
+    topic_partitions: int = Field(3, gt=0, description="partitions of each task topic")
+    topic_replication: int = Field(1, gt=0, description="replicas of each topic (1: one broker)")
+    topic_retention_ms: int = Field(7 * 24 * 3600 * 1000, gt=0, description="task topic retention")
+    heartbeat_retention_ms: int = Field(3600 * 1000, gt=0, description="heartbeat topic retention")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

@@ -1,0 +1,23 @@
+-- create: store a new PENDING task once, index it, and queue it, in one step.
+-- KEYS[1] task:{taskId}
+-- KEYS[2] request:{requestId}, or '' when the client gave no requestId
+-- KEYS[3] the queue to LPUSH the entry on, or '' for none
+-- KEYS[4] tasks:index
+-- ARGV[1] the taskId
+-- ARGV[2] the queue entry (the spec as JSON)
+-- ARGV[3] the task's member in tasks:index
+-- ARGV[4] the hash fields (a JSON object)
+-- returns {taskId, 1} when created, {the existing taskId, 0} when already known
+
+local task_key, request_key, queue_key, index_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local task_id, entry, index_member, fields = ARGV[1], ARGV[2], ARGV[3], cjson.decode(ARGV[4])
+if request_key ~= '' then
+  local existing = redis.call('GET', request_key)
+  if existing then return {existing, 0} end
+end
+if redis.call('EXISTS', task_key) == 1 then return {task_id, 0} end
+for field, value in pairs(fields) do redis.call('HSET', task_key, field, value) end
+redis.call('ZADD', index_key, 0, index_member)
+if request_key ~= '' then redis.call('SET', request_key, task_id) end
+if queue_key ~= '' then redis.call('LPUSH', queue_key, entry) end
+return {task_id, 1}

@@ -1,0 +1,50 @@
+-- move: the one function that changes a task's status. Every script that changes a
+-- status starts with this file (shared/core/scripts.py puts it in front), so the
+-- checks below guard every change, in every phase.
+--
+-- move(task_key, assigned_key, spec_json) -> {result, status, attempt}
+--   task_key      task:{taskId}
+--   assigned_key  assigned:{agentId}, the set of tasks the attempt's agent holds
+--                 ('assigned:' when no agent is involved; then it is never touched)
+--   spec_json     a JSON object, built by move_spec() in shared/core/store.py:
+--     target    the status to move to
+--     attempt   the attempt the caller believes current (the fencing token)
+--     sources   the statuses the task may be in now
+--     fields    more hash fields to write in the same step (result, timestamps)
+--     agent     the agent that holds, or will hold, this attempt ('' for none)
+--     holds     true when the task stays on its agent in the target status
+--     restart   true when the target starts a new attempt (back to PENDING)
+--     clear     the fields of the old attempt's result, deleted on restart
+-- result: 'ok', 'missing' (no such task), 'stale' (another attempt is current, or the
+-- attempt belongs to another agent) or 'forbidden' (not allowed from the current status)
+
+local function move(task_key, assigned_key, spec_json)
+  local spec = cjson.decode(spec_json)
+  local current = redis.call('HGET', task_key, 'status')
+  if not current then return {'missing', '', '0'} end
+  local attempt = tonumber(redis.call('HGET', task_key, 'attempt'))
+  if attempt ~= spec.attempt then return {'stale', current, tostring(attempt)} end
+  local allowed = false
+  for _, source in ipairs(spec.sources) do
+    if source == current then allowed = true end
+  end
+  if not allowed then return {'forbidden', current, tostring(attempt)} end
+  local holder = redis.call('HGET', task_key, 'agentId') or ''
+  if holder ~= '' and holder ~= spec.agent then return {'stale', current, tostring(attempt)} end
+
+  local task_id = redis.call('HGET', task_key, 'taskId')
+  if spec.restart then
+    attempt = attempt + 1
+    if #spec.clear > 0 then redis.call('HDEL', task_key, unpack(spec.clear)) end
+  end
+  redis.call('HSET', task_key, 'status', spec.target, 'attempt', attempt)
+  for field, value in pairs(spec.fields) do redis.call('HSET', task_key, field, value) end
+  if spec.agent ~= '' then
+    if spec.holds and not spec.restart then
+      redis.call('SADD', assigned_key, task_id)
+    else
+      redis.call('SREM', assigned_key, task_id)
+    end
+  end
+  return {'ok', spec.target, tostring(attempt)}
+end

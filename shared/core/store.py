@@ -1,0 +1,219 @@
+"""The Redis task store: one hash per task, every status change atomic and fenced.
+
+Lua scripts do all the writing that matters, so each runs as one step on the
+server and no interleaving of clients can corrupt a task:
+
+* ``create`` makes ``task:{taskId}`` once. A second create with the same ``taskId`` or
+  the same ``requestId`` returns the existing task instead (idempotent submit).
+* ``transition`` moves a task from its current status to a target only when the table in
+  :mod:`shared.core.states` allows it **and** the caller names the task's current attempt.
+  The attempt number is the fencing token: a move back to PENDING (failover, retry)
+  increments it, and from then on a writer still holding the old number is refused.
+
+The same step keeps the index ``assigned:{agentId}`` (the tasks an agent holds and has
+not finished) true by construction: a task is in its agent's set exactly while it is
+SCHEDULED, DISPATCHED or RUNNING. Failover reads that set to find a dead agent's tasks.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from redis import Redis
+
+from shared.core.keys import TASK_INDEX, assigned_key, index_member, request_key, task_key
+from shared.core.scripts import LUA_DIR, MOVE, script
+from shared.core.states import IN_FLIGHT, TERMINAL, Status, sources_of
+from shared.core.task import RESULT_FIELDS, Task, TaskSpec
+from shared.core.waiting import wait_until
+
+LIST_BATCH = 100  # index entries read per round trip while listing
+
+CREATE = LUA_DIR / "create.lua"
+TRANSITION = LUA_DIR / "transition.lua"
+
+
+class Result(StrEnum):
+    """What a status change did; every script that changes a status answers one of these."""
+
+    OK = "ok"
+    MISSING = "missing"  # no such task
+    STALE = "stale"  # another attempt is current (or the attempt is another agent's)
+    FORBIDDEN = "forbidden"  # the transition table does not allow it from the current status
+    DEPOSED = "deposed"  # a newer leader's epoch refused this leader's write
+    UNPUBLISHED = "unpublished"  # the broker did not take the dispatch; undone
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A status change's result, with the task's status and attempt as the script saw them."""
+
+    result: Result
+    status: Status | None
+    attempt: int
+
+    @classmethod
+    def parse(cls, reply: list[str]) -> Outcome:
+        """From the ``{result, status, attempt}`` that the scripts return."""
+        result, status, attempt = reply
+        return cls(Result(result), Status(status) if status else None, int(attempt))
+
+    @property
+    def ok(self) -> bool:
+        return self.result is Result.OK
+
+    def describe(self, target: Status) -> str:
+        if self.ok:
+            return f"now {target} (attempt {self.attempt})"
+        if self.result is Result.MISSING:
+            return "no such task"
+        if self.result is Result.STALE:
+            return f"refused: attempt is now {self.attempt}"
+        if self.result is Result.DEPOSED:
+            return "refused: this leader was deposed"
+        return f"refused: {self.status} -> {target} is not allowed"
+
+
+class TaskStore:
+    """Tasks in Redis. The client must be created with ``decode_responses=True``."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+        self._create = script(redis, CREATE)
+        self._transition = script(redis, TRANSITION, MOVE)
+
+    def create(self, spec: TaskSpec, queue: str = "") -> tuple[Task, bool]:
+        """Store a new PENDING task and, in the same step, LPUSH it onto ``queue``.
+
+        Returns ``(task, created)``. ``created`` is False when the ``taskId`` or
+        ``requestId`` was already known: the task returned is then the one stored before,
+        untouched, and nothing is queued again.
+        """
+        task = Task.from_spec(spec)
+        request = request_key(spec.request_id) if spec.request_id else ""
+        keys = [task_key(task.taskId), request, queue, TASK_INDEX]
+        member = index_member(task.createdAt, task.taskId)
+        args = [task.taskId, spec.to_json() if queue else "", member, json.dumps(task.to_hash())]
+        task_id, created = self._create(keys=keys, args=args)
+        if created:
+            return task, True
+        existing = self.get(task_id)
+        assert existing is not None, f"task {task_id} vanished while being created"
+        return existing, False
+
+    def get(self, task_id: str) -> Task | None:
+        data = self.redis.hgetall(task_key(task_id))
+        return Task.from_hash(data) if data else None
+
+    # --8<-- [start:list]
+    def list(
+        self, status: str = "", task_type: str = "", limit: int = 50, cursor: str = ""
+    ) -> tuple[list[Task], str]:
+        """Tasks newest first, filtered; returns the page and the cursor of the next one.
+
+        The cursor is the index member of the last task returned, so a page never repeats
+        or skips a task, whatever was created in between.
+        """
+        found: list[Task] = []
+        upper = f"({cursor}" if cursor else "+"
+        while len(found) < limit:
+            members = self.redis.zrevrangebylex(TASK_INDEX, upper, "-", 0, LIST_BATCH)
+            if not members:
+                return found, ""
+            pipe = self.redis.pipeline(transaction=False)  # one round trip per batch
+            for member in members:
+                pipe.hgetall(task_key(member.split(":", 1)[1]))
+            for member, data in zip(members, pipe.execute(), strict=True):
+                upper = f"({member}"
+                task = Task.from_hash(data) if data else None
+                if (
+                    task
+                    and (not status or task.status == status)
+                    and (not task_type or task.type == task_type)
+                ):
+                    found.append(task)
+                    if len(found) == limit:
+                        return found, member
+        return found, ""
+
+    # --8<-- [end:list]
+
+    def wait_for_terminal(self, task_id: str, timeout: float, poll: float = 0.1) -> Task | None:
+        """The task once it is SUCCESS, FAILED or CANCELLED; None if ``timeout`` passes first."""
+
+        def finished() -> Task | None:
+            task = self.get(task_id)
+            return task if task is not None and task.state in TERMINAL else None
+
+        return wait_until(finished, timeout, poll)
+
+    def transition(
+        self,
+        task_id: str,
+        target: Status,
+        *,
+        attempt: int,
+        expected: Status | None = None,
+        fields: Mapping[str, object] | None = None,
+        agent: str = "",
+    ) -> Outcome:
+        """Move ``task_id`` to ``target`` if allowed and ``attempt`` is still current.
+
+        ``expected`` narrows the allowed current status to one (a writer that knows the
+        task is RUNNING says so, and loses to any writer that moved it first). ``fields``
+        are written in the same atomic step (result, agentId, timestamps). ``agent`` is
+        the agent that holds this attempt (or takes it now): its ``assigned`` set is kept
+        in the same step.
+        """
+        spec = move_spec(target, attempt, expected, fields, agent)
+        keys = [task_key(task_id), assigned_key(spec.agent)]
+        return Outcome.parse(self._transition(keys=keys, args=[spec.to_json()]))
+
+
+@dataclass(frozen=True)
+class MoveSpec:
+    """The arguments of the Lua ``move`` (``lua/move.lua`` names each one)."""
+
+    target: Status
+    attempt: int
+    sources: list[Status]
+    fields: dict[str, str]
+    agent: str
+
+    def to_json(self) -> str:
+        restart = self.target is Status.PENDING  # back to the queue: a new attempt
+        return json.dumps(
+            {
+                "target": self.target.value,
+                "attempt": self.attempt,
+                "sources": [source.value for source in self.sources],
+                "fields": self.fields,
+                "agent": self.agent,
+                "holds": self.target in IN_FLIGHT,
+                "restart": restart,
+                "clear": list(RESULT_FIELDS) if restart else [],
+            }
+        )
+
+
+def move_spec(
+    target: Status,
+    attempt: int,
+    expected: Status | None = None,
+    fields: Mapping[str, object] | None = None,
+    agent: str = "",
+) -> MoveSpec:
+    """Check a move against the transition table and describe it for the Lua ``move``."""
+    allowed = sources_of(target)
+    if expected is not None:
+        if expected not in allowed:
+            raise ValueError(f"{expected} -> {target} is not in the transition table")
+        allowed = [expected]
+    values = {key: str(value) for key, value in (fields or {}).items()}
+    named = values.get("agentId", "")
+    if named and agent and named != agent:
+        raise ValueError(f"agentId {named!r} is not the move's agent {agent!r}")
+    return MoveSpec(target, attempt, allowed, values, agent or named)

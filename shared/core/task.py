@@ -1,0 +1,189 @@
+"""What a task is: the spec a client submits, and the record the system keeps.
+
+``TaskSpec`` validates what comes in (a JSON entry on a queue, later a REST body), so
+every phase rejects bad input the same way with the same messages. ``Task`` is the
+typed view of the Redis hash ``task:{taskId}``; its field names are the hash's
+camelCase field names.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.core.config import get_settings
+from shared.core.states import Status
+
+
+class TaskType(StrEnum):
+    SHELL = "SHELL"
+    PYTHON = "PYTHON"
+
+
+def new_task_id() -> str:
+    return uuid.uuid4().hex
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class InvalidTask(ValueError):
+    """An entry that is not a valid task; the message says which field and why."""
+
+
+# --8<-- [start:spec]
+class TaskSpec(BaseModel):
+    """A task as a client submits it (the REST fields)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    task_id: str = Field(default_factory=new_task_id, alias="taskId", min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    type: TaskType
+    content: str = Field(min_length=1)
+    timeout: float = Field(default_factory=lambda: get_settings().task_default_timeout, gt=0)
+    max_retries: int = Field(0, alias="maxRetries", ge=0, le=100)
+    request_id: str | None = Field(None, alias="requestId", min_length=1, max_length=200)
+    # --8<-- [end:spec]
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_within_limit(cls, value: float) -> float:
+        limit = get_settings().task_max_timeout
+        if value > limit:
+            raise ValueError(f"must be at most {limit:g} seconds")
+        return value
+
+    @field_validator("content")
+    @classmethod
+    def _content_within_limit(cls, value: str) -> str:
+        limit = get_settings().task_max_content_bytes
+        if len(value.encode("utf-8", errors="surrogatepass")) > limit:
+            raise ValueError(f"must be at most {limit} bytes")
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> TaskSpec:
+        """Parse a JSON entry, turning every problem into one readable ``InvalidTask``."""
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            raise InvalidTask(describe_errors(exc)) from None
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, object]) -> TaskSpec:
+        """Like ``from_json`` for fields already in hand; ``None`` values count as absent."""
+        return cls.from_json(json.dumps({k: v for k, v in fields.items() if v is not None}))
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """``{"timeout": "must be at most 86400 seconds", ...}``: one entry per bad field."""
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "body"
+        errors.setdefault(where, error["msg"].removeprefix("Value error, "))
+    return errors
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """``name: field required; timeout: must be at most 86400 seconds``."""
+    return "; ".join(f"{field}: {reason}" for field, reason in field_errors(exc).items())
+
+
+def _result(default: object = None) -> Any:
+    """A field of one attempt's result: cleared when a new attempt starts."""
+    return field(default=default, metadata={"result": True})
+
+
+@dataclass
+class Task:
+    """One task as stored in ``task:{taskId}`` (field names are the hash's)."""
+
+    taskId: str
+    name: str
+    type: str
+    content: str
+    timeout: float
+    maxRetries: int = 0
+    attempt: int = 1
+    status: str = Status.PENDING.value
+    createdAt: int = 0
+    requestId: str = ""
+    # the current attempt: who holds it, when it moved, how it ended
+    agentId: str = _result("")
+    agentSession: str = _result("")
+    scheduledAt: int | None = _result()
+    dispatchedAt: int | None = _result()
+    startedAt: int | None = _result()
+    finishedAt: int | None = _result()
+    exitCode: int | None = _result()
+    stdout: str = _result("")
+    stderr: str = _result("")
+    error: str = _result("")
+
+    @classmethod
+    def from_spec(cls, spec: TaskSpec) -> Task:
+        return cls(
+            taskId=spec.task_id,
+            name=spec.name,
+            type=spec.type.value,
+            content=spec.content,
+            timeout=spec.timeout,
+            maxRetries=spec.max_retries,
+            requestId=spec.request_id or "",
+            createdAt=now_ms(),
+        )
+
+    def to_hash(self) -> dict[str, str]:
+        """The hash fields; empty optional values are left out."""
+        return {key: str(value) for key, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_hash(cls, data: dict[str, str]) -> Task:
+        """The inverse of ``to_hash``; unknown fields (added by later phases) are ignored."""
+        values: dict[str, object] = {}
+        for name in (f.name for f in fields(cls)):
+            raw = data.get(name)
+            if raw is None or (raw == "" and name in _OPTIONAL_NUMBERS):
+                continue
+            values[name] = _CONVERT.get(name, str)(raw)
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def state(self) -> Status:
+        return Status(self.status)
+
+    def spec(self) -> TaskSpec:
+        """The spec this task was submitted with (what a pending entry holds).
+
+        Not validated again: the task was valid when it was stored, and a limit lowered
+        since must not stop a failover.
+        """
+        return TaskSpec.model_construct(
+            task_id=self.taskId,
+            name=self.name,
+            type=TaskType(self.type),
+            content=self.content,
+            timeout=self.timeout,
+            max_retries=self.maxRetries,
+            request_id=None,
+        )
+
+
+# The fields of one attempt, deleted from the hash when a new attempt starts.
+RESULT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Task) if f.metadata.get("result"))
+_OPTIONAL_NUMBERS = {f.name for f in fields(Task) if f.type == "int | None"}
+_CONVERT = {f.name: int for f in fields(Task) if f.type in ("int", "int | None")}
+_CONVERT["timeout"] = float

@@ -1,0 +1,62 @@
+"""Where a test's servers come from: your own, a container, or a private local instance.
+
+In this order: servers named by the environment (``REDIS_URL``, ``ZK_HOSTS``,
+``KAFKA_BOOTSTRAP_SERVERS``) are used as they are; else testcontainers when a Docker
+engine answers; else the local launcher starts a private instance on free ports in a
+temporary folder, so tests never touch a development stack and two runs never collide.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from shared.core.config import Settings, get_settings
+from shared.devtools.infra.catalog import SERVICES
+from shared.devtools.infra.containers import container, docker_answers
+from shared.devtools.infra.launcher import Launcher
+from shared.devtools.infra.ports import free_port
+
+log = logging.getLogger(__name__)
+
+ENV_VARS = {"redis": "REDIS_URL", "zookeeper": "ZK_HOSTS", "kafka": "KAFKA_BOOTSTRAP_SERVERS"}
+
+
+# --8<-- [start:server]
+@contextmanager
+def server(name: str, workdir: Path) -> Iterator[str]:
+    """Yield the endpoint of a ``name`` server (redis, zookeeper, kafka) while the block runs."""
+    given = os.environ.get(ENV_VARS[name])
+    if given:
+        log.info("%s: using %s from %s", name, given, ENV_VARS[name])
+        yield given
+    elif docker_answers():
+        with container(name) as endpoint:
+            yield endpoint
+    else:
+        with local_server(name, workdir) as endpoint:
+            yield endpoint
+
+
+# --8<-- [end:server]
+
+
+def private_settings(workdir: Path) -> Settings:
+    """The settings, with ``workdir`` as run dir and a free port for every server."""
+    ports = {field: free_port() for cls in SERVICES.values() for field in cls.port_fields}
+    return get_settings().model_copy(update={"run_dir": workdir, **ports})
+
+
+@contextmanager
+def local_server(name: str, workdir: Path) -> Iterator[str]:
+    """A private instance started by the launcher, stopped (whole process group) afterwards."""
+    launcher = Launcher(private_settings(workdir), say=log.info)
+    service = SERVICES[name](launcher.settings)
+    launcher.start(service)
+    try:
+        yield service.endpoint
+    finally:
+        launcher.stop(service)

@@ -1,0 +1,48 @@
+"""Redis from the Debian package ``redis-server``."""
+
+from __future__ import annotations
+
+import redis
+
+from shared.devtools.infra.errors import require
+from shared.devtools.infra.ports import LOOPBACK
+from shared.devtools.infra.service import Service
+
+CHECK_TIMEOUT = 2.0
+
+
+def ping(url: str) -> None:
+    """Raise unless the Redis at ``url`` answers PING."""
+    with redis.Redis.from_url(url, socket_timeout=CHECK_TIMEOUT) as client:
+        client.ping()
+
+
+class RedisServer(Service):
+    name = "redis"
+    port_fields = ("redis_port",)
+
+    @property
+    def endpoint(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+    def install(self) -> None:
+        require("redis-server", "run `make infra-install` (the Debian package redis-server)")
+
+    def command(self) -> list[str]:
+        # Append-only file in the data folder: a development stack keeps its tasks over restarts.
+        return [
+            require("redis-server", "run `make infra-install`"),
+            "--bind",
+            LOOPBACK,
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+        ]
+
+    def check(self) -> None:
+        ping(self.endpoint)

@@ -1,0 +1,81 @@
+"""Starting the system's own processes in tests, each with a log file to read."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from shared.core.waiting import wait_until
+
+STOP_SECONDS = 30
+
+
+class Proc:
+    """One process of the system (``python -m <module>``) with its log in a file."""
+
+    def __init__(
+        self, name: str, module: str, env: dict[str, str], log_dir: Path, args: list[str]
+    ) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float) -> bool:
+        return bool(wait_until(lambda: text in self.log(), timeout))
+
+    def kill(self) -> None:
+        """kill -9: no goodbye, ZooKeeper notices only when the session expires."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(STOP_SECONDS)
+
+    def terminate(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(STOP_SECONDS)
+
+    def close(self) -> None:
+        if self.alive:
+            self.kill()
+        self._log.close()
+
+
+class Processes:
+    """Every process a test started; all killed at the end of the test."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.started: list[Proc] = []
+
+    def start(self, name: str, module: str, *args: str, **env: str) -> Proc:
+        proc = Proc(name, module, {**self.env, **env}, self.log_dir, list(args))
+        self.started.append(proc)
+        return proc
+
+    def close(self) -> None:
+        for proc in self.started:
+            proc.close()
+
+
+def leader_of(schedulers: list[Proc]) -> Proc | None:
+    """The scheduler whose log says it leads and has not stepped down since."""
+    for proc in schedulers:
+        text = proc.log()
+        if proc.alive and text.rfind(" leads (epoch") > text.rfind("stepped down"):
+            return proc
+    return None

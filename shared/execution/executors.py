@@ -1,0 +1,209 @@
+"""Run a task's content in a subprocess and collect its result.
+
+Each task runs in a process group of its own (``start_new_session=True``), so a timeout
+or a cancel can kill everything the task started, grandchildren included, with one
+``killpg``. Output is read by two threads into buffers that keep only the last
+``task_output_limit`` bytes: a chatty task cannot fill the agent's memory, and the tail
+is what explains a failure. Bytes that are not UTF-8 are replaced, never fatal.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import IO
+
+from shared.core.config import get_settings
+from shared.core.states import Status
+from shared.core.task import TaskType
+
+
+def NEVER() -> bool:  # noqa: N802 - reads as a constant: "cancelled=NEVER"
+    return False
+
+
+# Seconds to collect the last output once the task's process group is gone.
+READER_GRACE = 1.0
+
+# How often the wait loop looks at the deadline and the cancel flag.
+POLL_SECONDS = 0.05
+
+
+class UnknownTaskType(ValueError):
+    """No executor runs this task type."""
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """How a run ended. ``status`` is SUCCESS, FAILED or CANCELLED."""
+
+    status: Status
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    error: str = ""
+
+    def as_fields(self) -> dict[str, object]:
+        """The hash fields this result writes."""
+        fields: dict[str, object] = {"stdout": self.stdout, "stderr": self.stderr}
+        if self.exit_code is not None:
+            fields["exitCode"] = self.exit_code
+        if self.error:
+            fields["error"] = self.error
+        return fields
+
+
+class TailBuffer:
+    """Keeps the last ``limit`` bytes written to it."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.data = bytearray()
+        self.dropped = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.data += chunk
+        overflow = len(self.data) - self.limit
+        if overflow > 0:
+            del self.data[:overflow]
+            self.dropped += overflow
+
+    def text(self) -> str:
+        text = self.data.decode("utf-8", errors="replace")
+        return f"[{self.dropped} bytes cut]\n{text}" if self.dropped else text
+
+
+def _drain(stream: IO[bytes], buffer: TailBuffer) -> None:
+    for chunk in iter(lambda: stream.read1(8192), b""):  # type: ignore[attr-defined]
+        buffer.write(chunk)
+    stream.close()
+
+
+def kill_group(process: subprocess.Popen[bytes], grace: float) -> None:
+    """Ask the task's whole process group to stop (SIGTERM), SIGKILL it after ``grace``."""
+    _signal_group(process.pid, signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=grace)
+    _signal_group(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with suppress(ProcessLookupError):  # the group is already empty
+        os.killpg(pgid, sig)
+
+
+# --8<-- [start:run]
+def run_command(
+    argv: list[str],
+    timeout: float,
+    cancelled: Callable[[], bool] = NEVER,
+    env: Mapping[str, str] | None = None,
+) -> ExecutionResult:
+    """Run ``argv`` in its own process group; kill the group on timeout or cancel."""
+    settings = get_settings()
+    process = subprocess.Popen(
+        argv,
+        env={**os.environ, **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    out, err = TailBuffer(settings.task_output_limit), TailBuffer(settings.task_output_limit)
+    readers = [
+        threading.Thread(target=_drain, args=(process.stdout, out), daemon=True),
+        threading.Thread(target=_drain, args=(process.stderr, err), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+
+    deadline = time.monotonic() + timeout
+    stopped_because = ""
+    while not _finished(process):
+        if time.monotonic() >= deadline:
+            stopped_because = f"timed out after {timeout:g}s"
+        elif cancelled():
+            stopped_because = "cancelled"
+        if stopped_because:
+            kill_group(process, settings.task_kill_grace)
+            break
+    # The task is over; whatever it left running in the background goes with it
+    # (and releases the output pipes the reader threads wait on).
+    _signal_group(process.pid, signal.SIGKILL)
+
+    # A child that left the group (setsid) may hold the pipes open for ever: wait a little
+    # for the last output, then report without it rather than hang the slot.
+    last_output = time.monotonic() + READER_GRACE
+    for reader in readers:
+        reader.join(timeout=max(0.0, last_output - time.monotonic()))
+    return _result(process.returncode, out.text(), err.text(), stopped_because)
+
+
+# --8<-- [end:run]
+
+
+def _finished(process: subprocess.Popen[bytes]) -> bool:
+    """Wait up to one poll interval for the task's main process to exit."""
+    try:
+        process.wait(timeout=POLL_SECONDS)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def _result(code: int, stdout: str, stderr: str, stopped_because: str) -> ExecutionResult:
+    if stopped_because == "cancelled":
+        return ExecutionResult(Status.CANCELLED, code, stdout, stderr, "cancelled")
+    if stopped_because:
+        return ExecutionResult(Status.FAILED, code, stdout, stderr, stopped_because)
+    if code == 0:
+        return ExecutionResult(Status.SUCCESS, code, stdout, stderr)
+    return ExecutionResult(Status.FAILED, code, stdout, stderr, f"exit code {code}")
+
+
+class ShellTaskExecutor:
+    """Runs the content with ``/bin/sh -c``."""
+
+    def run(self, content: str, timeout: float, cancelled=NEVER, env=None) -> ExecutionResult:
+        return run_command(["/bin/sh", "-c", content], timeout, cancelled, env)
+
+
+class PythonScriptExecutor:
+    """Runs the content as a script file with this interpreter (tracebacks name the file)."""
+
+    def run(self, content: str, timeout: float, cancelled=NEVER, env=None) -> ExecutionResult:
+        with _script_file(content) as path:
+            return run_command([sys.executable, path], timeout, cancelled, env)
+
+
+@contextmanager
+def _script_file(content: str) -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="task-") as folder:
+        path = os.path.join(folder, "task.py")
+        with open(path, "w", encoding="utf-8") as script:
+            script.write(content)
+        yield path
+
+
+EXECUTORS = {
+    TaskType.SHELL.value: ShellTaskExecutor(),
+    TaskType.PYTHON.value: PythonScriptExecutor(),
+}
+
+
+def executor_for(task_type: str) -> ShellTaskExecutor | PythonScriptExecutor:
+    """The executor of ``task_type``, or a clear error naming the known types."""
+    try:
+        return EXECUTORS[task_type]
+    except KeyError:
+        known = ", ".join(EXECUTORS)
+        raise UnknownTaskType(f"unknown task type {task_type!r}; known types: {known}") from None

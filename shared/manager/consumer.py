@@ -1,0 +1,114 @@
+"""The task-manager's consumer: the one writer of status into Redis, fed by Kafka.
+
+Any number run, sharing the consumer group ``task-manager`` and so splitting the
+partitions. It consumes
+
+* ``task-status-update-topic``: each report is applied to ``task:{taskId}`` through the
+  store's atomic, fenced transitions (``shared/manager/reports.py``), so duplicates, reports of a
+  superseded attempt, and reports that arrive out of order are harmless;
+* ``agent-heartbeat-topic``: each agent's latest heartbeat goes to ``agent:{id}``.
+
+A message that does not match its schema goes to the dead-letter topic with the reason.
+Offsets are committed after the Redis writes of the whole batch, so a crash in between
+means the batch is applied again (idempotently), never that a report is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import CommitFailedError, RebalanceInProgressError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from tenacity import before_sleep_log, retry, retry_if_exception_type, wait_exponential
+
+from shared.core.config import Settings
+from shared.core.lifecycle import GracefulStop
+from shared.core.logs import task_log
+from shared.core.states import Status
+from shared.core.store import TaskStore
+from shared.manager.heartbeats import record as record_heartbeat
+from shared.manager.reports import apply_report
+from shared.messaging.clients import subscribe_when_known
+from shared.messaging.dead_letters import send_to_dead_letters
+from shared.messaging.messages import Heartbeat, InvalidMessage, StatusUpdate, parse_message
+
+log = logging.getLogger("task-manager")
+
+# While Redis is unreachable, wait and retry the same message: nothing is skipped.
+redis_retry = retry(
+    retry=retry_if_exception_type(RedisConnectionError),
+    wait=wait_exponential(multiplier=0.5, max=10),
+    before_sleep=before_sleep_log(log, logging.WARNING),
+)
+
+
+class StatusConsumer:
+    def __init__(
+        self,
+        settings: Settings,
+        store: TaskStore,
+        consumer: KafkaConsumer,
+        producer: KafkaProducer,
+        stop: GracefulStop,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.consumer = consumer
+        self.producer = producer
+        self.stop = stop
+
+    # --8<-- [start:serve]
+    def serve(self) -> None:
+        topics = [self.settings.status_topic, self.settings.heartbeat_topic]
+        subscribe_when_known(self.consumer, topics)
+        log.info("task-manager consuming status updates and heartbeats")
+        while not self.stop.stopping:
+            batch = self.consumer.poll(timeout_ms=self.settings.kafka_poll_ms)
+            for records in batch.values():
+                for record in records:
+                    self.handle(record)
+            if batch:
+                self.commit()
+        log.info("task-manager stopped")
+
+    # --8<-- [end:serve]
+
+    def commit(self) -> None:
+        """Commit what was polled: all of it is in Redis now.
+
+        A commit refused because the group is rebalancing is not an error: the partitions
+        go to another member (or back to this one), which reads the uncommitted messages
+        again and applies them again, harmlessly.
+        """
+        try:
+            self.consumer.commit()
+        except (CommitFailedError, RebalanceInProgressError) as exc:
+            log.warning("commit skipped (%s); the batch will be applied again", type(exc).__name__)
+
+    # --8<-- [start:handle]
+    @redis_retry
+    def handle(self, record: ConsumerRecord) -> None:
+        try:
+            if record.topic == self.settings.status_topic:
+                self.apply(parse_message(StatusUpdate, record.value))
+            else:
+                record_heartbeat(self.store.redis, parse_message(Heartbeat, record.value))
+        except InvalidMessage as exc:
+            send_to_dead_letters(self.producer, self.settings, record, str(exc))
+
+    def apply(self, report: StatusUpdate) -> None:
+        outcome = apply_report(self.store, report)
+        tlog = task_log(log, report.taskId, report.attempt)
+        if outcome.ok:
+            tlog.info("%s from %s", report.status, report.agentId)
+        else:
+            tlog.info(
+                "%s from %s ignored: %s",
+                report.status,
+                report.agentId,
+                outcome.describe(Status(report.status)),
+            )
+
+    # --8<-- [end:handle]

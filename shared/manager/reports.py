@@ -1,0 +1,69 @@
+"""Applying an agent's status report to the store (the task-manager's job).
+
+Reports arrive at least once and, across restarts, not always in order. Each is applied
+with the fenced transitions of the store, so:
+
+* a duplicate is refused (the task is already in that status);
+* a report of an attempt that is no longer current is refused (``stale``);
+* a report that skips a step is completed: an agent that reports SUCCESS has run the
+  task, so a task still SCHEDULED or DISPATCHED (its RUNNING report late, or the leader
+  not done recording the dispatch) walks through the missing steps first, each one
+  fenced by the same attempt. A late RUNNING report after that is a harmless refusal.
+"""
+
+from __future__ import annotations
+
+from shared.core.states import Status
+from shared.core.store import Outcome, Result, TaskStore
+from shared.messaging.messages import StatusUpdate
+
+# The steps an attempt goes through on its agent, in order.
+ON_AGENT = [Status.SCHEDULED, Status.DISPATCHED, Status.RUNNING]
+
+
+# --8<-- [start:apply]
+def apply_report(store: TaskStore, report: StatusUpdate) -> Outcome:
+    target = Status(report.status)
+    task = store.get(report.taskId)
+    if task is None:
+        return Outcome(Result.MISSING, None, 0)
+    if task.attempt != report.attempt:
+        return Outcome(Result.STALE, task.state, task.attempt)
+    if task.state not in ON_AGENT:
+        return Outcome(Result.FORBIDDEN, task.state, task.attempt)
+
+    steps = ON_AGENT[ON_AGENT.index(task.state) + 1 :]
+    if target is not Status.RUNNING:
+        steps.append(target)
+    outcome = Outcome(Result.FORBIDDEN, task.state, task.attempt)
+    for step in steps:
+        outcome = store.transition(
+            report.taskId,
+            step,
+            attempt=report.attempt,
+            expected=ON_AGENT[ON_AGENT.index(step) - 1] if step in ON_AGENT else Status.RUNNING,
+            fields=_fields(step, report),
+            agent=task.agentId,
+        )
+        if not outcome.ok or step is target:
+            break
+    return outcome
+
+
+# --8<-- [end:apply]
+
+
+def _fields(step: Status, report: StatusUpdate) -> dict[str, object]:
+    if step is Status.DISPATCHED:
+        return {}
+    if step is Status.RUNNING:
+        return {"startedAt": report.at}
+    fields: dict[str, object] = {
+        "stdout": report.stdout,
+        "stderr": report.stderr,
+        "error": report.error,
+        "finishedAt": report.at,
+    }
+    if report.exitCode is not None:
+        fields["exitCode"] = report.exitCode
+    return fields

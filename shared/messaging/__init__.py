@@ -1,0 +1,1 @@
+"""Kafka (phase 3 on): clients, message schemas, topics, offsets, partition ownership."""

@@ -1,0 +1,79 @@
+"""Kafka producers and consumers with the settings every phase-3+ process needs.
+
+* Producers wait for ``acks=all`` and retry, idempotently (no duplicates from retries),
+  and ``send_sync`` blocks until the broker has the message: a caller that then commits
+  an offset or writes a status knows the message is stored.
+* Consumers never commit by themselves (``enable_auto_commit=False``): each process
+  commits an offset only after it has done what the message asks.
+
+A message that does not match its schema goes to the dead-letter topic
+(``shared/messaging/dead_letters.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from shared.core.config import Settings
+
+log = logging.getLogger(__name__)
+
+SEND_TIMEOUT = 30.0  # seconds to wait for the broker's acknowledgement
+METADATA_RETRY = 0.2  # seconds between looks for a topic's partitions
+TOPIC_WAIT = 30.0  # seconds a consumer waits for its topics to be known
+
+
+def make_producer(settings: Settings, client_id: str) -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        retries=2**31 - 1,
+        enable_idempotence=True,
+        linger_ms=settings.kafka_linger_ms,
+    )
+
+
+def make_consumer(settings: Settings, group_id: str, client_id: str) -> KafkaConsumer:
+    return KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=group_id,
+        client_id=client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+    )
+
+
+def subscribe_when_known(
+    consumer: KafkaConsumer, topics: list[str], timeout: float = TOPIC_WAIT
+) -> None:
+    """Subscribe once the client's metadata knows every topic's partitions.
+
+    Subscribing to a topic created a moment ago can give the group an assignment made
+    without its partitions, and the consumer then reads nothing; waiting for the
+    metadata first avoids that.
+    """
+    deadline = time.monotonic() + timeout
+    while not all(consumer.partitions_for_topic(topic) for topic in topics):
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"topics not found on the broker: {topics}")
+        time.sleep(METADATA_RETRY)
+    consumer.subscribe(topics)
+
+
+def send_sync(
+    producer: KafkaProducer,
+    topic: str,
+    value: bytes,
+    key: str | None = None,
+    partition: int | None = None,
+) -> None:
+    """Send and wait until the broker has stored the message (``acks=all``)."""
+    future = producer.send(
+        topic, value=value, key=key.encode() if key else None, partition=partition
+    )
+    future.get(timeout=SEND_TIMEOUT)

@@ -1,0 +1,180 @@
+"""The task-manager's gRPC service: submit, get, list, cancel, retry, list agents.
+
+Every method works on the store's atomic, fenced transitions, so a call repeated on
+another instance (the API retries when one is gone) changes nothing the second time:
+submit is idempotent by ``taskId`` and ``requestId``, retry names the attempt it retries,
+cancel of a CANCELLED task returns it as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from kafka import KafkaProducer
+
+from shared.coordination.registry import AgentDirectory
+from shared.core.config import Settings
+from shared.core.keys import PENDING_QUEUE, heartbeat_key
+from shared.core.logs import task_log
+from shared.core.states import TERMINAL, Status
+from shared.core.store import TaskStore
+from shared.core.task import InvalidTask, Task, TaskSpec, TaskType, now_ms
+from shared.messaging.clients import send_sync
+from shared.messaging.messages import Cancel
+from shared.rpc import task_service_pb2 as pb
+from shared.rpc import task_service_pb2_grpc as pb_grpc
+from shared.rpc.convert import to_proto
+from shared.scheduling.handover import Handover
+
+log = logging.getLogger("task-service")
+
+NOT_STARTED = (Status.PENDING, Status.SCHEDULED, Status.DISPATCHED)
+RETRYABLE = (Status.FAILED, Status.CANCELLED)
+MAX_PAGE = 200
+CANCEL_ROUNDS = 5  # re-reads when the task moves while being cancelled
+
+
+class TaskService(pb_grpc.TaskServiceServicer):
+    def __init__(
+        self,
+        store: TaskStore,
+        directory: AgentDirectory,
+        producer: KafkaProducer,
+        settings: Settings,
+    ) -> None:
+        self.store = store
+        self.handover = Handover(store)
+        self.directory = directory
+        self.producer = producer
+        self.settings = settings
+
+    def Submit(self, request: pb.SubmitRequest, context: grpc.ServicerContext) -> pb.SubmitReply:
+        fields = {
+            "taskId": request.task_id or None,
+            "name": request.name,
+            "type": request.type,
+            "content": request.content,
+            "timeout": request.timeout or None,
+            "maxRetries": request.max_retries,
+            "requestId": request.request_id or None,
+        }
+        try:
+            spec = TaskSpec.from_fields(fields)
+        except InvalidTask as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        task, created = self.store.create(spec, queue=PENDING_QUEUE)
+        if created:
+            task_log(log, task.taskId, task.attempt).info(
+                "submitted %s task %r", task.type, task.name
+            )
+        return pb.SubmitReply(task=to_proto(task), created=created)
+
+    def Get(self, request: pb.TaskRef, context: grpc.ServicerContext) -> pb.TaskReply:
+        return pb.TaskReply(task=to_proto(self._task(request.task_id, context)))
+
+    def List(self, request: pb.ListRequest, context: grpc.ServicerContext) -> pb.ListReply:
+        if request.status and request.status not in Status.__members__:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown status {request.status!r}")
+        if request.type and request.type not in TaskType.__members__:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown type {request.type!r}")
+        limit = min(max(request.limit or 50, 1), MAX_PAGE)
+        tasks, cursor = self.store.list(request.status, request.type, limit, request.cursor)
+        return pb.ListReply(tasks=[to_proto(task) for task in tasks], next_cursor=cursor)
+
+    # --8<-- [start:cancel]
+    def Cancel(self, request: pb.TaskRef, context: grpc.ServicerContext) -> pb.TaskReply:
+        for _ in range(CANCEL_ROUNDS):
+            task = self._task(request.task_id, context)
+            if task.state is Status.CANCELLED:
+                return pb.TaskReply(task=to_proto(task))
+            if task.state in TERMINAL:
+                context.abort(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    f"task is {task.status}: only queued or running tasks can be cancelled",
+                )
+            if task.state is Status.RUNNING and task.agentId in self.directory.live():
+                self._tell_agent(task)  # it kills the process group and reports CANCELLED
+                return pb.TaskReply(task=to_proto(task))
+            # Not started (or its agent is gone): cancel it here, at once.
+            outcome = self.store.transition(
+                task.taskId,
+                Status.CANCELLED,
+                attempt=task.attempt,
+                expected=task.state,
+                fields={"error": "cancelled", "finishedAt": now_ms()},
+                agent=task.agentId,
+            )
+            if outcome.ok:
+                if task.state in (Status.SCHEDULED, Status.DISPATCHED):
+                    self._tell_agent(task)  # in case it started a moment ago
+                task_log(log, task.taskId, task.attempt).info("cancelled while %s", task.status)
+                return pb.TaskReply(task=to_proto(self._task(task.taskId, context)))
+        context.abort(grpc.StatusCode.ABORTED, "the task kept changing; try again")
+
+    # --8<-- [end:cancel]
+
+    def _tell_agent(self, task: Task) -> None:
+        agent = self.directory.live().get(task.agentId)
+        if agent is None or agent.partition is None:
+            return
+        message = Cancel(taskId=task.taskId, attempt=task.attempt, agentId=agent.id)
+        send_sync(
+            self.producer,
+            self.settings.control_topic,
+            message.to_bytes(),
+            task.taskId,
+            agent.partition,
+        )
+        task_log(log, task.taskId, task.attempt).info("cancel sent to %s", agent.id)
+
+    # --8<-- [start:retry]
+    def Retry(self, request: pb.RetryRequest, context: grpc.ServicerContext) -> pb.TaskReply:
+        task = self._task(request.task_id, context)
+        if request.attempt and task.attempt > request.attempt:
+            return pb.TaskReply(task=to_proto(task))  # that attempt was retried already
+        if task.state not in RETRYABLE:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"task is {task.status}: only FAILED or CANCELLED tasks can be retried",
+            )
+        outcome = self.handover.requeue(task)
+        if not outcome.ok:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"not retried: {outcome.describe(Status.PENDING)}",
+            )
+        task_log(log, task.taskId, outcome.attempt).info("retry requested")
+        return pb.TaskReply(task=to_proto(self._task(task.taskId, context)))
+
+    # --8<-- [end:retry]
+
+    def ListAgents(
+        self, request: pb.ListAgentsRequest, context: grpc.ServicerContext
+    ) -> pb.ListAgentsReply:
+        agents = []
+        suspect_before = now_ms() - self.settings.agent_suspect_seconds * 1000
+        for agent in sorted(self.directory.live().values(), key=lambda a: a.id):
+            beat = self.store.redis.hgetall(heartbeat_key(agent.id))
+            last_seen = int(beat.get("at", 0))
+            agents.append(
+                pb.Agent(
+                    id=agent.id,
+                    host=agent.host,
+                    pid=agent.pid,
+                    capacity=agent.capacity,
+                    types=list(agent.types),
+                    running=int(beat.get("running", 0)),
+                    cpu_percent=float(beat.get("cpuPercent", 0)),
+                    memory_percent=float(beat.get("memoryPercent", 0)),
+                    last_seen=last_seen,
+                    suspect=last_seen < suspect_before,
+                )
+            )
+        return pb.ListAgentsReply(agents=agents)
+
+    def _task(self, task_id: str, context: grpc.ServicerContext) -> Task:
+        task = self.store.get(task_id) if task_id else None
+        if task is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"no task {task_id!r}")
+        return task

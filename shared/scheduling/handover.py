@@ -1,0 +1,211 @@
+"""Handing tasks over through Redis: pending queue -> leader -> an agent's queue, and back.
+
+Each step that must not be split is one Lua script (in ``lua/`` beside this file), built on
+the store's ``move``:
+
+* ``take``: ``BLMOVE queue:pending -> queue:scheduling`` takes the next entry without
+  removing it from Redis. A leader that crashes while it holds an entry leaves it in
+  ``queue:scheduling``, where the next leader finds it and puts it back.
+* ``dispatch``: PENDING -> SCHEDULED (recording ``agentId``) -> DISPATCHED, the entry
+  leaves ``queue:scheduling`` and ``{taskId, attempt}`` joins the agent's queue, all in
+  one step, and only if the caller's leader *epoch* is still the current one. A deposed
+  leader's dispatch is refused and its entry goes back to pending.
+* ``requeue``: failover. An in-flight task of a dead agent goes back to PENDING with a
+  new attempt, back on ``queue:pending``, and its undelivered entry leaves the agent's
+  queue.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from redis import Redis
+
+from shared.coordination.registry import AgentInfo
+from shared.core.keys import (
+    ASSIGNED_PREFIX,
+    LEADER_EPOCH,
+    PENDING_QUEUE,
+    SCHEDULING,
+    agent_queue,
+    assigned_key,
+    task_key,
+)
+from shared.core.logs import task_log
+from shared.core.scripts import MOVE, script
+from shared.core.states import IN_FLIGHT, Status
+from shared.core.store import Outcome, Result, TaskStore, move_spec
+from shared.core.task import InvalidTask, Task, now_ms
+
+log = logging.getLogger(__name__)
+
+LUA = Path(__file__).parent / "lua"
+LEADER = LUA / "leader.lua"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What an agent's queue holds: which task, and which attempt of it to run."""
+
+    task_id: str
+    attempt: int
+
+    def to_json(self) -> str:
+        return json.dumps({"taskId": self.task_id, "attempt": self.attempt})
+
+    @classmethod
+    def from_json(cls, raw: str) -> Delivery:
+        try:
+            data = json.loads(raw)
+            return cls(str(data["taskId"]), int(data["attempt"]))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise InvalidTask(f"not a delivery {{taskId, attempt}}: {exc}") from None
+
+
+def holder(agent: AgentInfo, now: int) -> dict[str, object]:
+    """The fields that record which agent, and which run of it, holds a task."""
+    return {"agentId": agent.id, "agentSession": agent.session, "scheduledAt": now}
+
+
+class Handover:
+    """The Redis side of scheduling: take, dispatch, requeue."""
+
+    def __init__(self, store: TaskStore) -> None:
+        self.store = store
+        self.redis: Redis = store.redis
+        self._dispatch = script(self.redis, LUA / "dispatch.lua", MOVE, LEADER)
+        self._schedule = script(self.redis, LUA / "schedule.lua", MOVE, LEADER)
+        self._mark_dispatched = script(self.redis, LUA / "mark_dispatched.lua", MOVE)
+        self._requeue = script(self.redis, LUA / "requeue.lua", MOVE)
+
+    def begin_term(self) -> int:
+        """A new leader's epoch: every dispatch of an earlier leader is refused from now on."""
+        return int(self.redis.incr(LEADER_EPOCH))
+
+    def take(self, timeout: float) -> str | None:
+        """The next pending entry, parked in ``queue:scheduling`` while it is placed."""
+        return self.redis.blmove(PENDING_QUEUE, SCHEDULING, timeout, "RIGHT", "LEFT")
+
+    def drop(self, entry: str) -> None:
+        """Forget a taken entry whose task needs no dispatch (already placed, or cancelled)."""
+        self.redis.lrem(SCHEDULING, 1, entry)
+
+    def postpone(self, entry: str) -> None:
+        """Send a taken entry to the back of the pending queue (no agent can run it now)."""
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.lrem(SCHEDULING, 1, entry)
+        pipe.lpush(PENDING_QUEUE, entry)
+        pipe.execute()
+
+    def dispatch(self, epoch: int, entry: str, task: Task, agent: AgentInfo) -> Outcome:
+        now = now_ms()
+        keys = [
+            task_key(task.taskId),
+            SCHEDULING,
+            PENDING_QUEUE,
+            agent_queue(agent.id),
+            LEADER_EPOCH,
+            assigned_key(agent.id),
+        ]
+        to_scheduled = move_spec(Status.SCHEDULED, task.attempt, Status.PENDING, holder(agent, now))
+        fields = {"dispatchedAt": now}
+        to_dispatched = move_spec(
+            Status.DISPATCHED, task.attempt, Status.SCHEDULED, fields, agent.id
+        )
+        args = [
+            str(epoch),
+            entry,
+            Delivery(task.taskId, task.attempt).to_json(),
+            to_scheduled.to_json(),
+            to_dispatched.to_json(),
+        ]
+        return Outcome.parse(self._dispatch(keys=keys, args=args))
+
+    def schedule(self, epoch: int, entry: str, task: Task, agent: AgentInfo) -> Outcome:
+        """PENDING -> SCHEDULED on ``agent``; the entry stays parked until marked dispatched."""
+        keys = [
+            task_key(task.taskId),
+            SCHEDULING,
+            PENDING_QUEUE,
+            LEADER_EPOCH,
+            assigned_key(agent.id),
+        ]
+        to_scheduled = move_spec(
+            Status.SCHEDULED, task.attempt, Status.PENDING, holder(agent, now_ms())
+        )
+        args = [str(epoch), entry, to_scheduled.to_json()]
+        return Outcome.parse(self._schedule(keys=keys, args=args))
+
+    def mark_dispatched(self, entry: str, task: Task, agent: AgentInfo) -> Outcome:
+        """SCHEDULED -> DISPATCHED once the agent's message is stored; the entry is done.
+
+        Refused, harmlessly, when the agent's first report got there first.
+        """
+        keys = [task_key(task.taskId), SCHEDULING, assigned_key(agent.id)]
+        fields = {"dispatchedAt": now_ms()}
+        spec = move_spec(Status.DISPATCHED, task.attempt, Status.SCHEDULED, fields, agent.id)
+        args = [entry, str(task.attempt), spec.to_json()]
+        return Outcome.parse(self._mark_dispatched(keys=keys, args=args))
+
+    def requeue(self, task: Task, epoch: int | None = None) -> Outcome:
+        """Give an in-flight task back to the pending queue as a new attempt."""
+        keys = [
+            task_key(task.taskId),
+            PENDING_QUEUE,
+            agent_queue(task.agentId),
+            LEADER_EPOCH,
+            assigned_key(task.agentId),
+        ]
+        to_pending = move_spec(Status.PENDING, task.attempt, task.state, agent=task.agentId)
+        args = [
+            "" if epoch is None else str(epoch),
+            task.spec().to_json(),
+            Delivery(task.taskId, task.attempt).to_json(),
+            to_pending.to_json(),
+        ]
+        return Outcome.parse(self._requeue(keys=keys, args=args))
+
+    # --8<-- [start:fail_over]
+    def fail_over(self, agent_id: str, epoch: int | None = None, keep_session: str = "") -> int:
+        """Requeue the tasks ``agent_id`` holds; returns how many went back to pending.
+
+        With ``keep_session``, the agent is alive under that ZooKeeper session, and only
+        the tasks given to an earlier run of it (another session) are requeued.
+        """
+        requeued = 0
+        for task_id in self.redis.smembers(assigned_key(agent_id)):
+            task = self.store.get(task_id)
+            if task is None or task.state not in IN_FLIGHT:
+                continue
+            if keep_session and task.agentSession == keep_session:
+                continue
+            outcome = self.requeue(task, epoch)
+            if outcome.result is Result.DEPOSED:
+                break
+            if outcome.ok:
+                requeued += 1
+                task_log(log, task_id, task.attempt).info(
+                    "%s on agent %s went back to pending as attempt %d",
+                    task.status,
+                    agent_id,
+                    outcome.attempt,
+                )
+        return requeued
+
+    # --8<-- [end:fail_over]
+
+    def agents_holding_tasks(self) -> set[str]:
+        """Every agent id with an ``assigned:{id}`` set (tasks in flight)."""
+        return {
+            key.removeprefix(ASSIGNED_PREFIX) for key in self.redis.scan_iter(f"{ASSIGNED_PREFIX}*")
+        }
+
+    def return_parked_entries(self) -> int:
+        """Put entries a crashed leader left in ``queue:scheduling`` back on pending."""
+        returned = 0
+        while self.redis.lmove(SCHEDULING, PENDING_QUEUE, "RIGHT", "RIGHT") is not None:
+            returned += 1
+        return returned

@@ -1,0 +1,155 @@
+"""The leader's loop, shared by every phase from 2 on.
+
+A phase plugs in how a task reaches its agent (``dispatch``: a Redis list in phase 2, a
+Kafka topic from phase 3) and how busy agents are (``loads``: tasks held in phase 2,
+heartbeats from phase 3). The rest does not change:
+
+1. a new term starts with a new epoch, so an earlier leader's late writes are refused;
+2. entries a crashed leader left half-placed go back to pending;
+3. reconcile: every task held by an agent that is gone (or by an earlier run of an
+   agent that restarted) goes back to pending as a new attempt — at the start of the
+   term, whenever ``/live-agents`` changes, and every ``RECONCILE_SECONDS``;
+4. take the next pending entry, choose an agent that runs its type, dispatch.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from enum import StrEnum
+
+from shared.coordination.election import Leadership
+from shared.coordination.registry import AgentDirectory, AgentInfo
+from shared.core.config import Settings
+from shared.core.keys import PENDING_QUEUE
+from shared.core.logs import task_log
+from shared.core.queues import parse_or_set_aside
+from shared.core.states import Status
+from shared.core.store import Outcome, Result
+from shared.core.task import Task
+from shared.scheduling.handover import Handover
+from shared.scheduling.loads import Loads, Usable
+from shared.scheduling.strategies import Strategy, candidates_for
+
+log = logging.getLogger("scheduler")
+
+# How a placed task reaches its agent: (epoch, entry, task, agent) -> what the store said.
+Dispatcher = Callable[[int, str, Task, AgentInfo], Outcome]
+
+
+class Placement(StrEnum):
+    """What ``place`` did with one pending entry."""
+
+    DISPATCHED = "dispatched"
+    REFUSED = "refused"  # the store refused the dispatch (the task moved on meanwhile)
+    DEPOSED = "deposed"  # a newer leader's epoch refused this one: stop leading
+    SET_ASIDE = "set aside"  # not a task: moved to the dead-letter list
+    DROPPED = "dropped"  # the task needs no dispatch (already placed, or cancelled)
+    REQUEUED = "requeued"  # left SCHEDULED by an earlier leader: a new attempt
+    POSTPONED = "postponed"  # no live agent runs its type: back to the end of the queue
+
+
+class Scheduler:
+    def __init__(
+        self,
+        handover: Handover,
+        directory: AgentDirectory,
+        strategy: Strategy,
+        leadership: Leadership,
+        settings: Settings,
+        dispatch: Dispatcher,
+        loads: Loads,
+        usable: Usable = dict,
+    ) -> None:
+        self.handover = handover
+        self.store = handover.store
+        self.directory = directory
+        self.strategy = strategy
+        self.leadership = leadership
+        self.settings = settings
+        self.dispatch = dispatch
+        self.loads = loads
+        self.usable = usable
+
+    # --8<-- [start:lead]
+    def lead(self) -> None:
+        """The leader's loop; returns as soon as leadership is in doubt."""
+        epoch = self.handover.begin_term()
+        log.info(
+            "%s leads (epoch %d, strategy %s)",
+            self.settings.scheduler_id,
+            epoch,
+            self.settings.scheduler_strategy,
+        )
+        parked = self.handover.return_parked_entries()
+        if parked:
+            log.info("returned %d half-placed entries to pending", parked)
+        next_reconcile = 0.0
+        while self.leadership.still_leading():
+            if self.directory.changed.is_set() or time.monotonic() >= next_reconcile:
+                self.directory.changed.clear()
+                self.reconcile(epoch)
+                next_reconcile = time.monotonic() + self.settings.reconcile_seconds
+            agents = self.usable(self.directory.live())
+            if not agents:
+                self.directory.changed.wait(self.settings.queue_poll_seconds)
+                continue
+            entry = self.handover.take(timeout=self.settings.queue_poll_seconds)
+            if entry is not None and self.place(epoch, entry, agents) is Placement.DEPOSED:
+                log.warning("a newer leader's epoch refused this one: stepping down")
+                return
+
+    # --8<-- [end:lead]
+
+    # --8<-- [start:reconcile]
+    def reconcile(self, epoch: int) -> None:
+        """Tasks of agents that are gone, or of an earlier run of one, go back to pending."""
+        live = self.directory.live()
+        for agent_id in sorted(self.handover.agents_holding_tasks()):
+            agent = live.get(agent_id)
+            session = agent.session if agent else ""
+            requeued = self.handover.fail_over(agent_id, epoch, keep_session=session)
+            if requeued:
+                why = "restarted" if agent else "is gone"
+                log.warning("agent %s %s: %d tasks back to pending", agent_id, why, requeued)
+
+    # --8<-- [end:reconcile]
+
+    # --8<-- [start:place]
+    def place(self, epoch: int, entry: str, agents: dict[str, AgentInfo]) -> Placement:
+        """Dispatch one taken entry to an agent, or set it aside, or put it back."""
+        spec = parse_or_set_aside(self.store.redis, entry, source=PENDING_QUEUE)
+        if spec is None:
+            self.handover.drop(entry)
+            return Placement.SET_ASIDE
+        task, _ = self.store.create(spec)  # a raw LPUSH has no hash yet
+        tlog = task_log(log, task.taskId, task.attempt)
+        if task.state is Status.SCHEDULED:
+            # An earlier leader chose an agent but stopped before handing the task over.
+            outcome = self.handover.requeue(task, epoch)
+            if outcome.result is Result.DEPOSED:
+                self.handover.postpone(entry)  # the entry stays for the real leader
+                return Placement.DEPOSED
+            tlog.warning("was left SCHEDULED; new attempt: %s", outcome.describe(Status.PENDING))
+            self.handover.drop(entry)
+            return Placement.REQUEUED
+        if task.state is not Status.PENDING:
+            tlog.info("is %s already; entry dropped", task.status)
+            self.handover.drop(entry)
+            return Placement.DROPPED
+        candidates = candidates_for(task.type, agents)
+        if not candidates:
+            tlog.warning("no live agent runs %s tasks; back to the end of the queue", task.type)
+            self.handover.postpone(entry)
+            self.directory.changed.wait(self.settings.queue_poll_seconds)
+            return Placement.POSTPONED
+        agent = self.strategy.choose(candidates, self.loads(candidates))
+        outcome = self.dispatch(epoch, entry, task, agent)
+        if outcome.ok:
+            tlog.info("dispatched to %s", agent.id)
+            return Placement.DISPATCHED
+        tlog.warning("not dispatched to %s: %s", agent.id, outcome.describe(Status.DISPATCHED))
+        return Placement.DEPOSED if outcome.result is Result.DEPOSED else Placement.REFUSED
+
+    # --8<-- [end:place]
