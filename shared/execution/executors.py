@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO
 
 from shared.core.config import get_settings
@@ -35,6 +36,9 @@ READER_GRACE = 1.0
 
 # How often the wait loop looks at the deadline and the cancel flag.
 POLL_SECONDS = 0.05
+
+# Seconds to wait for a killed process group to be gone before reporting anyway.
+GROUP_EXIT_WAIT = 5.0
 
 
 class UnknownTaskType(ValueError):
@@ -101,6 +105,35 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def wait_group_gone(pgid: int, timeout: float) -> bool:
+    """Wait until no process of group ``pgid`` runs; False if ``timeout`` passes first.
+
+    A SIGKILLed process is gone only once the kernel has torn it down, a moment after the
+    signal. A member that is a zombie already counts as gone: it runs nothing, and its
+    new parent (init) reaps it in its own time.
+    """
+    deadline = time.monotonic() + timeout
+    while _group_runs(pgid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_SECONDS / 5)
+    return True
+
+
+def _group_runs(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)  # cheap: fails at once when the group is empty
+    except ProcessLookupError:
+        return False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with suppress(OSError):  # the process ended while we looked
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces, so split after ')'
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+            if int(pgrp) == pgid and state != "Z":
+                return True
+    return False
+
+
 # --8<-- [start:run]
 def run_command(
     argv: list[str],
@@ -137,8 +170,10 @@ def run_command(
             kill_group(process, settings.task_kill_grace)
             break
     # The task is over; whatever it left running in the background goes with it
-    # (and releases the output pipes the reader threads wait on).
+    # (and releases the output pipes the reader threads wait on). The result is reported
+    # only once the group is gone, so "finished" means nothing of the task runs any more.
     _signal_group(process.pid, signal.SIGKILL)
+    wait_group_gone(process.pid, GROUP_EXIT_WAIT)
 
     # A child that left the group (setsid) may hold the pipes open for ever: wait a little
     # for the last output, then report without it rather than hang the slot.
