@@ -72,7 +72,7 @@ supervisorctl = $(call stack,$(1),$(2)) $(BIN)/supervisorctl -c deploy/superviso
 phase1-up: venv infra-install  ## Redis and one agent, in the background
 	$(PY) -m shared.devtools.infra up --services redis
 	@$(call supervisord,phase1,phase1_mvp)
-	@$(call supervisorctl,phase1,phase1_mvp) status
+	@$(call stack,phase1,phase1_mvp) $(PY) -m shared.devtools.ready
 	@echo "logs: $(RUN_DIR)/phase1/"
 
 phase1-demo: venv  ## submit tasks that succeed, fail and time out; print their hashes
@@ -91,7 +91,7 @@ phase1-down: venv  ## stop the agent, then Redis
 phase2-up: venv infra-install  ## Redis, ZooKeeper, 2 schedulers and 3 agents
 	$(PY) -m shared.devtools.infra up --services redis,zookeeper
 	@$(call supervisord,phase2,phase2_zookeeper)
-	@$(call supervisorctl,phase2,phase2_zookeeper) status
+	@$(call stack,phase2,phase2_zookeeper) $(PY) -m shared.devtools.ready
 	@echo "logs: $(RUN_DIR)/phase2/"
 
 phase2-demo: venv  ## election, dispatch, then kill -9 the leader and a busy agent
@@ -110,7 +110,7 @@ phase2-down: venv  ## stop schedulers and agents, then ZooKeeper and Redis
 phase3-up: venv infra-install  ## Redis, ZooKeeper, Kafka, 2 schedulers, 3 agents, the task-manager
 	$(PY) -m shared.devtools.infra up --services redis,zookeeper,kafka
 	@$(call supervisord,phase3,phase3_kafka)
-	@$(call supervisorctl,phase3,phase3_kafka) status
+	@$(call stack,phase3,phase3_kafka) $(PY) -m shared.devtools.ready
 	@echo "logs: $(RUN_DIR)/phase3/"
 
 phase3-demo: venv  ## tasks flowing through the three topics, then an agent killed mid-task
@@ -132,7 +132,7 @@ export API_BIND
 phase4-up: venv infra-install  ## phase 3 + 2 gRPC task-managers + the REST API on $(API_BIND)
 	$(PY) -m shared.devtools.infra up --services redis,zookeeper,kafka
 	@$(call supervisord,phase4,phase4_api)
-	@$(call supervisorctl,phase4,phase4_api) status
+	@$(call stack,phase4,phase4_api) $(PY) -m shared.devtools.ready --api http://$(API_BIND)
 	@echo "API: http://$(API_BIND)/api/v1/tasks   logs: $(RUN_DIR)/phase4/"
 
 phase4-demo: venv  ## the requirement list's REST calls with curl and taskctl

@@ -19,16 +19,15 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from phase4_api.openapi import document
-from phase4_api.schemas import SubmitBody
 from shared.coordination.services import ServiceDirectory
 from shared.coordination.session import connect_zk
 from shared.core.config import Settings, get_settings
 from shared.core.logs import setup_logging
 from shared.core.states import Status
-from shared.core.task import TaskSpec, TaskType, field_errors, new_task_id
+from shared.core.task import TaskFields, TaskSpec, TaskType, field_errors, new_task_id
 from shared.rpc import task_service_pb2 as pb
 from shared.rpc.client import NoTaskManager, TaskManagerClient
-from shared.rpc.convert import to_json
+from shared.rpc.convert import submit_request, to_json
 
 log = logging.getLogger("phase4.api")
 
@@ -90,26 +89,13 @@ def create_app(client: TaskManagerClient | None = None, settings: Settings | Non
                 {"content": "too large"},
             )
         try:
-            body = SubmitBody.model_validate(data)
-            spec = TaskSpec.model_validate(
-                {**body.model_dump(exclude_none=True), "taskId": new_task_id()}
-            )
+            fields = TaskFields.model_validate(data)
         except ValidationError as exc:
             raise ApiError(
                 400, "invalid_request", "the task is not valid", field_errors(exc)
             ) from None
-        reply = call(
-            "Submit",
-            pb.SubmitRequest(
-                task_id=spec.task_id,
-                name=spec.name,
-                type=spec.type.value,
-                content=spec.content,
-                timeout=spec.timeout,
-                max_retries=spec.max_retries,
-                request_id=spec.request_id or "",
-            ),
-        )
+        spec = TaskSpec.model_construct(**dict(fields), task_id=new_task_id())  # valid already
+        reply = call("Submit", submit_request(spec))
         task = reply.task
         return jsonify(taskId=task.task_id, status=task.status), 201 if reply.created else 200
 

@@ -7,47 +7,25 @@ applies.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import get_type_hints
+
+from pydantic import BaseModel, Field, create_model
 
 from shared.core.states import Status
-from shared.core.task import TaskType
+from shared.core.task import Task, TaskFields
+from shared.rpc.convert import TASK_FIELDS
 
+# ``POST /api/v1/tasks``: the task's own definition, with every rule the API applies.
+SubmitBody = TaskFields
 
-class SubmitBody(BaseModel):
-    """``POST /api/v1/tasks``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200, examples=["nightly-report"])
-    type: TaskType
-    content: str = Field(min_length=1, description="shell command or Python script")
-    timeout: float | None = Field(None, gt=0, description="seconds; default TASK_DEFAULT_TIMEOUT")
-    maxRetries: int = Field(0, ge=0, le=100)
-    requestId: str | None = Field(
-        None, min_length=1, max_length=200, description="idempotency key: same id, same task"
-    )
-
-
-class TaskView(BaseModel):
-    """A task, its status and its last attempt's result."""
-
-    taskId: str
-    name: str
-    type: str
-    content: str
-    timeout: float
-    maxRetries: int
-    attempt: int
-    status: Status
-    agentId: str
-    exitCode: int | None
-    stdout: str
-    stderr: str
-    error: str
-    createdAt: int
-    startedAt: int | None
-    finishedAt: int | None
-    requestId: str
+# A task, its status and its last attempt's result: the service's ``Task`` message in
+# camelCase (``shared/rpc/convert.py``), typed as the store's ``Task``.
+_hints = get_type_hints(Task)
+TaskView = create_model(
+    "TaskView",
+    __doc__="A task, its status and its last attempt's result.",
+    **{name: (_hints[name], ...) for name in TASK_FIELDS.values()} | {"status": (Status, ...)},
+)
 
 
 class SubmitReply(BaseModel):

@@ -36,7 +36,6 @@ from shared.core.lifecycle import GracefulStop
 from shared.core.logs import task_log
 from shared.core.states import Status
 from shared.core.store import TaskStore
-from shared.core.task import Task
 from shared.execution.runner import execute
 from shared.messaging.clients import make_consumer, make_producer
 from shared.messaging.dead_letters import send_to_dead_letters
@@ -141,14 +140,7 @@ class Agent:
 
     # --8<-- [start:run]
     def run(self, dispatch: Dispatch, offset: int) -> None:
-        task = Task(
-            taskId=dispatch.taskId,
-            name=dispatch.name,
-            type=dispatch.type.value,
-            content=dispatch.content,
-            timeout=dispatch.timeout,
-            attempt=dispatch.attempt,
-        )
+        task = dispatch.task()
         tlog = task_log(log, task.taskId, task.attempt)
         key = (task.taskId, task.attempt)
         try:

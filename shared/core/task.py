@@ -38,19 +38,44 @@ class InvalidTask(ValueError):
     """An entry that is not a valid task; the message says which field and why."""
 
 
+def _max_timeout(schema: dict[str, Any]) -> None:
+    schema["maximum"] = get_settings().task_max_timeout
+
+
+def _content_limits(schema: dict[str, Any]) -> None:
+    limit = get_settings().task_max_content_bytes
+    schema["maxLength"] = limit  # characters; the limit itself counts UTF-8 bytes
+    schema["pattern"] = "^[^\\u0000]*$"
+    schema["description"] = f"shell command or Python script; at most {limit} bytes, no NUL"
+
+
 # --8<-- [start:spec]
-class TaskSpec(BaseModel):
-    """A task as a client submits it (the REST fields)."""
+class TaskFields(BaseModel):
+    """A task as a client submits it."""
+
+    # The one definition of the submitted fields and their rules (the REST body is this
+    # model). The limits that come from the settings are checked by the validators below
+    # and stated in the JSON Schema, so in the OpenAPI document, by ``json_schema_extra``.
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    task_id: str = Field(default_factory=new_task_id, alias="taskId", min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, examples=["nightly-report"])
     type: TaskType
-    content: str = Field(min_length=1)
-    timeout: float = Field(default_factory=lambda: get_settings().task_default_timeout, gt=0)
+    content: str = Field(min_length=1, json_schema_extra=_content_limits)
+    timeout: float = Field(
+        default_factory=lambda: get_settings().task_default_timeout,
+        gt=0,
+        description="seconds; TASK_DEFAULT_TIMEOUT when absent",
+        json_schema_extra=_max_timeout,
+    )
     max_retries: int = Field(0, alias="maxRetries", ge=0, le=100)
-    request_id: str | None = Field(None, alias="requestId", min_length=1, max_length=200)
+    request_id: str | None = Field(
+        None,
+        alias="requestId",
+        min_length=1,
+        max_length=200,
+        description="idempotency key: the same id never creates a second task",
+    )
     # --8<-- [end:spec]
 
     @field_validator("timeout")
@@ -70,6 +95,12 @@ class TaskSpec(BaseModel):
         if "\x00" in value:
             raise ValueError("must not contain NUL characters")
         return value
+
+
+class TaskSpec(TaskFields):
+    """The submitted fields with the task's id: what the store creates and queues."""
+
+    task_id: str = Field(default_factory=new_task_id, alias="taskId", min_length=1, max_length=64)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> TaskSpec:

@@ -14,7 +14,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from shared.core.task import InvalidTask, TaskType, describe_errors, now_ms
+from shared.core.task import InvalidTask, Task, TaskType, describe_errors, now_ms
 
 VERSION = 1
 
@@ -46,6 +46,31 @@ class Dispatch(Message):
     timeout: float = Field(gt=0)
     epoch: int = Field(ge=1, description="the leader's term that sent it")
     sentAt: int = Field(default_factory=now_ms)
+
+    @classmethod
+    def of(cls, task: Task, agent_id: str, epoch: int) -> Dispatch:
+        """The dispatch of the task's current attempt to one agent."""
+        return cls(
+            taskId=task.taskId,
+            attempt=task.attempt,
+            agentId=agent_id,
+            name=task.name,
+            type=TaskType(task.type),
+            content=task.content,
+            timeout=task.timeout,
+            epoch=epoch,
+        )
+
+    def task(self) -> Task:
+        """The task as the agent runs it: this attempt, these fields."""
+        return Task(
+            taskId=self.taskId,
+            name=self.name,
+            type=self.type.value,
+            content=self.content,
+            timeout=self.timeout,
+            attempt=self.attempt,
+        )
 
 
 class StatusUpdate(Message):

@@ -1,44 +1,59 @@
-"""Between the store's ``Task`` and the protobuf ``Task`` of the gRPC service."""
+"""Between the store's ``Task`` / ``TaskSpec`` and the protobuf messages of the service.
+
+Nothing is listed twice: a protobuf field ``exit_code`` is the task's ``exitCode``, by
+name. So a field added to ``task_service.proto`` and to ``Task`` flows through the
+service and the REST API with no edit here (``tests/unit/test_convert.py`` checks that
+every protobuf field has its attribute).
+"""
 
 from __future__ import annotations
 
-from shared.core.task import Task
+from typing import Any
+
+from google.protobuf.message import Message
+
+from shared.core.task import Task, TaskSpec
 from shared.rpc import task_service_pb2 as pb
 
-# protobuf field <- Task attribute
-FIELDS = {
-    "task_id": "taskId",
-    "name": "name",
-    "type": "type",
-    "content": "content",
-    "timeout": "timeout",
-    "max_retries": "maxRetries",
-    "attempt": "attempt",
-    "status": "status",
-    "agent_id": "agentId",
-    "exit_code": "exitCode",
-    "stdout": "stdout",
-    "stderr": "stderr",
-    "error": "error",
-    "created_at": "createdAt",
-    "started_at": "startedAt",
-    "finished_at": "finishedAt",
-    "request_id": "requestId",
-}
+
+def camel(name: str) -> str:
+    """``exit_code`` -> ``exitCode``: protobuf's field name to the store's."""
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def camel_fields(message: type[Message]) -> dict[str, str]:
+    """protobuf field -> camelCase name, for every field of ``message``."""
+    return {field.name: camel(field.name) for field in message.DESCRIPTOR.fields}
+
+
+TASK_FIELDS = camel_fields(pb.Task)
 
 
 def to_proto(task: Task) -> pb.Task:
-    values = {field: getattr(task, attribute) for field, attribute in FIELDS.items()}
+    values = {field: getattr(task, attribute) for field, attribute in TASK_FIELDS.items()}
     return pb.Task(**{field: value for field, value in values.items() if value is not None})
 
 
 def to_json(message: pb.Task) -> dict[str, object]:
     """The REST representation: camelCase, ``null`` for what is not known yet."""
     result: dict[str, object] = {}
-    for field, attribute in FIELDS.items():
-        optional = field in ("exit_code", "started_at", "finished_at")
-        if optional and not message.HasField(field):
-            result[attribute] = None
-        else:
-            result[attribute] = getattr(message, field)
+    for field in message.DESCRIPTOR.fields:
+        absent = field.has_presence and not message.HasField(field.name)
+        result[camel(field.name)] = None if absent else getattr(message, field.name)
     return result
+
+
+def submit_request(spec: TaskSpec) -> pb.SubmitRequest:
+    """The spec as the service's ``Submit`` takes it."""
+    values = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
+    names = {name: field for field, name in camel_fields(pb.SubmitRequest).items()}
+    return pb.SubmitRequest(**{names[key]: value for key, value in values.items()})
+
+
+def submitted_fields(request: pb.SubmitRequest) -> dict[str, Any]:
+    """A ``Submit`` request's fields for ``TaskSpec`` (protobuf's empty values: absent)."""
+    return {
+        name: getattr(request, field) or None
+        for field, name in camel_fields(pb.SubmitRequest).items()
+    }

@@ -24,7 +24,7 @@ from shared.messaging.clients import send_sync
 from shared.messaging.messages import Cancel
 from shared.rpc import task_service_pb2 as pb
 from shared.rpc import task_service_pb2_grpc as pb_grpc
-from shared.rpc.convert import to_proto
+from shared.rpc.convert import submitted_fields, to_proto
 from shared.scheduling.handover import Handover
 
 log = logging.getLogger("task-service")
@@ -50,17 +50,8 @@ class TaskService(pb_grpc.TaskServiceServicer):
         self.settings = settings
 
     def Submit(self, request: pb.SubmitRequest, context: grpc.ServicerContext) -> pb.SubmitReply:
-        fields = {
-            "taskId": request.task_id or None,
-            "name": request.name,
-            "type": request.type,
-            "content": request.content,
-            "timeout": request.timeout or None,
-            "maxRetries": request.max_retries,
-            "requestId": request.request_id or None,
-        }
-        try:
-            spec = TaskSpec.from_fields(fields)
+        try:  # the service is an entry point of its own: any gRPC client may call it
+            spec = TaskSpec.from_fields(submitted_fields(request))
         except InvalidTask as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         task, created = self.store.create(spec, queue=PENDING_QUEUE)

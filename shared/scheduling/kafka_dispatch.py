@@ -45,16 +45,7 @@ class KafkaDispatch:
         scheduled = self.handover.schedule(epoch, entry, task, agent)
         if not scheduled.ok:
             return scheduled
-        message = Dispatch(
-            taskId=task.taskId,
-            attempt=task.attempt,
-            agentId=agent.id,
-            name=task.name,
-            type=task.type,
-            content=task.content,
-            timeout=task.timeout,
-            epoch=epoch,
-        )
+        message = Dispatch.of(task, agent.id, epoch)
         try:
             send_sync(self.producer, self.topic, message.to_bytes(), task.taskId, agent.partition)
         except KafkaError as exc:

@@ -84,10 +84,15 @@ def test_duplicated_reordered_and_stale_reports_leave_the_right_state(
 ) -> None:
     store = TaskStore(redis_client)
     task, _ = store.create(TaskSpec.from_fields({"name": "n", "type": "SHELL", "content": "x"}))
-    store.transition(task.taskId, Status.SCHEDULED, attempt=1, fields={"agentId": "a"})
-    store.transition(task.taskId, Status.DISPATCHED, attempt=1)
-    store.transition(task.taskId, Status.PENDING, attempt=1)  # failover: attempt 2
-    store.transition(task.taskId, Status.SCHEDULED, attempt=2, fields={"agentId": "b"})
+    steps = [
+        (Status.SCHEDULED, 1, "a"),
+        (Status.DISPATCHED, 1, "a"),
+        (Status.PENDING, 1, "a"),  # failover: attempt 2
+        (Status.SCHEDULED, 2, "b"),
+    ]
+    for status, attempt, agent in steps:
+        fields = {"agentId": agent} if status is Status.SCHEDULED else {}
+        assert store.transition(task.taskId, status, attempt=attempt, fields=fields, agent=agent).ok
 
     def report(status: str, attempt: int, **fields: object) -> bytes:
         return StatusUpdate(

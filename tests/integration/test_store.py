@@ -144,8 +144,8 @@ def test_create_with_a_known_task_id_returns_the_stored_task(store: TaskStore) -
 def test_assigned_index_holds_exactly_the_in_flight_tasks_of_an_agent(store: TaskStore) -> None:
     task, _ = store.create(make_spec())
     members = lambda agent: store.redis.smembers(assigned_key(agent))  # noqa: E731
-    store.transition(task.taskId, Status.SCHEDULED, attempt=1, fields={"agentId": "a1"})
-    store.transition(task.taskId, Status.DISPATCHED, attempt=1, agent="a1")
+    assert store.transition(task.taskId, Status.SCHEDULED, attempt=1, fields={"agentId": "a1"}).ok
+    assert store.transition(task.taskId, Status.DISPATCHED, attempt=1, agent="a1").ok
     assert members("a1") == {task.taskId}
     store.transition(task.taskId, Status.PENDING, attempt=1, agent="a1")  # failover
     assert members("a1") == set()
