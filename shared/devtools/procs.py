@@ -1,4 +1,4 @@
-"""Starting the system's own processes in tests, each with a log file to read."""
+"""Starting the system's own processes, each with a log file to read (tests, benchmarks)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Submitting tasks and waiting for them, for end-to-end tests."""
+"""Submitting tasks and waiting for them, for end-to-end tests and benchmarks."""
 
 from __future__ import annotations
 
