@@ -47,7 +47,7 @@ def serve(redis: Redis, settings: Settings, stop: GracefulStop) -> None:
 
 def main() -> None:
     settings = get_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings)
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     serve(redis, settings, GracefulStop().install())
 

@@ -99,7 +99,7 @@ def serve(redis: Redis, zk: KazooClient, settings: Settings, stop: GracefulStop)
 
 def main() -> None:
     settings = get_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings)
     stop = GracefulStop().install()
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     zk = connect_zk(settings)

@@ -31,7 +31,7 @@ log = logging.getLogger("phase2.scheduler")
 # --8<-- [start:main]
 def main() -> None:
     settings = get_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings)
     strategy = make_strategy(settings.scheduler_strategy)
     stop = GracefulStop().install()
     redis = Redis.from_url(settings.redis_url, decode_responses=True)

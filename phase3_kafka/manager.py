@@ -19,7 +19,7 @@ from shared.messaging.topics import ensure_topics
 
 def main() -> None:
     settings = get_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings)
     stop = GracefulStop().install()
     ensure_topics(settings.kafka_bootstrap_servers, settings=settings)
     store = TaskStore(Redis.from_url(settings.redis_url, decode_responses=True))

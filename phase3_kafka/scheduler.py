@@ -36,7 +36,7 @@ log = logging.getLogger("phase3.scheduler")
 # --8<-- [start:main]
 def main() -> None:
     settings = get_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings)
     strategy = make_strategy(settings.scheduler_strategy)
     stop = GracefulStop().install()
     ensure_topics(settings.kafka_bootstrap_servers, settings=settings)

@@ -18,7 +18,7 @@ from shared.core.logs import setup_logging
 
 def main() -> None:
     settings = get_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings)
     stop = GracefulStop().install()
     zk = connect_zk(settings)
     try:

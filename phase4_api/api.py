@@ -58,7 +58,7 @@ def error_response(status: int, code: str, message: str, fields: dict | None = N
 
 def create_app(client: TaskManagerClient | None = None, settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings)
     if client is None:
         directory = ServiceDirectory(connect_zk(settings), "task-manager")
         client = TaskManagerClient(directory, settings.grpc_deadline)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,6 +25,18 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 def _default_process_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _default_process_name() -> str:
+    """``phase4_api.agent-1234``: the module run with ``python -m``, and the pid."""
+    spec = getattr(sys.modules["__main__"], "__spec__", None)
+    program = spec.name if spec is not None else Path(sys.argv[0]).stem
+    return f"{program}-{os.getpid()}"
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
 
 
 class Settings(BaseSettings):
@@ -37,6 +51,10 @@ class Settings(BaseSettings):
 
     # --- processes ---
     log_level: str = Field("INFO", description="logging level of every process")
+    log_format: LogFormat = Field(LogFormat.TEXT, description="text (readable) or json")
+    process_name: str = Field(
+        default_factory=_default_process_name, description="`process` in JSON log lines"
+    )
     agent_id: str = Field(default_factory=_default_process_id, description="this agent's id")
     run_dir: Path = Field(PROJECT_ROOT / "run", description="pid files, logs and server data")
 
