@@ -221,6 +221,7 @@ def run_agent(
             also(agent)
         agent.serve()
     finally:
+        stop.set()  # also when serve raised: the agent's other threads end with it
         with suppress(NoNodeError):
             zk.delete(agent_path(info.id))
         release_partition(zk, partition)

@@ -41,7 +41,8 @@ class Result(StrEnum):
 
     OK = "ok"
     MISSING = "missing"  # no such task
-    STALE = "stale"  # another attempt is current (or the attempt is another agent's)
+    STALE = "stale"  # another attempt is current
+    NOT_HOLDER = "not-holder"  # the attempt is held by another agent than the caller named
     FORBIDDEN = "forbidden"  # the transition table does not allow it from the current status
     DEPOSED = "deposed"  # a newer leader's epoch refused this leader's write
     UNPUBLISHED = "unpublished"  # the broker did not take the dispatch; undone
@@ -72,8 +73,12 @@ class Outcome:
             return "no such task"
         if self.result is Result.STALE:
             return f"refused: attempt is now {self.attempt}"
+        if self.result is Result.NOT_HOLDER:
+            return "refused: another agent holds this attempt"
         if self.result is Result.DEPOSED:
             return "refused: this leader was deposed"
+        if self.result is Result.UNPUBLISHED:
+            return "not published: the broker did not take it; undone"
         return f"refused: {self.status} -> {target} is not allowed"
 
 
@@ -216,4 +221,7 @@ def move_spec(
     named = values.get("agentId", "")
     if named and agent and named != agent:
         raise ValueError(f"agentId {named!r} is not the move's agent {agent!r}")
-    return MoveSpec(target, attempt, allowed, values, agent or named)
+    agent = agent or named
+    if agent and target in IN_FLIGHT:
+        values["agentId"] = agent  # the hash names the agent whose set holds the task
+    return MoveSpec(target, int(attempt), allowed, values, agent)

@@ -57,7 +57,7 @@ class TaskFields(BaseModel):
     # model). The limits that come from the settings are checked by the validators below
     # and stated in the JSON Schema, so in the OpenAPI document, by ``json_schema_extra``.
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200, examples=["nightly-report"])
     type: TaskType

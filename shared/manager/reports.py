@@ -43,7 +43,7 @@ def apply_report(store: TaskStore, report: StatusUpdate) -> Outcome:
             attempt=report.attempt,
             expected=ON_AGENT[ON_AGENT.index(step) - 1] if step in ON_AGENT else Status.RUNNING,
             fields=_fields(step, report),
-            agent=task.agentId,
+            agent=report.agentId,
         )
         if not outcome.ok or step is target:
             break

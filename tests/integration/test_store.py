@@ -84,7 +84,7 @@ def test_an_attempt_held_by_one_agent_cannot_be_moved_in_another_agents_name(
     task_id = put_in(store, Status.RUNNING)  # held by a1
     before = store.redis.hgetall(task_key(task_id))
     outcome = store.transition(task_id, Status.SUCCESS, attempt=1, agent="a2")
-    assert outcome.result is Result.STALE
+    assert outcome.result is Result.NOT_HOLDER
     assert store.redis.hgetall(task_key(task_id)) == before
     with pytest.raises(ValueError, match="is not the move's agent"):
         store.transition(task_id, Status.RUNNING, attempt=1, fields={"agentId": "a1"}, agent="a2")
@@ -153,6 +153,7 @@ def test_assigned_index_holds_exactly_the_in_flight_tasks_of_an_agent(store: Tas
     store.transition(task.taskId, Status.DISPATCHED, attempt=2, agent="a2")
     store.transition(task.taskId, Status.RUNNING, attempt=2, agent="a2")
     assert (members("a1"), members("a2")) == (set(), {task.taskId})
+    assert store.get(task.taskId).agentId == "a2"
     assert store.transition(task.taskId, Status.SUCCESS, attempt=2, agent="a2").ok
     assert members("a2") == set()
 
@@ -172,3 +173,17 @@ def test_list_pages_newest_first_with_filters(store: TaskStore) -> None:
     assert ([t.taskId for t in page], cursor) == (["t0"], "")
     assert [t.taskId for t in store.list(task_type="PYTHON")[0]] == ["t5", "t3", "t1"]
     assert [t.taskId for t in store.list(status="CANCELLED")[0]] == ["t3"]
+
+
+def test_a_move_that_names_an_agent_records_it_in_the_hash_and_its_set(store: TaskStore) -> None:
+    task, _ = store.create(make_spec())
+    assert store.transition(task.taskId, Status.RUNNING, attempt=1, agent="a1").ok  # phase 1
+    assert store.get(task.taskId).agentId == "a1"
+    assert store.redis.smembers(assigned_key("a1")) == {task.taskId}
+    assert store.transition(task.taskId, Status.PENDING, attempt=1, agent="a1").ok
+    assert store.redis.smembers(assigned_key("a1")) == set()
+
+
+def test_the_attempt_is_compared_as_a_number(store: TaskStore) -> None:
+    task, _ = store.create(make_spec())
+    assert store.transition(task.taskId, Status.CANCELLED, attempt="1").ok  # type: ignore[arg-type]

@@ -15,22 +15,23 @@
 --     holds     true when the task stays on its agent in the target status
 --     restart   true when the target starts a new attempt (back to PENDING)
 --     clear     the fields of the old attempt's result, deleted on restart
--- result: 'ok', 'missing' (no such task), 'stale' (another attempt is current, or the
--- attempt belongs to another agent) or 'forbidden' (not allowed from the current status)
+-- result: 'ok', 'missing' (no such task), 'stale' (another attempt is current),
+-- 'not-holder' (the attempt is another agent's) or 'forbidden' (not allowed from the
+-- current status)
 
 local function move(task_key, assigned_key, spec_json)
   local spec = cjson.decode(spec_json)
   local current = redis.call('HGET', task_key, 'status')
   if not current then return {'missing', '', '0'} end
   local attempt = tonumber(redis.call('HGET', task_key, 'attempt'))
-  if attempt ~= spec.attempt then return {'stale', current, tostring(attempt)} end
+  if attempt ~= tonumber(spec.attempt) then return {'stale', current, tostring(attempt)} end
   local allowed = false
   for _, source in ipairs(spec.sources) do
     if source == current then allowed = true end
   end
   if not allowed then return {'forbidden', current, tostring(attempt)} end
   local holder = redis.call('HGET', task_key, 'agentId') or ''
-  if holder ~= '' and holder ~= spec.agent then return {'stale', current, tostring(attempt)} end
+  if holder ~= '' and holder ~= spec.agent then return {'not-holder', current, tostring(attempt)} end
 
   local task_id = redis.call('HGET', task_key, 'taskId')
   if spec.restart then
