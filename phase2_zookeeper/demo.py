@@ -13,7 +13,7 @@ import click
 from kazoo.client import KazooClient
 from redis import Redis
 
-from shared.coordination.election import ELECTION_PATH
+from shared.coordination.election import ELECTION_PATH, current_leader
 from shared.coordination.registry import LIVE_AGENTS
 from shared.core.config import get_settings
 from shared.core.keys import PENDING_QUEUE
@@ -28,11 +28,6 @@ WAIT = 60
 
 def step(text: str) -> None:
     click.secho(f"\n== {text}", bold=True)
-
-
-def leader(zk: KazooClient) -> str | None:
-    contenders = zk.Election(ELECTION_PATH).contenders()
-    return contenders[0] if contenders else None
 
 
 def run_tasks(store: TaskStore, count: int) -> None:
@@ -57,17 +52,19 @@ def main() -> None:
     zk.start(timeout=15)
 
     step("who is there")
-    click.echo(f"leader: {leader(zk)}   contenders: {zk.Election(ELECTION_PATH).contenders()}")
+    click.echo(
+        f"leader: {current_leader(zk)}   contenders: {zk.Election(ELECTION_PATH).contenders()}"
+    )
     click.echo(f"live agents: {sorted(zk.get_children(LIVE_AGENTS))}")
 
     step("submit 6 tasks to queue:pending; the leader spreads them")
     run_tasks(store, 6)
 
     step("kill -9 the leader; the other scheduler takes over when its session expires")
-    old = leader(zk)
+    old = current_leader(zk)
     kill_9(f"scheduler:{old}")
     started = time.monotonic()
-    new = wait_until(lambda: (lead := leader(zk)) and lead != old and lead, WAIT, 0.1)
+    new = wait_until(lambda: (lead := current_leader(zk)) and lead != old and lead, WAIT, 0.1)
     click.echo(f"new leader: {new} after {time.monotonic() - started:.1f}s")
     run_tasks(store, 3)
 

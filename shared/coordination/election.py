@@ -28,6 +28,15 @@ ELECTION_PATH = "/scheduler/election"
 log = logging.getLogger(__name__)
 
 
+def current_leader(zk: KazooClient) -> str | None:
+    """The identifier of the contender that leads now (lowest sequence), or None."""
+    try:
+        contenders = zk.Election(ELECTION_PATH).contenders()
+    except KazooException:
+        return None
+    return contenders[0] if contenders else None
+
+
 class Leadership:
     """Contend for leadership until stopped; run ``lead`` each time this process wins."""
 
@@ -99,8 +108,4 @@ class Leadership:
         self._election.cancel()
 
     def current_leader(self) -> str | None:
-        try:
-            contenders = self._election.contenders()
-        except KazooException:
-            return None
-        return contenders[0] if contenders else None
+        return current_leader(self.zk)

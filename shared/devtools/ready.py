@@ -22,9 +22,9 @@ from pathlib import Path
 import click
 import requests
 from kazoo.client import KazooClient
-from kazoo.exceptions import KazooException, NoNodeError
+from kazoo.exceptions import KazooException
 
-from shared.coordination.election import ELECTION_PATH
+from shared.coordination.election import current_leader
 from shared.coordination.registry import LIVE_AGENTS
 from shared.core.config import get_settings
 from shared.devtools.stack import supervisorctl
@@ -45,19 +45,11 @@ def program_states() -> dict[str, str]:
 def children(zk: KazooClient, path: str) -> list[str]:
     try:
         return zk.get_children(path)
-    except (NoNodeError, KazooException):
+    except KazooException:  # no such node included
         return []
 
 
-def leader(zk: KazooClient) -> str | None:
-    try:
-        contenders = zk.Election(ELECTION_PATH).contenders()
-    except KazooException:
-        return None
-    return contenders[0] if contenders else None
-
-
-def api_ready(url: str) -> bool:
+def readyz_ok(url: str) -> bool:
     try:
         return requests.get(f"{url}/readyz", timeout=2).status_code == 200
     except requests.RequestException:
@@ -75,9 +67,9 @@ def problems(zk: KazooClient | None, api: str | None) -> list[str]:
         live = children(zk, LIVE_AGENTS)
         if len(live) < len(agents):
             found.append(f"{len(live)} of {len(agents)} agents registered in {LIVE_AGENTS}")
-        if leader(zk) is None:
+        if current_leader(zk) is None:
             found.append("no scheduler leads yet")
-    if api and not api_ready(api):
+    if api and not readyz_ok(api):
         found.append(f"{api}/readyz does not answer 200")
     return found
 
@@ -114,7 +106,7 @@ def main(api: str | None, deadline: float) -> None:
         click.echo(supervisorctl("status"))
         if zk is not None:
             click.echo(f"agents registered: {', '.join(sorted(children(zk, LIVE_AGENTS)))}")
-            click.echo(f"leader: {leader(zk)}")
+            click.echo(f"leader: {current_leader(zk)}")
         click.secho(f"ready in {time.monotonic() - started:.1f}s", fg="green")
     finally:
         if zk is not None:

@@ -28,6 +28,8 @@ def camel_fields(message: type[Message]) -> dict[str, str]:
 
 
 TASK_FIELDS = camel_fields(pb.Task)
+SUBMIT_FIELDS = camel_fields(pb.SubmitRequest)
+SUBMIT_FIELD_OF = {name: field for field, name in SUBMIT_FIELDS.items()}  # camelCase -> proto
 
 
 def to_proto(task: Task) -> pb.Task:
@@ -47,13 +49,9 @@ def to_json(message: pb.Task) -> dict[str, object]:
 def submit_request(spec: TaskSpec) -> pb.SubmitRequest:
     """The spec as the service's ``Submit`` takes it."""
     values = spec.model_dump(mode="json", by_alias=True, exclude_none=True)
-    names = {name: field for field, name in camel_fields(pb.SubmitRequest).items()}
-    return pb.SubmitRequest(**{names[key]: value for key, value in values.items()})
+    return pb.SubmitRequest(**{SUBMIT_FIELD_OF[key]: value for key, value in values.items()})
 
 
 def submitted_fields(request: pb.SubmitRequest) -> dict[str, Any]:
     """A ``Submit`` request's fields for ``TaskSpec`` (protobuf's empty values: absent)."""
-    return {
-        name: getattr(request, field) or None
-        for field, name in camel_fields(pb.SubmitRequest).items()
-    }
+    return {name: getattr(request, field) or None for field, name in SUBMIT_FIELDS.items()}
