@@ -188,10 +188,14 @@ def test_sigterm_agent_finishes_its_task_and_hands_back_the_queue(
     assert wait_until(lambda: store.get(queued).state is Status.DISPATCHED, WAIT)
     assert agent.terminate() == 0
     assert store.get(running).state is Status.SUCCESS
-    handed_back = store.get(queued)
-    # Back to pending under a new attempt (more than one if the leader, not yet aware the
-    # agent left, dispatched it to the agent again before reconciling).
-    assert handed_back.state is Status.PENDING and handed_back.attempt >= 2
+    assert "handed back 1 queued tasks" in agent.log()
+    # Back to pending under a new attempt. The leader learns of the agent's exit from a
+    # watch, a moment later: it may dispatch the handed-back task to the gone agent once
+    # more, and its reconcile then returns it again (attempt 3). So wait for the end state.
+    handed_back = wait_until(
+        lambda: (t := store.get(queued)).state is Status.PENDING and t.attempt >= 2 and t, WAIT
+    )
+    assert handed_back, store.get(queued)
     replacement = procs.start("agent-0-again", AGENT, AGENT_ID="agent-0")
     assert replacement.wait_for_log("registered /live-agents/", WAIT)
     task = store.wait_for_terminal(queued, WAIT)
