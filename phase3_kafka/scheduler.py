@@ -18,7 +18,7 @@ from redis import Redis
 from shared.coordination.election import Leadership
 from shared.coordination.registry import AgentDirectory
 from shared.coordination.session import connect_zk
-from shared.core.config import get_settings
+from shared.core.config import Settings, get_settings
 from shared.core.lifecycle import GracefulStop
 from shared.core.logs import setup_logging
 from shared.core.store import TaskStore
@@ -37,6 +37,10 @@ log = logging.getLogger("phase3.scheduler")
 def main() -> None:
     settings = get_settings()
     setup_logging(settings)
+    serve(settings)
+
+
+def serve(settings: Settings) -> None:
     strategy = make_strategy(settings.scheduler_strategy)
     stop = GracefulStop().install()
     ensure_topics(settings.kafka_bootstrap_servers, settings=settings)

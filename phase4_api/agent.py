@@ -11,7 +11,7 @@ from __future__ import annotations
 from shared.agent.cancels import listen_for_cancels
 from shared.agent.loop import run_agent
 from shared.coordination.session import connect_zk
-from shared.core.config import get_settings
+from shared.core.config import Settings, get_settings
 from shared.core.lifecycle import GracefulStop
 from shared.core.logs import setup_logging
 
@@ -19,6 +19,10 @@ from shared.core.logs import setup_logging
 def main() -> None:
     settings = get_settings()
     setup_logging(settings)
+    serve(settings)
+
+
+def serve(settings: Settings) -> None:
     stop = GracefulStop().install()
     zk = connect_zk(settings)
     try:

@@ -56,6 +56,17 @@ def error_response(status: int, code: str, message: str, fields: dict | None = N
     return response
 
 
+def call_manager(client: TaskManagerClient, method: str, message: Any) -> Any:
+    """One gRPC call to a task-manager; its failure as the ``ApiError`` to answer."""
+    try:
+        return client.call(method, message)
+    except NoTaskManager as exc:
+        raise ApiError(503, "unavailable", str(exc)) from None
+    except grpc.RpcError as exc:
+        status, code = GRPC_TO_HTTP.get(exc.code(), (503, "unavailable"))
+        raise ApiError(status, code, exc.details() or exc.code().name) from None
+
+
 def create_app(client: TaskManagerClient | None = None, settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
     setup_logging(settings)
@@ -67,13 +78,7 @@ def create_app(client: TaskManagerClient | None = None, settings: Settings | Non
     app.config["MAX_CONTENT_LENGTH"] = settings.task_max_content_bytes * 6 + 64 * 1024
 
     def call(method: str, message: Any) -> Any:
-        try:
-            return client.call(method, message)
-        except NoTaskManager as exc:
-            raise ApiError(503, "unavailable", str(exc)) from None
-        except grpc.RpcError as exc:
-            status, code = GRPC_TO_HTTP.get(exc.code(), (503, "unavailable"))
-            raise ApiError(status, code, exc.details() or exc.code().name) from None
+        return call_manager(client, method, message)
 
     # --8<-- [start:submit]
     @app.post("/api/v1/tasks")
@@ -149,23 +154,7 @@ def create_app(client: TaskManagerClient | None = None, settings: Settings | Non
     @app.get("/api/v1/agents")
     def agents() -> Response:
         reply = call("ListAgents", pb.ListAgentsRequest())
-        return jsonify(
-            agents=[
-                {
-                    "id": a.id,
-                    "host": a.host,
-                    "pid": a.pid,
-                    "capacity": a.capacity,
-                    "types": list(a.types),
-                    "running": a.running,
-                    "cpuPercent": a.cpu_percent,
-                    "memoryPercent": a.memory_percent,
-                    "lastSeen": a.last_seen,
-                    "suspect": a.suspect,
-                }
-                for a in reply.agents
-            ]
-        )
+        return jsonify(agents=[agent_json(agent) for agent in reply.agents])
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -195,6 +184,22 @@ def create_app(client: TaskManagerClient | None = None, settings: Settings | Non
         return error_response(500, "internal", "unexpected error; see the API's log")
 
     return app
+
+
+def agent_json(agent: pb.Agent) -> dict[str, Any]:
+    """An agent as the REST API shows it (``AgentView`` in ``schemas.py``)."""
+    return {
+        "id": agent.id,
+        "host": agent.host,
+        "pid": agent.pid,
+        "capacity": agent.capacity,
+        "types": list(agent.types),
+        "running": agent.running,
+        "cpuPercent": agent.cpu_percent,
+        "memoryPercent": agent.memory_percent,
+        "lastSeen": agent.last_seen,
+        "suspect": agent.suspect,
+    }
 
 
 def json_body() -> dict:

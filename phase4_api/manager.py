@@ -25,7 +25,7 @@ from redis import Redis
 from shared.coordination.registry import AgentDirectory
 from shared.coordination.services import register_service
 from shared.coordination.session import after_session_loss, connect_zk
-from shared.core.config import get_settings
+from shared.core.config import Settings, get_settings
 from shared.core.lifecycle import GracefulStop
 from shared.core.logs import setup_logging
 from shared.core.store import TaskStore
@@ -33,6 +33,7 @@ from shared.manager.consumer import StatusConsumer
 from shared.messaging.clients import make_consumer, make_producer
 from shared.messaging.topics import ensure_topics
 from shared.rpc import task_service_pb2_grpc as pb_grpc
+from shared.rpc.interceptors import CallMetrics
 from shared.rpc.service import TaskService
 
 log = logging.getLogger("phase4.manager")
@@ -43,6 +44,10 @@ SERVICE = "task-manager"
 def main() -> None:
     settings = get_settings()
     setup_logging(settings)
+    serve(settings)
+
+
+def serve(settings: Settings) -> None:
     stop = GracefulStop().install()
     ensure_topics(settings.kafka_bootstrap_servers, settings=settings)
     store = TaskStore(Redis.from_url(settings.redis_url, decode_responses=True))
@@ -50,7 +55,7 @@ def main() -> None:
     producer = make_producer(settings, client_id="task-manager")
     consumer = make_consumer(settings, settings.manager_group, client_id="task-manager")
 
-    server = grpc.server(ThreadPoolExecutor(settings.grpc_workers))
+    server = grpc.server(ThreadPoolExecutor(settings.grpc_workers), interceptors=[CallMetrics()])
     service = TaskService(store, AgentDirectory(zk), producer, settings)
     pb_grpc.add_TaskServiceServicer_to_server(service, server)
     port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")

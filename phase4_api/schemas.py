@@ -20,7 +20,7 @@ SubmitBody = TaskFields
 
 # A task, its status and its last attempt's result: the service's ``Task`` message in
 # camelCase (``shared/rpc/convert.py``), typed as the store's ``Task``.
-_hints = get_type_hints(Task)
+_hints = get_type_hints(Task) | {"traceId": str}  # traceId: a property of Task
 TaskView = create_model(
     "TaskView",
     __doc__="A task, its status and its last attempt's result.",

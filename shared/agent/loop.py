@@ -31,13 +31,15 @@ from shared.agent.heartbeats import measure
 from shared.agent.reporting import Reporter
 from shared.coordination.registry import AgentInfo, agent_path, register_agent
 from shared.coordination.session import after_session_loss
+from shared.core import metrics
 from shared.core.config import Settings
 from shared.core.lifecycle import GracefulStop
 from shared.core.logs import task_log
 from shared.core.states import Status
 from shared.core.store import TaskStore
+from shared.core.traces import Headers, record_span
 from shared.execution.runner import execute
-from shared.messaging.clients import make_consumer, make_producer
+from shared.messaging.clients import make_consumer, make_producer, record_lag
 from shared.messaging.dead_letters import send_to_dead_letters
 from shared.messaging.messages import Dispatch, InvalidMessage, parse_message
 from shared.messaging.offsets import OffsetTracker
@@ -83,6 +85,9 @@ class Agent:
         self.pool = ThreadPoolExecutor(info.capacity, thread_name_prefix="slot")
         self.committed: int | None = None
         self.loop_seen = time.monotonic()  # the main loop's last turn; heartbeats need it
+        self.group = partition_group(settings.dispatch_topic, info.partition)
+        metrics.AGENT_CAPACITY.labels(info.id).set(info.capacity)
+        metrics.AGENT_RUNNING.labels(info.id).set_function(lambda: len(self.running))
 
     # --8<-- [start:serve]
     def serve(self) -> None:
@@ -98,6 +103,7 @@ class Agent:
             if not records or not self.take(records[0]):
                 self.slots.release()
             self.commit()
+            record_lag(self.consumer, self.group)
         self.pool.shutdown(wait=True)  # running tasks finish and report
         self.commit()
 
@@ -122,7 +128,7 @@ class Agent:
         elif not self.is_current(dispatch):
             tlog.info("dispatch of an attempt that is no longer current; dropped")
         else:
-            self.pool.submit(self.run, dispatch, record.offset)
+            self.pool.submit(self.run, dispatch, record.offset, record.headers)
             return True
         self.running.pop(key, None)
         self.offsets.finished(record.offset)
@@ -139,7 +145,7 @@ class Agent:
         )
 
     # --8<-- [start:run]
-    def run(self, dispatch: Dispatch, offset: int) -> None:
+    def run(self, dispatch: Dispatch, offset: int, headers: Headers | None = None) -> None:
         task = dispatch.task()
         tlog = task_log(log, task.taskId, task.attempt)
         key = (task.taskId, task.attempt)
@@ -148,11 +154,13 @@ class Agent:
             if cancel.is_set():
                 tlog.info("cancelled before it started; not run")
                 return
-            self.reporter.running(task.taskId, task.attempt, self.info.id)
-            tlog.info("running %s task %r (timeout %gs)", task.type, task.name, task.timeout)
-            result = execute(task, self.info.id, cancelled=cancel.is_set)
-            self.reporter.finished(task.taskId, task.attempt, self.info.id, result)
-            tlog.info("%s (%s) reported", result.status, result.error or "exit code 0")
+            # the trace of the task's submit goes on here; the reports sent inside carry it
+            with record_span("run", headers, **{"taskflow.task_id": task.taskId}):
+                self.reporter.running(task.taskId, task.attempt, self.info.id)
+                tlog.info("running %s task %r (timeout %gs)", task.type, task.name, task.timeout)
+                result = execute(task, self.info.id, cancelled=cancel.is_set)
+                self.reporter.finished(task.taskId, task.attempt, self.info.id, result)
+                tlog.info("%s (%s) reported", result.status, result.error or "exit code 0")
         finally:
             self.running.pop(key, None)
             self.offsets.finished(offset)

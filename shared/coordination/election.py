@@ -81,6 +81,11 @@ class Leadership:
         """Check before every leader action: the session is fine and no stop was asked."""
         return self._session_ok.is_set() and not self._lost.is_set() and not self.stop.stopping
 
+    @property
+    def leading(self) -> bool:
+        """True while this process runs ``lead`` and still may."""
+        return self._leading.is_set() and self.still_leading()
+
     def run(self, lead: Callable[[], None]) -> None:
         """Contend, lead, step down, and contend again, until ``stop``."""
         while not self.stop.stopping:

@@ -101,6 +101,16 @@ class Settings(BaseSettings):
     )
     api_page_limit: int = Field(50, gt=0, le=200, description="tasks per page by default")
 
+    # --- phase 5: observability ---
+    metrics_host: str = Field("127.0.0.1", description="address every metrics endpoint binds")
+    metrics_port: int = Field(0, ge=0, lt=65536, description="its port; 0 picks a free one")
+    zipkin_endpoint: str = Field(
+        "", description="Zipkin's span API (http://host:9411/api/v2/spans); '' for none"
+    )
+    otel_exporter_otlp_endpoint: str = Field(
+        "", description="an OTLP/HTTP collector (http://host:4318); '' for none"
+    )
+
     # --- infrastructure launcher ---
     # The local servers that `python -m shared.devtools.infra up` starts (docs/infrastructure.md).
     # Clients still find them through REDIS_URL, ZK_HOSTS and KAFKA_BOOTSTRAP_SERVERS.
@@ -111,13 +121,20 @@ class Settings(BaseSettings):
         9093, gt=0, lt=65536, description="port of the local Kafka's KRaft controller"
     )
     prometheus_port: int = Field(9090, gt=0, lt=65536, description="port of the local Prometheus")
+    zipkin_port: int = Field(9411, gt=0, lt=65536, description="port of the local Zipkin")
     zookeeper_version: str = Field("3.9.4", description="org.apache.zookeeper:zookeeper version")
     kafka_version: str = Field("4.3.1", description="org.apache.kafka:kafka_2.13 version")
     zookeeper_heap: str = Field("256m", description="JVM -Xmx of the local ZooKeeper")
     kafka_heap: str = Field("512m", description="JVM -Xmx of the local Kafka")
+    zipkin_version: str = Field("3.5.1", description="io.zipkin:zipkin-server version")
+    zipkin_heap: str = Field("256m", description="JVM -Xmx of the local Zipkin")
     maven_cache_dir: Path = Field(
         Path.home() / ".cache" / "taskflow" / "maven",
-        description="jars of ZooKeeper and Kafka, resolved from Maven Central",
+        description="jars of ZooKeeper, Kafka and Zipkin, resolved from Maven Central",
+    )
+    prometheus_rules: Path = Field(
+        PROJECT_ROOT / "deploy" / "prometheus" / "alerts.yml",
+        description="alert rules the local Prometheus loads",
     )
     infra_ready_timeout: float = Field(90.0, gt=0, description="seconds a server has to answer")
     infra_stop_grace: float = Field(15.0, ge=0, description="seconds from SIGTERM to SIGKILL")

@@ -13,6 +13,8 @@
 | ``assigned:{id}``       | set    | phase 2: task ids given to one agent, not yet done   |
 | ``scheduler:epoch``     | string | phase 2: the current leader's term; fences old ones  |
 | ``agent:{id}``          | hash   | phase 3: an agent's last heartbeat (load, lastSeen)  |
+| ``stats:tasks``         | hash   | ``<type>:<status>`` -> how many tasks are in it now  |
+| ``stats:finished``      | zset   | attempts that ended in the last hour, by end time    |
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ PENDING_QUEUE = "queue:pending"
 SCHEDULING = "queue:scheduling"
 LEADER_EPOCH = "scheduler:epoch"
 ASSIGNED_PREFIX = "assigned:"
+TASK_COUNTS = "stats:tasks"
+FINISHED = "stats:finished"
 
 
 def task_key(task_id: str) -> str:

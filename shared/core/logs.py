@@ -9,7 +9,8 @@ Two formats, chosen with ``LOG_FORMAT``:
   <message>``, so ``grep task=<id>`` finds a task;
 * ``json`` (for log collectors): one JSON object a line with ``time``, ``level``,
   ``process``, ``logger``, ``message``, and ``taskId`` and ``attempt`` on lines about a
-  task, so a collector filters on fields instead of parsing text.
+  task, so a collector filters on fields instead of parsing text. A line written inside
+  a traced span (phase 5) also has ``traceId``: from a log line to the task's trace.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import logging
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
+
+from opentelemetry import trace
 
 from shared.core.config import LogFormat, Settings
 
@@ -61,6 +64,9 @@ class JsonFormatter(logging.Formatter):
             value = getattr(record, field, None)
             if value:
                 entry[field] = value
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            entry["traceId"] = trace.format_trace_id(span.trace_id)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from redis import Redis
 
+from shared.core import metrics
 from shared.core.keys import DEAD_LETTERS
 from shared.core.task import InvalidTask, TaskSpec, now_ms
 
@@ -32,4 +33,5 @@ def parse_or_set_aside(
         log.warning("set aside a malformed entry from %s: %s", source, reason)
         letter = {"source": source, "entry": entry, "reason": reason, "at": now_ms()}
         redis.lpush(DEAD_LETTERS, json.dumps(letter))
+        metrics.DEAD_LETTERS.labels(source).inc()
         return None

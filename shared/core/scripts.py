@@ -6,15 +6,24 @@ top, touches only the keys it is given, and may start with *library* files whose
 functions it calls (``move.lua`` for any status change): ``script(redis, "create")``
 registers ``lua/create.lua``; ``script(redis, "dispatch", LUA_DIR / "move.lua", ...)``
 puts those files in front.
+
+A script that includes ``move.lua`` also gets the two statistics keys that ``move``
+keeps up to date (``stats:tasks`` and ``stats:finished``), appended after the caller's
+own keys, so no caller has to remember them and every key a script touches is still
+declared.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from redis import Redis
 from redis.commands.core import Script
+
+from shared.core.keys import FINISHED, TASK_COUNTS
 
 LUA_DIR = Path(__file__).parent / "lua"
 MOVE = LUA_DIR / "move.lua"
@@ -26,6 +35,17 @@ def source(*files: Path) -> str:
     return "\n".join(path.read_text() for path in files)
 
 
-def script(redis: Redis, path: Path, *libraries: Path) -> Script:
+class MovingScript:
+    """A script that moves tasks: ``move``'s statistics keys go after the caller's keys."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+
+    def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return self.script(keys=[*keys, TASK_COUNTS, FINISHED], args=args)
+
+
+def script(redis: Redis, path: Path, *libraries: Path) -> Script | MovingScript:
     """``path`` (after ``libraries``), registered on ``redis``: call it with keys and args."""
-    return redis.register_script(source(*libraries, path))
+    registered = redis.register_script(source(*libraries, path))
+    return MovingScript(registered) if MOVE in libraries else registered

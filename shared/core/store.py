@@ -18,13 +18,22 @@ SCHEDULED, DISPATCHED or RUNNING. Failover reads that set to find a dead agent's
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from redis import Redis
 
-from shared.core.keys import TASK_INDEX, assigned_key, index_member, request_key, task_key
+from shared.core.keys import (
+    FINISHED,
+    TASK_COUNTS,
+    TASK_INDEX,
+    assigned_key,
+    index_member,
+    request_key,
+    task_key,
+)
 from shared.core.scripts import LUA_DIR, MOVE, script
 from shared.core.states import IN_FLIGHT, TERMINAL, Status, sources_of
 from shared.core.task import RESULT_FIELDS, Task, TaskSpec
@@ -99,7 +108,7 @@ class TaskStore:
         """
         task = Task.from_spec(spec)
         request = request_key(spec.request_id) if spec.request_id else ""
-        keys = [task_key(task.taskId), request, queue, TASK_INDEX]
+        keys = [task_key(task.taskId), request, queue, TASK_INDEX, TASK_COUNTS]
         member = index_member(task.createdAt, task.taskId)
         args = [task.taskId, spec.to_json() if queue else "", member, json.dumps(task.to_hash())]
         task_id, created = self._create(keys=keys, args=args)
@@ -145,6 +154,20 @@ class TaskStore:
         return found, ""
 
     # --8<-- [end:list]
+
+    def counts(self) -> dict[tuple[str, Status], int]:
+        """Tasks now in each (type, status): ``stats:tasks``, kept by every move."""
+        counts = {}
+        for key, value in self.redis.hgetall(TASK_COUNTS).items():
+            task_type, status = key.split(":", 1)
+            if int(value):
+                counts[task_type, Status(status)] = int(value)
+        return counts
+
+    def finished_since(self, since_ms: int) -> Counter[Status]:
+        """Attempts that ended since ``since_ms`` (at most an hour back), by final status."""
+        members = self.redis.zrangebyscore(FINISHED, since_ms, "+inf")
+        return Counter(Status(member.rsplit(":", 1)[1]) for member in members)
 
     def wait_for_terminal(self, task_id: str, timeout: float, poll: float = 0.1) -> Task | None:
         """The task once it is SUCCESS, FAILED or CANCELLED; None if ``timeout`` passes first."""

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.core.config import get_settings
 from shared.core.states import Status
+from shared.core.traces import current_traceparent, trace_id_of
 
 
 class TaskType(StrEnum):
@@ -152,6 +153,7 @@ class Task:
     status: str = Status.PENDING.value
     createdAt: int = 0
     requestId: str = ""
+    traceParent: str = ""  # the submit's span, W3C traceparent ('' when not traced)
     # the current attempt: who holds it, when it moved, how it ended
     agentId: str = _result("")
     agentSession: str = _result("")
@@ -175,6 +177,7 @@ class Task:
             maxRetries=spec.max_retries,
             requestId=spec.request_id or "",
             createdAt=now_ms(),
+            traceParent=current_traceparent(),
         )
 
     def to_hash(self) -> dict[str, str]:
@@ -195,6 +198,11 @@ class Task:
     @property
     def state(self) -> Status:
         return Status(self.status)
+
+    @property
+    def traceId(self) -> str:  # noqa: N802 (named like the hash's fields)
+        """The id of the trace this task's story is in ('' when not traced)."""
+        return trace_id_of(self.traceParent)
 
     def spec(self) -> TaskSpec:
         """The spec this task was submitted with (what a pending entry holds).

@@ -28,9 +28,10 @@ from shared.core.lifecycle import GracefulStop
 from shared.core.logs import task_log
 from shared.core.states import Status
 from shared.core.store import TaskStore
+from shared.core.traces import record_span
 from shared.manager.heartbeats import record as record_heartbeat
 from shared.manager.reports import apply_report
-from shared.messaging.clients import subscribe_when_known
+from shared.messaging.clients import record_lag, subscribe_when_known
 from shared.messaging.dead_letters import send_to_dead_letters
 from shared.messaging.messages import Heartbeat, InvalidMessage, StatusUpdate, parse_message
 
@@ -71,6 +72,7 @@ class StatusConsumer:
                     self.handle(record)
             if batch:
                 self.commit()
+            record_lag(self.consumer, self.settings.manager_group)
         log.info("task-manager stopped")
 
     # --8<-- [end:serve]
@@ -92,7 +94,8 @@ class StatusConsumer:
     def handle(self, record: ConsumerRecord) -> None:
         try:
             if record.topic == self.settings.status_topic:
-                self.apply(parse_message(StatusUpdate, record.value))
+                with record_span("apply status", record.headers):
+                    self.apply(parse_message(StatusUpdate, record.value))
             else:
                 record_heartbeat(self.store.redis, parse_message(Heartbeat, record.value))
         except InvalidMessage as exc:

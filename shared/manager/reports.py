@@ -13,8 +13,10 @@ with the fenced transitions of the store, so:
 
 from __future__ import annotations
 
-from shared.core.states import Status
+from shared.core import metrics
+from shared.core.states import TERMINAL, Status
 from shared.core.store import Outcome, Result, TaskStore
+from shared.core.task import Task
 from shared.messaging.messages import StatusUpdate
 
 # The steps an attempt goes through on its agent, in order.
@@ -47,10 +49,33 @@ def apply_report(store: TaskStore, report: StatusUpdate) -> Outcome:
         )
         if not outcome.ok or step is target:
             break
+    count(task, report, outcome)
     return outcome
 
 
 # --8<-- [end:apply]
+
+
+def count(before: Task, report: StatusUpdate, outcome: Outcome) -> None:
+    """The task metrics a report moves. Only an applied report counts: a duplicate is
+    refused by the store, so it is never counted twice."""
+    metrics.STATUS_UPDATES.labels(outcome.result.value).inc()
+    if not outcome.ok:
+        return
+    started = before.startedAt or report.at  # RUNNING was applied by this report
+    if before.startedAt is None:
+        metrics.TASK_START_LATENCY.labels(before.type).observe(seconds(started - before.createdAt))
+    status = Status(report.status)
+    if status in TERMINAL:
+        metrics.TASKS_FINISHED.labels(before.type, status.value).inc()
+        metrics.TASK_RUN.labels(before.type, status.value).observe(seconds(report.at - started))
+        metrics.TASK_LATENCY.labels(before.type, status.value).observe(
+            seconds(report.at - before.createdAt)
+        )
+
+
+def seconds(milliseconds: int) -> float:
+    return max(milliseconds, 0) / 1000
 
 
 def _fields(step: Status, report: StatusUpdate) -> dict[str, object]:

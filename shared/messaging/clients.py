@@ -7,7 +7,8 @@
   commits an offset only after it has done what the message asks.
 
 A message that does not match its schema goes to the dead-letter topic
-(``shared/messaging/dead_letters.py``).
+(``shared/messaging/dead_letters.py``). A message sent inside a traced span carries the
+trace in its headers (``shared/core/traces.py``), so its consumer continues the trace.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import time
 from kafka import KafkaConsumer, KafkaProducer
 
 from shared.core.config import Settings
+from shared.core.metrics import CONSUMER_LAG
+from shared.core.traces import context_headers
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,26 @@ def send_sync(
 ) -> None:
     """Send and wait until the broker has stored the message (``acks=all``)."""
     future = producer.send(
-        topic, value=value, key=key.encode() if key else None, partition=partition
+        topic,
+        value=value,
+        key=key.encode() if key else None,
+        partition=partition,
+        headers=context_headers(),
     )
     future.get(timeout=SEND_TIMEOUT)
+
+
+def record_lag(consumer: KafkaConsumer, group: str) -> None:
+    """Set ``taskflow_kafka_consumer_lag``: the broker's end minus this consumer's position.
+
+    Called from the thread that polls (a consumer is not thread-safe); both numbers are
+    what the last fetch brought, so this costs no round trip.
+    """
+    lag: dict[str, int] = {}
+    for partition in consumer.assignment():
+        end = consumer.highwater(partition)
+        if end is not None:
+            behind = end - consumer.position(partition)
+            lag[partition.topic] = lag.get(partition.topic, 0) + max(behind, 0)
+    for topic, behind in lag.items():
+        CONSUMER_LAG.labels(group, topic).set(behind)

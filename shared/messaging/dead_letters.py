@@ -14,6 +14,7 @@ from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
 from shared.core.config import Settings
+from shared.core.metrics import DEAD_LETTERS
 from shared.core.task import now_ms
 from shared.messaging.clients import send_sync
 
@@ -37,6 +38,7 @@ def send_to_dead_letters(
         "at": now_ms(),
     }
     send_sync(producer, settings.dead_letter_topic, json.dumps(letter).encode())
+    DEAD_LETTERS.labels(record.topic).inc()
 
 
 # --8<-- [end:dead_letter]

@@ -13,7 +13,9 @@ import logging
 import grpc
 from kafka import KafkaProducer
 
+from shared.coordination.election import current_leader
 from shared.coordination.registry import AgentDirectory
+from shared.core import metrics
 from shared.core.config import Settings
 from shared.core.keys import PENDING_QUEUE, heartbeat_key
 from shared.core.logs import task_log
@@ -33,6 +35,7 @@ NOT_STARTED = (Status.PENDING, Status.SCHEDULED, Status.DISPATCHED)
 RETRYABLE = (Status.FAILED, Status.CANCELLED)
 MAX_PAGE = 200
 CANCEL_ROUNDS = 5  # re-reads when the task moves while being cancelled
+STATS_WINDOW = 60  # seconds: Stats counts the attempts that ended this recently
 
 
 class TaskService(pb_grpc.TaskServiceServicer):
@@ -56,6 +59,7 @@ class TaskService(pb_grpc.TaskServiceServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         task, created = self.store.create(spec, queue=PENDING_QUEUE)
         if created:
+            metrics.TASKS_SUBMITTED.labels(task.type).inc()
             task_log(log, task.taskId, task.attempt).info(
                 "submitted %s task %r", task.type, task.name
             )
@@ -97,6 +101,7 @@ class TaskService(pb_grpc.TaskServiceServicer):
                 agent=task.agentId,
             )
             if outcome.ok:
+                metrics.TASKS_FINISHED.labels(task.type, Status.CANCELLED.value).inc()
                 if task.state in (Status.SCHEDULED, Status.DISPATCHED):
                     self._tell_agent(task)  # in case it started a moment ago
                 task_log(log, task.taskId, task.attempt).info("cancelled while %s", task.status)
@@ -143,10 +148,34 @@ class TaskService(pb_grpc.TaskServiceServicer):
     def ListAgents(
         self, request: pb.ListAgentsRequest, context: grpc.ServicerContext
     ) -> pb.ListAgentsReply:
+        return pb.ListAgentsReply(agents=self._agents())
+
+    # --8<-- [start:stats]
+    def Stats(self, request: pb.StatsRequest, context: grpc.ServicerContext) -> pb.StatsReply:
+        """Read from counters the store keeps in the same step as each move: no scan."""
+        since = now_ms() - STATS_WINDOW * 1000
+        return pb.StatsReply(
+            counts=[
+                pb.TaskCount(type=task_type, status=status.value, count=count)
+                for (task_type, status), count in sorted(self.store.counts().items())
+            ],
+            finished_recently=dict(self.store.finished_since(since)),
+            window_seconds=STATS_WINDOW,
+            leader=current_leader(self.directory.zk) or "",
+            agents=self._agents(),
+        )
+
+    # --8<-- [end:stats]
+
+    def _agents(self) -> list[pb.Agent]:
+        """The live agents, with the load and health of their latest heartbeat."""
         agents = []
         suspect_before = now_ms() - self.settings.agent_suspect_seconds * 1000
-        for agent in sorted(self.directory.live().values(), key=lambda a: a.id):
-            beat = self.store.redis.hgetall(heartbeat_key(agent.id))
+        live = sorted(self.directory.live().values(), key=lambda a: a.id)
+        pipe = self.store.redis.pipeline(transaction=False)
+        for agent in live:
+            pipe.hgetall(heartbeat_key(agent.id))
+        for agent, beat in zip(live, pipe.execute(), strict=True):
             last_seen = int(beat.get("at", 0))
             agents.append(
                 pb.Agent(
@@ -162,7 +191,7 @@ class TaskService(pb_grpc.TaskServiceServicer):
                     suspect=last_seen < suspect_before,
                 )
             )
-        return pb.ListAgentsReply(agents=agents)
+        return agents
 
     def _task(self, task_id: str, context: grpc.ServicerContext) -> Task:
         task = self.store.get(task_id) if task_id else None

@@ -24,35 +24,45 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshared/rpc/task_service.proto\x12\x0btaskflow.v1\"\xec\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12\x0f\n\x07timeout\x18\x05 \x01(\x01\x12\x13\n\x0bmax_retries\x18\x06 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x0e\n\x06status\x18\x08 \x01(\t\x12\x10\n\x08\x61gent_id\x18\t \x01(\t\x12\x16\n\texit_code\x18\n \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06stdout\x18\x0b \x01(\t\x12\x0e\n\x06stderr\x18\x0c \x01(\t\x12\r\n\x05\x65rror\x18\r \x01(\t\x12\x12\n\ncreated_at\x18\x0e \x01(\x03\x12\x17\n\nstarted_at\x18\x0f \x01(\x03H\x01\x88\x01\x01\x12\x18\n\x0b\x66inished_at\x18\x10 \x01(\x03H\x02\x88\x01\x01\x12\x12\n\nrequest_id\x18\x11 \x01(\tB\x0c\n\n_exit_codeB\r\n\x0b_started_atB\x0e\n\x0c_finished_at\"\x87\x01\n\rSubmitRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12\x0f\n\x07timeout\x18\x05 \x01(\x01\x12\x13\n\x0bmax_retries\x18\x06 \x01(\x05\x12\x12\n\nrequest_id\x18\x07 \x01(\t\"?\n\x0bSubmitReply\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.taskflow.v1.Task\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x1a\n\x07TaskRef\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"0\n\x0cRetryRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\",\n\tTaskReply\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.taskflow.v1.Task\"J\n\x0bListRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"B\n\tListReply\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.taskflow.v1.Task\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"\x13\n\x11ListAgentsRequest\"\xb1\x01\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x12\r\n\x05types\x18\x05 \x03(\t\x12\x0f\n\x07running\x18\x06 \x01(\x05\x12\x13\n\x0b\x63pu_percent\x18\x07 \x01(\x01\x12\x16\n\x0ememory_percent\x18\x08 \x01(\x01\x12\x11\n\tlast_seen\x18\t \x01(\x03\x12\x0f\n\x07suspect\x18\n \x01(\x08\"5\n\x0fListAgentsReply\x12\"\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x12.taskflow.v1.Agent2\xfc\x02\n\x0bTaskService\x12>\n\x06Submit\x12\x1a.taskflow.v1.SubmitRequest\x1a\x18.taskflow.v1.SubmitReply\x12\x33\n\x03Get\x12\x14.taskflow.v1.TaskRef\x1a\x16.taskflow.v1.TaskReply\x12\x38\n\x04List\x12\x18.taskflow.v1.ListRequest\x1a\x16.taskflow.v1.ListReply\x12\x36\n\x06\x43\x61ncel\x12\x14.taskflow.v1.TaskRef\x1a\x16.taskflow.v1.TaskReply\x12:\n\x05Retry\x12\x19.taskflow.v1.RetryRequest\x1a\x16.taskflow.v1.TaskReply\x12J\n\nListAgents\x12\x1e.taskflow.v1.ListAgentsRequest\x1a\x1c.taskflow.v1.ListAgentsReplyb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dshared/rpc/task_service.proto\x12\x0btaskflow.v1\"\xfe\x02\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12\x0f\n\x07timeout\x18\x05 \x01(\x01\x12\x13\n\x0bmax_retries\x18\x06 \x01(\x05\x12\x0f\n\x07\x61ttempt\x18\x07 \x01(\x05\x12\x0e\n\x06status\x18\x08 \x01(\t\x12\x10\n\x08\x61gent_id\x18\t \x01(\t\x12\x16\n\texit_code\x18\n \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06stdout\x18\x0b \x01(\t\x12\x0e\n\x06stderr\x18\x0c \x01(\t\x12\r\n\x05\x65rror\x18\r \x01(\t\x12\x12\n\ncreated_at\x18\x0e \x01(\x03\x12\x17\n\nstarted_at\x18\x0f \x01(\x03H\x01\x88\x01\x01\x12\x18\n\x0b\x66inished_at\x18\x10 \x01(\x03H\x02\x88\x01\x01\x12\x12\n\nrequest_id\x18\x11 \x01(\t\x12\x10\n\x08trace_id\x18\x12 \x01(\tB\x0c\n\n_exit_codeB\r\n\x0b_started_atB\x0e\n\x0c_finished_at\"\x87\x01\n\rSubmitRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x04 \x01(\t\x12\x0f\n\x07timeout\x18\x05 \x01(\x01\x12\x13\n\x0bmax_retries\x18\x06 \x01(\x05\x12\x12\n\nrequest_id\x18\x07 \x01(\t\"?\n\x0bSubmitReply\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.taskflow.v1.Task\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"\x1a\n\x07TaskRef\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"0\n\x0cRetryRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\",\n\tTaskReply\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.taskflow.v1.Task\"J\n\x0bListRequest\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06\x63ursor\x18\x04 \x01(\t\"B\n\tListReply\x12 \n\x05tasks\x18\x01 \x03(\x0b\x32\x11.taskflow.v1.Task\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\"\x13\n\x11ListAgentsRequest\"\xb1\x01\n\x05\x41gent\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04host\x18\x02 \x01(\t\x12\x0b\n\x03pid\x18\x03 \x01(\x05\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\x05\x12\r\n\x05types\x18\x05 \x03(\t\x12\x0f\n\x07running\x18\x06 \x01(\x05\x12\x13\n\x0b\x63pu_percent\x18\x07 \x01(\x01\x12\x16\n\x0ememory_percent\x18\x08 \x01(\x01\x12\x11\n\tlast_seen\x18\t \x01(\x03\x12\x0f\n\x07suspect\x18\n \x01(\x08\"5\n\x0fListAgentsReply\x12\"\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x12.taskflow.v1.Agent\"\x0e\n\x0cStatsRequest\"8\n\tTaskCount\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\"\x83\x02\n\nStatsReply\x12&\n\x06\x63ounts\x18\x01 \x03(\x0b\x32\x16.taskflow.v1.TaskCount\x12H\n\x11\x66inished_recently\x18\x02 \x03(\x0b\x32-.taskflow.v1.StatsReply.FinishedRecentlyEntry\x12\x16\n\x0ewindow_seconds\x18\x03 \x01(\x05\x12\x0e\n\x06leader\x18\x04 \x01(\t\x12\"\n\x06\x61gents\x18\x05 \x03(\x0b\x32\x12.taskflow.v1.Agent\x1a\x37\n\x15\x46inishedRecentlyEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x32\xb9\x03\n\x0bTaskService\x12>\n\x06Submit\x12\x1a.taskflow.v1.SubmitRequest\x1a\x18.taskflow.v1.SubmitReply\x12\x33\n\x03Get\x12\x14.taskflow.v1.TaskRef\x1a\x16.taskflow.v1.TaskReply\x12\x38\n\x04List\x12\x18.taskflow.v1.ListRequest\x1a\x16.taskflow.v1.ListReply\x12\x36\n\x06\x43\x61ncel\x12\x14.taskflow.v1.TaskRef\x1a\x16.taskflow.v1.TaskReply\x12:\n\x05Retry\x12\x19.taskflow.v1.RetryRequest\x1a\x16.taskflow.v1.TaskReply\x12J\n\nListAgents\x12\x1e.taskflow.v1.ListAgentsRequest\x1a\x1c.taskflow.v1.ListAgentsReply\x12;\n\x05Stats\x12\x19.taskflow.v1.StatsRequest\x1a\x17.taskflow.v1.StatsReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shared.rpc.task_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_STATSREPLY_FINISHEDRECENTLYENTRY']._loaded_options = None
+  _globals['_STATSREPLY_FINISHEDRECENTLYENTRY']._serialized_options = b'8\001'
   _globals['_TASK']._serialized_start=47
-  _globals['_TASK']._serialized_end=411
-  _globals['_SUBMITREQUEST']._serialized_start=414
-  _globals['_SUBMITREQUEST']._serialized_end=549
-  _globals['_SUBMITREPLY']._serialized_start=551
-  _globals['_SUBMITREPLY']._serialized_end=614
-  _globals['_TASKREF']._serialized_start=616
-  _globals['_TASKREF']._serialized_end=642
-  _globals['_RETRYREQUEST']._serialized_start=644
-  _globals['_RETRYREQUEST']._serialized_end=692
-  _globals['_TASKREPLY']._serialized_start=694
-  _globals['_TASKREPLY']._serialized_end=738
-  _globals['_LISTREQUEST']._serialized_start=740
-  _globals['_LISTREQUEST']._serialized_end=814
-  _globals['_LISTREPLY']._serialized_start=816
-  _globals['_LISTREPLY']._serialized_end=882
-  _globals['_LISTAGENTSREQUEST']._serialized_start=884
-  _globals['_LISTAGENTSREQUEST']._serialized_end=903
-  _globals['_AGENT']._serialized_start=906
-  _globals['_AGENT']._serialized_end=1083
-  _globals['_LISTAGENTSREPLY']._serialized_start=1085
-  _globals['_LISTAGENTSREPLY']._serialized_end=1138
-  _globals['_TASKSERVICE']._serialized_start=1141
-  _globals['_TASKSERVICE']._serialized_end=1521
+  _globals['_TASK']._serialized_end=429
+  _globals['_SUBMITREQUEST']._serialized_start=432
+  _globals['_SUBMITREQUEST']._serialized_end=567
+  _globals['_SUBMITREPLY']._serialized_start=569
+  _globals['_SUBMITREPLY']._serialized_end=632
+  _globals['_TASKREF']._serialized_start=634
+  _globals['_TASKREF']._serialized_end=660
+  _globals['_RETRYREQUEST']._serialized_start=662
+  _globals['_RETRYREQUEST']._serialized_end=710
+  _globals['_TASKREPLY']._serialized_start=712
+  _globals['_TASKREPLY']._serialized_end=756
+  _globals['_LISTREQUEST']._serialized_start=758
+  _globals['_LISTREQUEST']._serialized_end=832
+  _globals['_LISTREPLY']._serialized_start=834
+  _globals['_LISTREPLY']._serialized_end=900
+  _globals['_LISTAGENTSREQUEST']._serialized_start=902
+  _globals['_LISTAGENTSREQUEST']._serialized_end=921
+  _globals['_AGENT']._serialized_start=924
+  _globals['_AGENT']._serialized_end=1101
+  _globals['_LISTAGENTSREPLY']._serialized_start=1103
+  _globals['_LISTAGENTSREPLY']._serialized_end=1156
+  _globals['_STATSREQUEST']._serialized_start=1158
+  _globals['_STATSREQUEST']._serialized_end=1172
+  _globals['_TASKCOUNT']._serialized_start=1174
+  _globals['_TASKCOUNT']._serialized_end=1230
+  _globals['_STATSREPLY']._serialized_start=1233
+  _globals['_STATSREPLY']._serialized_end=1492
+  _globals['_STATSREPLY_FINISHEDRECENTLYENTRY']._serialized_start=1437
+  _globals['_STATSREPLY_FINISHEDRECENTLYENTRY']._serialized_end=1492
+  _globals['_TASKSERVICE']._serialized_start=1495
+  _globals['_TASKSERVICE']._serialized_end=1936
 # @@protoc_insertion_point(module_scope)

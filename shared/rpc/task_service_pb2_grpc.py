@@ -64,6 +64,11 @@ class TaskServiceStub:
                 request_serializer=shared_dot_rpc_dot_task__service__pb2.ListAgentsRequest.SerializeToString,
                 response_deserializer=shared_dot_rpc_dot_task__service__pb2.ListAgentsReply.FromString,
                 _registered_method=True)
+        self.Stats = channel.unary_unary(
+                '/taskflow.v1.TaskService/Stats',
+                request_serializer=shared_dot_rpc_dot_task__service__pb2.StatsRequest.SerializeToString,
+                response_deserializer=shared_dot_rpc_dot_task__service__pb2.StatsReply.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -109,6 +114,13 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Stats(self, request, context):
+        """Counts by type and status, what finished lately, the live agents and the leader.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +153,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.ListAgents,
                     request_deserializer=shared_dot_rpc_dot_task__service__pb2.ListAgentsRequest.FromString,
                     response_serializer=shared_dot_rpc_dot_task__service__pb2.ListAgentsReply.SerializeToString,
+            ),
+            'Stats': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stats,
+                    request_deserializer=shared_dot_rpc_dot_task__service__pb2.StatsRequest.FromString,
+                    response_serializer=shared_dot_rpc_dot_task__service__pb2.StatsReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -305,6 +322,33 @@ class TaskService:
             '/taskflow.v1.TaskService/ListAgents',
             shared_dot_rpc_dot_task__service__pb2.ListAgentsRequest.SerializeToString,
             shared_dot_rpc_dot_task__service__pb2.ListAgentsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskflow.v1.TaskService/Stats',
+            shared_dot_rpc_dot_task__service__pb2.StatsRequest.SerializeToString,
+            shared_dot_rpc_dot_task__service__pb2.StatsReply.FromString,
             options,
             channel_credentials,
             insecure,

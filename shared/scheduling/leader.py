@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from shared.coordination.election import Leadership
 from shared.coordination.registry import AgentDirectory, AgentInfo
+from shared.core import metrics
 from shared.core.config import Settings
 from shared.core.keys import PENDING_QUEUE
 from shared.core.logs import task_log
@@ -28,6 +29,8 @@ from shared.core.queues import parse_or_set_aside
 from shared.core.states import Status
 from shared.core.store import Outcome, Result
 from shared.core.task import Task
+from shared.core.traces import task_span
+from shared.scheduling.gauges import report_system
 from shared.scheduling.handover import Handover
 from shared.scheduling.loads import Loads, Usable
 from shared.scheduling.strategies import Strategy, candidates_for
@@ -71,10 +74,19 @@ class Scheduler:
         self.dispatch = dispatch
         self.loads = loads
         self.usable = usable
+        report_system(handover, directory, leadership, settings.task_kill_grace)
 
     # --8<-- [start:lead]
     def lead(self) -> None:
         """The leader's loop; returns as soon as leadership is in doubt."""
+        metrics.LEADER_CHANGES.inc()
+        metrics.IS_LEADER.set(1)
+        try:
+            self.serve_term()
+        finally:
+            metrics.IS_LEADER.set(0)
+
+    def serve_term(self) -> None:
         epoch = self.handover.begin_term()
         log.info(
             "%s leads (epoch %d, strategy %s)",
@@ -122,8 +134,21 @@ class Scheduler:
         spec = parse_or_set_aside(self.store.redis, entry, source=PENDING_QUEUE)
         if spec is None:
             self.handover.drop(entry)
+            metrics.PLACEMENTS.labels(Placement.SET_ASIDE.value).inc()
             return Placement.SET_ASIDE
         task, _ = self.store.create(spec)  # a raw LPUSH has no hash yet
+        started = time.perf_counter()
+        with task_span("dispatch", task.traceParent, task.taskId, task.attempt):
+            placement = self.place_task(epoch, entry, task, agents)
+        if placement is Placement.DISPATCHED:
+            metrics.DISPATCH.observe(time.perf_counter() - started)
+        metrics.PLACEMENTS.labels(placement.value).inc()
+        return placement
+
+    def place_task(
+        self, epoch: int, entry: str, task: Task, agents: dict[str, AgentInfo]
+    ) -> Placement:
+        """The placing of a task that is stored: its span in the task's trace is this."""
         tlog = task_log(log, task.taskId, task.attempt)
         if task.state is Status.SCHEDULED:
             # An earlier leader chose an agent but stopped before handing the task over.

@@ -18,8 +18,15 @@ from shared.rpc.convert import (
 
 
 def test_every_protobuf_task_field_is_an_attribute_of_the_stored_task() -> None:
-    attributes = {f.name for f in fields(Task)}
+    attributes = {f.name for f in fields(Task)} | {"traceId"}  # traceId: a property
     assert set(TASK_FIELDS.values()) <= attributes
+
+
+def test_the_trace_id_is_the_middle_of_the_stored_traceparent() -> None:
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    task = Task("t-1", "n", "SHELL", "true", 1.0, traceParent=parent)
+    assert to_json(to_proto(task))["traceId"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert to_json(to_proto(Task("t-2", "n", "SHELL", "true", 1.0)))["traceId"] == ""
 
 
 def test_every_submit_request_field_is_a_submitted_field() -> None:

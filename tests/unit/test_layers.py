@@ -25,6 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "agent": {"core", "execution", "coordination", "messaging"},
     "manager": {"core", "messaging"},
     "rpc": {"core", "coordination", "messaging", "scheduling"},
+    "observability": {"core", "coordination"},
     "devtools": {
         "core",
         "execution",
@@ -34,6 +35,7 @@ ALLOWED: dict[str, set[str]] = {
         "agent",
         "manager",
         "rpc",
+        "observability",
     },
 }
 PHASES = ["phase1_mvp", "phase2_zookeeper", "phase3_kafka", "phase4_api", "phase5_observability"]

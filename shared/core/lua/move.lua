@@ -18,6 +18,27 @@
 -- result: 'ok', 'missing' (no such task), 'stale' (another attempt is current),
 -- 'not-holder' (the attempt is another agent's) or 'forbidden' (not allowed from the
 -- current status)
+--
+-- Every script that includes this file gets two more KEYS after its own, appended by
+-- shared/core/scripts.py, where each move is counted in the same atomic step:
+--   KEYS[#KEYS - 1]  stats:tasks     hash '<type>:<status>' -> tasks in that status now
+--   KEYS[#KEYS]      stats:finished  zset '<taskId>:<attempt>:<status>' scored by the
+--                                    time (ms) the attempt ended; the last hour is kept
+
+local FINISHED_KEPT_MS = 3600 * 1000
+
+local function count_move(task_key, task_id, attempt, from, to)
+  local counts, finished = KEYS[#KEYS - 1], KEYS[#KEYS]
+  local kind = redis.call('HGET', task_key, 'type')
+  redis.call('HINCRBY', counts, kind .. ':' .. from, -1)
+  redis.call('HINCRBY', counts, kind .. ':' .. to, 1)
+  if to == 'SUCCESS' or to == 'FAILED' or to == 'CANCELLED' then
+    local time = redis.call('TIME')
+    local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+    redis.call('ZADD', finished, now, task_id .. ':' .. attempt .. ':' .. to)
+    redis.call('ZREMRANGEBYSCORE', finished, '-inf', now - FINISHED_KEPT_MS)
+  end
+end
 
 local function move(task_key, assigned_key, spec_json)
   local spec = cjson.decode(spec_json)
@@ -34,6 +55,7 @@ local function move(task_key, assigned_key, spec_json)
   if holder ~= '' and holder ~= spec.agent then return {'not-holder', current, tostring(attempt)} end
 
   local task_id = redis.call('HGET', task_key, 'taskId')
+  count_move(task_key, task_id, attempt, current, spec.target)
   if spec.restart then
     attempt = attempt + 1
     if #spec.clear > 0 then redis.call('HDEL', task_key, unpack(spec.clear)) end

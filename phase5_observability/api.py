@@ -1,0 +1,111 @@
+"""Phase 5 REST API: the phase 4 API, observed, plus ``GET /api/v1/stats``.
+
+Run it with gunicorn (``make phase5-up`` does):
+``gunicorn -b 127.0.0.1:8000 'phase5_observability.api:create_app()'``. Each gunicorn
+worker is a process of its own: it serves its own metrics, announced in ZooKeeper as
+``api-<pid>``, and Prometheus adds the workers up.
+
+What phase 5 adds to the app phase 4 builds:
+
+* every request is counted by route, method and status, and timed
+  (``taskflow_api_requests_total``, ``taskflow_api_request_seconds``);
+* every request is a span (OpenTelemetry's Flask instrumentation), the root of the
+  trace that follows a submitted task to its end;
+* ``GET /api/v1/stats``: counts by status and type, what finished in the last minute,
+  the success ratio, the live agents with their load, and the leader.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import time
+from contextlib import ExitStack
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+from phase4_api.api import agent_json, call_manager
+from phase4_api.api import create_app as create_phase4_app
+from phase5_observability.openapi import document
+from shared.coordination.serversets import Role
+from shared.coordination.services import ServiceDirectory
+from shared.coordination.session import connect_zk
+from shared.core import metrics
+from shared.core.config import Settings, get_settings
+from shared.core.logs import setup_logging
+from shared.core.states import Status
+from shared.observability.process import observed
+from shared.rpc import task_service_pb2 as pb
+from shared.rpc.client import TaskManagerClient
+
+NOT_TRACED = "healthz,readyz"  # probes every few seconds would bury the tasks' traces
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or get_settings()
+    setup_logging(settings)
+    worker = ExitStack()  # the worker's metrics and traces, until it exits
+    worker.enter_context(observed(settings, Role.API, f"api-{os.getpid()}"))
+    atexit.register(worker.close)
+    directory = ServiceDirectory(connect_zk(settings), "task-manager")
+    client = TaskManagerClient(directory, settings.grpc_deadline)
+    app = create_phase4_app(client, settings)
+    FlaskInstrumentor().instrument_app(app, excluded_urls=NOT_TRACED)
+    count_requests(app)
+
+    # --8<-- [start:stats]
+    @app.get("/api/v1/stats")
+    def stats() -> Response:
+        return jsonify(stats_json(call_manager(client, "Stats", pb.StatsRequest())))
+
+    # --8<-- [end:stats]
+
+    app.view_functions["openapi"] = lambda: jsonify(document())
+    return app
+
+
+# --8<-- [start:count_requests]
+def count_requests(app: Flask) -> None:
+    """Count and time every request, by its route (``/api/v1/tasks/<task_id>``), not path."""
+
+    @app.before_request
+    def start_clock() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def count(response: Response) -> Response:
+        route = request.url_rule.rule if request.url_rule else "unmatched"
+        metrics.API_REQUESTS.labels(route, request.method, str(response.status_code)).inc()
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        metrics.API_LATENCY.labels(route, request.method).observe(elapsed)
+        return response
+
+
+# --8<-- [end:count_requests]
+
+
+def stats_json(reply: pb.StatsReply) -> dict[str, Any]:
+    """The ``Stats`` reply as ``StatsView`` (``phase5_observability/openapi.py``)."""
+    by_status: dict[str, int] = {}
+    by_type: dict[str, int] = {}
+    for count in reply.counts:
+        by_status[count.status] = by_status.get(count.status, 0) + count.count
+        by_type[count.type] = by_type.get(count.type, 0) + count.count
+    finished = dict(reply.finished_recently)
+    total = sum(finished.values())
+    return {
+        "tasks": {
+            "total": sum(by_status.values()),
+            "byStatus": by_status,
+            "byType": by_type,
+            "counts": [
+                {"type": c.type, "status": c.status, "count": c.count} for c in reply.counts
+            ],
+        },
+        "finished": {"windowSeconds": reply.window_seconds, "total": total, "byStatus": finished},
+        "successRatio": finished.get(Status.SUCCESS.value, 0) / total if total else None,
+        "agents": [agent_json(agent) for agent in reply.agents],
+        "leader": reply.leader or None,
+    }

@@ -1,0 +1,108 @@
+"""Every Prometheus metric of the system, declared once.
+
+The code that sees an event counts it here in every phase; only phase 5 serves the
+numbers (``shared/observability/exposition.py``), so earlier phases pay a few
+nanoseconds per event and expose nothing. Names follow Prometheus' conventions:
+``taskflow_`` prefix, ``_total`` counters, ``_seconds`` in base units, and labels with a
+small, fixed set of values (a status, a type, a route: never a task id).
+
+Each process exports only the metrics it moves; a dashboard sums them across processes
+(``sum by (status) (rate(taskflow_tasks_finished_total[5m]))``).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Run times of shell tasks: from milliseconds to the hour.
+RUN_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+# Waits and round trips inside the system: from a millisecond to a minute.
+FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
+
+# --8<-- [start:metrics]
+# --- tasks (task-manager) ---
+TASKS_SUBMITTED = Counter("taskflow_tasks_submitted_total", "Tasks created by a submit", ["type"])
+TASKS_FINISHED = Counter(
+    "taskflow_tasks_finished_total",
+    "Attempts that ended, by final status (SUCCESS, FAILED, CANCELLED)",
+    ["type", "status"],
+)
+TASK_RUN = Histogram(
+    "taskflow_task_run_seconds",
+    "Run time of an attempt on its agent, start to end",
+    ["type", "status"],
+    buckets=RUN_BUCKETS,
+)
+TASK_START_LATENCY = Histogram(
+    "taskflow_task_start_latency_seconds",
+    "Submit to start: how long a task waited before an agent ran it",
+    ["type"],
+    buckets=FAST_BUCKETS,
+)
+TASK_LATENCY = Histogram(
+    "taskflow_task_latency_seconds",
+    "Submit to end: what a client waits for a result",
+    ["type", "status"],
+    buckets=RUN_BUCKETS,
+)
+STATUS_UPDATES = Counter(
+    "taskflow_status_updates_total",
+    "Agents' status reports, by what the store did (ok, stale, forbidden, ...)",
+    ["result"],
+)
+
+# --- agents ---
+AGENT_RUNNING = Gauge("taskflow_agent_tasks_running", "Tasks this agent runs now", ["agent"])
+AGENT_CAPACITY = Gauge(
+    "taskflow_agent_capacity", "Tasks this agent may run at the same time", ["agent"]
+)
+
+# --- scheduler ---
+AGENTS_LIVE = Gauge(
+    "taskflow_agents_live", "Agents registered in ZooKeeper, as this scheduler sees"
+)
+IS_LEADER = Gauge("taskflow_scheduler_is_leader", "1 on the scheduler that leads, 0 elsewhere")
+LEADER_CHANGES = Counter(
+    "taskflow_scheduler_leader_changes_total", "Terms this scheduler started as leader"
+)
+PENDING = Gauge("taskflow_pending_tasks", "Entries waiting in queue:pending for the leader")
+OVERDUE = Gauge(
+    "taskflow_tasks_overdue",
+    "Tasks held by agents for longer than their timeout allows (seen by the leader)",
+)
+DISPATCH = Histogram(
+    "taskflow_dispatch_seconds",
+    "Placing one pending entry: choose an agent, write Redis, publish to Kafka",
+    buckets=FAST_BUCKETS,
+)
+PLACEMENTS = Counter(
+    "taskflow_placements_total", "Pending entries the leader handled, by outcome", ["placement"]
+)
+
+# --- messaging ---
+DEAD_LETTERS = Counter(
+    "taskflow_dead_letters_total", "Messages set aside as unreadable, by source", ["source"]
+)
+CONSUMER_LAG = Gauge(
+    "taskflow_kafka_consumer_lag",
+    "Messages on the broker this consumer has not read yet",
+    ["group", "topic"],
+)
+
+# --- API and gRPC ---
+API_REQUESTS = Counter(
+    "taskflow_api_requests_total", "REST requests", ["route", "method", "status"]
+)
+API_LATENCY = Histogram(
+    "taskflow_api_request_seconds", "REST request time", ["route", "method"], buckets=FAST_BUCKETS
+)
+GRPC_CALLS = Counter(
+    "taskflow_grpc_calls_total", "gRPC calls the task-manager served", ["method", "code"]
+)
+GRPC_LATENCY = Histogram(
+    "taskflow_grpc_call_seconds",
+    "gRPC call time in the task-manager",
+    ["method"],
+    buckets=FAST_BUCKETS,
+)
+# --8<-- [end:metrics]

@@ -1,0 +1,29 @@
+"""Each process serves its metrics over HTTP and announces the address in ZooKeeper.
+
+``prometheus_client`` serves the default registry (every metric of
+``shared/core/metrics.py`` this process moved, plus the process' own CPU, memory and
+open files) at ``http://<METRICS_HOST>:<port>/metrics``. The port is free-chosen by
+default (``METRICS_PORT=0``), so any number of processes run on one machine; Prometheus
+learns it from ZooKeeper (``shared/coordination/serversets.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from kazoo.client import KazooClient
+from prometheus_client import start_http_server
+
+from shared.coordination.serversets import Role, announce
+from shared.core.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def serve_metrics(settings: Settings, zk: KazooClient, role: Role, name: str) -> int:
+    """Start the metrics endpoint in a thread, announce it, and return its port."""
+    server, _thread = start_http_server(settings.metrics_port, addr=settings.metrics_host)
+    port = server.server_port
+    announce(zk, role, name, settings.metrics_host, port)
+    log.info("metrics of %s %s on http://%s:%d/metrics", role, name, settings.metrics_host, port)
+    return port

@@ -1,0 +1,50 @@
+"""What a scheduler reports about the whole system, read when Prometheus scrapes.
+
+Every scheduler, leader or not, reports the live agents and the pending backlog (so the
+numbers survive a failover; a dashboard takes the ``max`` across schedulers). Only the
+leader counts the overdue tasks, which costs a read of every task in flight.
+"""
+
+from __future__ import annotations
+
+from shared.coordination.election import Leadership
+from shared.coordination.registry import AgentDirectory
+from shared.core import metrics
+from shared.core.keys import PENDING_QUEUE, assigned_key, task_key
+from shared.core.task import now_ms
+from shared.scheduling.handover import Handover
+
+# Past its timeout, a task still needs its kill grace and a report's trip through Kafka
+# before it leaves its agent: only later than this is it stuck.
+OVERDUE_MARGIN = 30.0
+
+
+def overdue_tasks(handover: Handover, kill_grace: float) -> int:
+    """Tasks held by an agent for longer than their timeout, the kill and a report allow."""
+    redis = handover.redis
+    held = [
+        task_id
+        for agent in handover.agents_holding_tasks()
+        for task_id in redis.smembers(assigned_key(agent))
+    ]
+    pipe = redis.pipeline(transaction=False)
+    for task_id in held:
+        pipe.hmget(task_key(task_id), "timeout", "scheduledAt", "startedAt")
+    now, overdue = now_ms(), 0
+    for timeout, scheduled, started in pipe.execute() if held else []:
+        since = started or scheduled
+        if timeout and since:
+            allowed = (float(timeout) + kill_grace + OVERDUE_MARGIN) * 1000
+            overdue += now - int(since) > allowed
+    return overdue
+
+
+def report_system(
+    handover: Handover, directory: AgentDirectory, leadership: Leadership, kill_grace: float
+) -> None:
+    """Tie the scheduler's gauges to reads done at each scrape (never, before phase 5)."""
+    metrics.AGENTS_LIVE.set_function(lambda: len(directory.live()))
+    metrics.PENDING.set_function(lambda: handover.redis.llen(PENDING_QUEUE))
+    metrics.OVERDUE.set_function(
+        lambda: overdue_tasks(handover, kill_grace) if leadership.leading else 0
+    )
