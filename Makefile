@@ -146,6 +146,35 @@ phase4-down: venv  ## stop the phase 4 processes, then Kafka, ZooKeeper and Redi
 	-@$(call supervisorctl,phase4,phase4_api) shutdown
 	$(PY) -m shared.devtools.infra down --services redis,zookeeper,kafka
 
+# ---------------------------------------------------------------- phase 5
+
+ZIPKIN_ENDPOINT ?= http://127.0.0.1:9411/api/v2/spans
+PROMETHEUS_URL ?= http://127.0.0.1:9090
+phase5_servers := redis,zookeeper,kafka,prometheus,zipkin
+phase5_env = ZIPKIN_ENDPOINT=$(ZIPKIN_ENDPOINT)
+
+phase5-up: venv infra-install  ## the production system: phase 4's processes observed, Prometheus, Zipkin
+	$(PY) -m shared.devtools.infra up --services $(phase5_servers)
+	@$(phase5_env) $(call supervisord,phase5,phase5_observability)
+	@$(call stack,phase5,phase5_observability) $(PY) -m shared.devtools.ready \
+		--api http://$(API_BIND) --prometheus $(PROMETHEUS_URL)
+	@echo "API:        http://$(API_BIND)/api/v1/tasks  (stats: /api/v1/stats)"
+	@echo "Prometheus: $(PROMETHEUS_URL)/targets  $(PROMETHEUS_URL)/alerts"
+	@echo "Zipkin:     $(patsubst %/api/v2/spans,%,$(ZIPKIN_ENDPOINT))/zipkin/"
+	@echo "logs:       $(RUN_DIR)/phase5/ (one JSON object a line)"
+
+phase5-demo: venv  ## tasks that succeed, fail, time out, get cancelled, and a burst; where to look
+	@$(call stack,phase5,phase5_observability) $(PY) -m phase5_observability.demo \
+		--api http://$(API_BIND) --prometheus $(PROMETHEUS_URL) --zipkin $(patsubst %/api/v2/spans,%,$(ZIPKIN_ENDPOINT))
+
+phase5-ctl: venv  ## supervisorctl for the phase 5 stack, e.g. ARGS="stop agent:agent-3"
+	@$(call supervisorctl,phase5,phase5_observability) $(ARGS)
+
+phase5-down: venv  ## stop the phase 5 processes, then the servers
+	-@$(call supervisorctl,phase5,phase5_observability) stop all
+	-@$(call supervisorctl,phase5,phase5_observability) shutdown
+	$(PY) -m shared.devtools.infra down --services $(phase5_servers)
+
 # ---------------------------------------------------------------- generated files
 # Committed, so that installing needs no code generator; tests/unit/test_generated.py
 # fails when one is stale.
@@ -179,4 +208,4 @@ test: venv infra-install  ## lint, every test, and the docs build
 
 .PHONY: help venv lint docs test bench proto api-docs phase1-up phase1-demo phase1-ctl phase1-down \
 	phase2-up phase2-demo phase2-ctl phase2-down phase3-up phase3-demo phase3-ctl phase3-down \
-	phase4-up phase4-demo phase4-ctl phase4-down
+	phase4-up phase4-demo phase4-ctl phase4-down phase5-up phase5-demo phase5-ctl phase5-down

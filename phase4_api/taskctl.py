@@ -173,7 +173,7 @@ def task_lines(task: dict[str, Any]) -> Iterator[tuple[str, str]]:
     yield "status", task["status"]
     yield "attempt", f"{task['attempt']} (maxRetries {task['maxRetries']})"
     yield "timeout", f"{task['timeout']:g}s"
-    optional = ("agentId", "exitCode", "error", "requestId")
+    optional = ("agentId", "exitCode", "error", "requestId", "traceId")
     yield from ((key, str(task[key])) for key in optional if task.get(key) not in (None, ""))
     for key in ("createdAt", "startedAt", "finishedAt"):
         yield key, when(task.get(key))
@@ -445,8 +445,36 @@ def agents(api: Api, as_json: bool) -> None:
     if as_json:
         print_json(reply)
         return
-    headers = ["AGENT", "HOST", "PID", "RUNNING", "TYPES", "CPU", "MEM", "LAST SEEN", "SUSPECT"]
-    table(headers, [agent_row(agent) for agent in reply["agents"]])
+    table(AGENT_HEADERS, [agent_row(agent) for agent in reply["agents"]])
+
+
+@main.command(epilog=EPILOG)
+@JSON_OPTION
+@click.pass_obj
+def stats(api: Api, as_json: bool) -> None:
+    """Counts by status and type, what finished lately, the leader and the agents (phase 5)."""
+    reply = api.call("GET", "/api/v1/stats")[1]
+    if as_json:
+        print_json(reply)
+        return
+    tasks, finished = reply["tasks"], reply["finished"]
+    ratio = reply["successRatio"]
+    click.echo(f"tasks:      {tasks['total']} ({counts(tasks['byStatus'])})")
+    click.echo(f"by type:    {counts(tasks['byType'])}")
+    click.echo(
+        f"finished:   {finished['total']} in the last {finished['windowSeconds']}s"
+        f" ({counts(finished['byStatus'])}); success ratio "
+        + (f"{ratio:.1%}" if ratio is not None else "-")
+    )
+    click.echo(f"leader:     {reply['leader'] or 'none'}")
+    table(AGENT_HEADERS, [agent_row(agent) for agent in reply["agents"]])
+
+
+def counts(by_name: dict[str, int]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in sorted(by_name.items())) or "none"
+
+
+AGENT_HEADERS = ["AGENT", "HOST", "PID", "RUNNING", "TYPES", "CPU", "MEM", "LAST SEEN", "SUSPECT"]
 
 
 def agent_row(agent: dict[str, Any]) -> list[object]:

@@ -7,12 +7,17 @@ nanoseconds per event and expose nothing. Names follow Prometheus' conventions:
 small, fixed set of values (a status, a type, a route: never a task id).
 
 Each process exports only the metrics it moves; a dashboard sums them across processes
-(``sum by (status) (rate(taskflow_tasks_finished_total[5m]))``).
+(``sum by (status) (rate(taskflow_tasks_finished_total[5m]))``). A metric with labels
+has no series until its first use; the scheduler's metrics have none, so they stay out
+of the default registry (``registry=None``) until a scheduler registers them: an agent
+does not report ``taskflow_scheduler_is_leader 0``.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from contextlib import suppress
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
 
 # Run times of shell tasks: from milliseconds to the hour.
 RUN_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
@@ -57,27 +62,44 @@ AGENT_CAPACITY = Gauge(
     "taskflow_agent_capacity", "Tasks this agent may run at the same time", ["agent"]
 )
 
-# --- scheduler ---
+# --- scheduler (exported by schedulers only: see SCHEDULER_METRICS) ---
 AGENTS_LIVE = Gauge(
-    "taskflow_agents_live", "Agents registered in ZooKeeper, as this scheduler sees"
+    "taskflow_agents_live", "Agents registered in ZooKeeper, as a scheduler sees", registry=None
 )
-IS_LEADER = Gauge("taskflow_scheduler_is_leader", "1 on the scheduler that leads, 0 elsewhere")
+IS_LEADER = Gauge(
+    "taskflow_scheduler_is_leader", "1 on the scheduler that leads, 0 elsewhere", registry=None
+)
 LEADER_CHANGES = Counter(
-    "taskflow_scheduler_leader_changes_total", "Terms this scheduler started as leader"
+    "taskflow_scheduler_leader_changes_total",
+    "Terms this scheduler started as leader",
+    registry=None,
 )
-PENDING = Gauge("taskflow_pending_tasks", "Entries waiting in queue:pending for the leader")
+PENDING = Gauge(
+    "taskflow_pending_tasks", "Entries waiting in queue:pending for the leader", registry=None
+)
 OVERDUE = Gauge(
     "taskflow_tasks_overdue",
     "Tasks held by agents for longer than their timeout allows (seen by the leader)",
+    registry=None,
 )
 DISPATCH = Histogram(
     "taskflow_dispatch_seconds",
     "Placing one pending entry: choose an agent, write Redis, publish to Kafka",
     buckets=FAST_BUCKETS,
+    registry=None,
 )
 PLACEMENTS = Counter(
     "taskflow_placements_total", "Pending entries the leader handled, by outcome", ["placement"]
 )
+SCHEDULER_METRICS = (AGENTS_LIVE, IS_LEADER, LEADER_CHANGES, PENDING, OVERDUE, DISPATCH)
+
+
+def register_scheduler_metrics() -> None:
+    """Export the scheduler's metrics from this process (once; a second call does nothing)."""
+    for metric in SCHEDULER_METRICS:
+        with suppress(ValueError):  # registered already
+            REGISTRY.register(metric)
+
 
 # --- messaging ---
 DEAD_LETTERS = Counter(

@@ -6,7 +6,8 @@ Makefile sets) waits until
 * every program of the stack's supervisord is RUNNING;
 * from phase 2 (there are schedulers): every agent has its znode in ``/live-agents`` and
   a scheduler leads;
-* with ``--api``: the API's ``/readyz`` answers 200 (a task-manager answers behind it).
+* with ``--api``: the API's ``/readyz`` answers 200 (a task-manager answers behind it);
+* with ``--prometheus`` (phase 5): Prometheus scrapes every role, and every target is up.
 
 Then it prints what runs and exits 0. If that has not happened within the deadline, it
 says which check failed and prints the last lines of every program's log, and exits 1.
@@ -27,6 +28,7 @@ from kazoo.exceptions import KazooException
 from shared.coordination.election import current_leader
 from shared.coordination.registry import LIVE_AGENTS
 from shared.core.config import get_settings
+from shared.devtools.monitoring import targets_problems
 from shared.devtools.stack import supervisorctl
 
 LOG_LINES = 15
@@ -56,7 +58,7 @@ def readyz_ok(url: str) -> bool:
         return False
 
 
-def problems(zk: KazooClient | None, api: str | None) -> list[str]:
+def problems(zk: KazooClient | None, api: str | None, prometheus: str | None) -> list[str]:
     """What is not ready yet; empty when the stack answers."""
     states = program_states()
     if not states:
@@ -71,6 +73,8 @@ def problems(zk: KazooClient | None, api: str | None) -> list[str]:
             found.append("no scheduler leads yet")
     if api and not readyz_ok(api):
         found.append(f"{api}/readyz does not answer 200")
+    if prometheus:
+        found += targets_problems(prometheus)
     return found
 
 
@@ -84,8 +88,9 @@ def print_logs(stack_dir: Path) -> None:
 
 @click.command()
 @click.option("--api", help="the API's base URL, when the stack has one")
+@click.option("--prometheus", help="Prometheus' URL, when the stack is observed")
 @click.option("--deadline", type=float, default=120.0, show_default=True, help="seconds")
-def main(api: str | None, deadline: float) -> None:
+def main(api: str | None, prometheus: str | None, deadline: float) -> None:
     """Wait until the stack of STACK_DIR answers; print what runs, or why not."""
     stack_dir = Path(os.environ["STACK_DIR"])
     states = program_states()
@@ -95,7 +100,7 @@ def main(api: str | None, deadline: float) -> None:
         zk.start(timeout=15)
     started = time.monotonic()
     try:
-        while found := problems(zk, api):
+        while found := problems(zk, api, prometheus):
             if time.monotonic() - started > deadline:
                 click.secho(f"not ready after {deadline:g}s:", fg="red", err=True)
                 for problem in found:

@@ -7,18 +7,43 @@ import requests
 from shared.core.waiting import wait_until
 from shared.devtools.procs import Processes
 
+PHASE4 = {
+    "manager": "phase4_api.manager",
+    "agent": "phase4_api.agent",
+    "scheduler": "phase3_kafka.scheduler",
+    "api": "phase4_api.api:create_app()",
+}
+PHASE5 = {
+    "manager": "phase5_observability.manager",
+    "agent": "phase5_observability.agent",
+    "scheduler": "phase5_observability.scheduler",
+    "api": "phase5_observability.api:create_app()",
+}
 
-def start_phase4(procs: Processes, port: int) -> str:
-    """2 task-managers, 2 agents, a scheduler and the API; returns the API's URL when ready."""
+
+def start_phase4(
+    procs: Processes,
+    port: int,
+    modules: dict[str, str] = PHASE4,
+    managers: int = 2,
+    schedulers: int = 1,
+) -> str:
+    """Task-managers, 2 agents, schedulers and the API; returns the API's URL when ready."""
+    for n in range(1, managers + 1):
+        procs.start(f"manager-{n}", modules["manager"], PROCESS_NAME=f"task-manager-{n}")
     for n in (1, 2):
-        procs.start(f"manager-{n}", "phase4_api.manager")
-    for n in (1, 2):
-        procs.start(f"agent-{n}", "phase4_api.agent", AGENT_ID=f"agent-{n}", AGENT_CAPACITY="4")
+        name = f"agent-{n}"
+        procs.start(name, modules["agent"], AGENT_ID=name, PROCESS_NAME=name, AGENT_CAPACITY="4")
     # least-load fills the agents evenly, so 8 long tasks take exactly the 8 slots
-    procs.start("scheduler", "phase3_kafka.scheduler", SCHEDULER_STRATEGY="least-load")
-    procs.start(
-        "api", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "2", "phase4_api.api:create_app()"
-    )
+    for n in range(1, schedulers + 1):
+        procs.start(
+            f"scheduler-{n}",
+            modules["scheduler"],
+            SCHEDULER_ID=f"scheduler-{n}",
+            PROCESS_NAME=f"scheduler-{n}",
+            SCHEDULER_STRATEGY="least-load",
+        )
+    procs.start("api", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "2", modules["api"])
     url = f"http://127.0.0.1:{port}"
     assert wait_until(lambda: api_ready(url, agents=2), 60), procs.started[-1].log()
     return url

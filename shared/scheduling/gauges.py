@@ -42,7 +42,8 @@ def overdue_tasks(handover: Handover, kill_grace: float) -> int:
 def report_system(
     handover: Handover, directory: AgentDirectory, leadership: Leadership, kill_grace: float
 ) -> None:
-    """Tie the scheduler's gauges to reads done at each scrape (never, before phase 5)."""
+    """Export the scheduler's metrics; its gauges read the system at each scrape."""
+    metrics.register_scheduler_metrics()
     metrics.AGENTS_LIVE.set_function(lambda: len(directory.live()))
     metrics.PENDING.set_function(lambda: handover.redis.llen(PENDING_QUEUE))
     metrics.OVERDUE.set_function(

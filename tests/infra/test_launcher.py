@@ -65,4 +65,4 @@ def test_cli_status_names_every_server(tmp_path: Path) -> None:
         check=True,
     )
     names = [line.split()[0] for line in done.stdout.splitlines()]
-    assert names == ["redis", "zookeeper", "kafka", "prometheus"]
+    assert names == ["redis", "zookeeper", "kafka", "prometheus", "zipkin"]

@@ -27,6 +27,7 @@
 
 local FINISHED_KEPT_MS = 3600 * 1000
 
+-- --8<-- [start:count_move]
 local function count_move(task_key, task_id, attempt, from, to)
   local counts, finished = KEYS[#KEYS - 1], KEYS[#KEYS]
   local kind = redis.call('HGET', task_key, 'type')
@@ -39,6 +40,7 @@ local function count_move(task_key, task_id, attempt, from, to)
     redis.call('ZREMRANGEBYSCORE', finished, '-inf', now - FINISHED_KEPT_MS)
   end
 end
+-- --8<-- [end:count_move]
 
 local function move(task_key, assigned_key, spec_json)
   local spec = cjson.decode(spec_json)

@@ -22,18 +22,21 @@ from shared.devtools.infra.ports import free_port
 
 log = logging.getLogger(__name__)
 
+# The servers clients find by a setting, which containers.py can start too; the others
+# (Prometheus, Zipkin) always come from the launcher.
 ENV_VARS = {"redis": "REDIS_URL", "zookeeper": "ZK_HOSTS", "kafka": "KAFKA_BOOTSTRAP_SERVERS"}
 
 
 # --8<-- [start:server]
 @contextmanager
 def server(name: str, workdir: Path) -> Iterator[str]:
-    """Yield the endpoint of a ``name`` server (redis, zookeeper, kafka) while the block runs."""
-    given = os.environ.get(ENV_VARS[name])
+    """Yield the endpoint of a ``name`` server (any of the catalog's) while the block runs."""
+    variable = ENV_VARS.get(name, "")
+    given = os.environ.get(variable) if variable else None
     if given:
-        log.info("%s: using %s from %s", name, given, ENV_VARS[name])
+        log.info("%s: using %s from %s", name, given, variable)
         yield given
-    elif docker_answers():
+    elif variable and docker_answers():
         with container(name) as endpoint:
             yield endpoint
     else:
@@ -51,9 +54,13 @@ def private_settings(workdir: Path) -> Settings:
 
 
 @contextmanager
-def local_server(name: str, workdir: Path) -> Iterator[str]:
-    """A private instance started by the launcher, stopped (whole process group) afterwards."""
-    launcher = Launcher(private_settings(workdir), say=log.info)
+def local_server(name: str, workdir: Path, **overrides: object) -> Iterator[str]:
+    """A private instance started by the launcher, stopped (whole process group) afterwards.
+
+    ``overrides`` replace settings, e.g. ``zk_hosts`` for the ZooKeeper Prometheus watches.
+    """
+    settings = private_settings(workdir).model_copy(update=overrides)
+    launcher = Launcher(settings, say=log.info)
     service = SERVICES[name](launcher.settings)
     launcher.start(service)
     try:

@@ -8,6 +8,7 @@ from shared.devtools.infra.kafka import Kafka
 from shared.devtools.infra.prometheus import Prometheus
 from shared.devtools.infra.redis_server import RedisServer
 from shared.devtools.infra.service import Service
+from shared.devtools.infra.zipkin import Zipkin
 from shared.devtools.infra.zookeeper import ZooKeeper
 
 SERVICES: dict[str, type[Service]] = {
@@ -15,6 +16,7 @@ SERVICES: dict[str, type[Service]] = {
     "zookeeper": ZooKeeper,
     "kafka": Kafka,
     "prometheus": Prometheus,
+    "zipkin": Zipkin,
 }
 ALL = ",".join(SERVICES)
 

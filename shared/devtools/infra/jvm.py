@@ -1,4 +1,4 @@
-"""The command line of a JVM server: capped heap, our log4j2 configuration, a folder of jars."""
+"""The command line of a JVM server: capped heap, then a folder of jars or one runnable jar."""
 
 from __future__ import annotations
 
@@ -12,17 +12,25 @@ JAVA_HINT = (
 )
 
 
+def _jvm(heap: str) -> list[str]:
+    return [require("java", JAVA_HINT), f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true"]
+
+
 def java_command(lib: Path, heap: str, main: str, *args: str) -> list[str]:
-    """``java -Xmx<heap> ... -cp '<lib>/*' <main> <args>``; the JVM expands the ``*`` itself."""
-    java = require("java", JAVA_HINT)
+    """``java -Xmx<heap> ... -cp '<lib>/*' <main> <args>``; the JVM expands the ``*`` itself.
+
+    The jars bring no logging configuration, so ours (log4j2, to the server's log) is given.
+    """
     return [
-        java,
-        f"-Xmx{heap}",
-        "-XX:+UseG1GC",
-        "-Djava.awt.headless=true",
+        *_jvm(heap),
         f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
         "-cp",
         f"{lib}/*",
         main,
         *args,
     ]
+
+
+def jar_command(jar: Path, heap: str, *args: str) -> list[str]:
+    """``java -Xmx<heap> ... -jar <jar> <args>``: a runnable jar that configures its own logging."""
+    return [*_jvm(heap), "-jar", str(jar), *args]

@@ -1,0 +1,189 @@
+"""Phase 5 end to end: the observed system, with its own Prometheus and Zipkin.
+
+One stack for the module: 2 schedulers, 2 agents, a task-manager and the API (phase 5's
+processes), a Prometheus that finds them in this test's ZooKeeper chroot, and a Zipkin
+that receives their spans.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from shared.core.states import TERMINAL
+from shared.core.waiting import wait_until
+from shared.devtools.infra.backends import local_server
+from shared.devtools.infra.ports import free_port
+from shared.devtools.monitoring import query, targets, targets_problems, trace_services, value
+from shared.devtools.procs import Processes
+from shared.devtools.stacks import PHASE5, start_phase4
+from tests.e2e.conftest import FAST, private_kafka_env
+from tests.e2e.test_dashboard import panel_queries
+from tests.fixtures import private_zk_root
+
+ALERTS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
+SCRAPED = 30.0  # seconds: discovery, a 5 s scrape, and a margin on a busy machine
+SERVICES = {"api", "task-manager", "scheduler", "agent"}
+
+
+@dataclass
+class Observed:
+    url: str
+    prometheus: str
+    zipkin: str
+    procs: Processes
+
+
+@pytest.fixture(scope="module")
+def phase5(
+    redis_url: str, zk_hosts: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Observed]:
+    workdir = tmp_path_factory.mktemp("phase5")
+    with (
+        private_zk_root(zk_hosts) as zk_root,
+        local_server("prometheus", workdir / "servers", zk_hosts=zk_root) as prometheus,
+        local_server("zipkin", workdir / "servers") as zipkin,
+    ):
+        env = {
+            "REDIS_URL": redis_url,
+            "ZK_HOSTS": zk_root,
+            **FAST,
+            **private_kafka_env(kafka_bootstrap),
+            "LOG_FORMAT": "json",
+            "ZIPKIN_ENDPOINT": f"{zipkin}/api/v2/spans",
+            "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms: spans reach Zipkin soon after they end
+        }
+        procs = Processes(env, workdir)
+        try:
+            url = start_phase4(procs, free_port(), PHASE5, managers=1, schedulers=2)
+            yield Observed(url, prometheus, zipkin, procs)
+        finally:
+            procs.close()
+
+
+def run(stack: Observed, content: str, **fields: object) -> dict:
+    """Submit through the API and return the task once it has ended."""
+    body = {"name": "t", "type": "SHELL", "content": content, **fields}
+    task_id = requests.post(f"{stack.url}/api/v1/tasks", json=body, timeout=10).json()["taskId"]
+
+    def ended() -> dict | None:
+        task = requests.get(f"{stack.url}/api/v1/tasks/{task_id}", timeout=10).json()
+        return task if task["status"] in TERMINAL else None
+
+    task = wait_until(ended, 60, interval=0.2)
+    assert task, f"task {task_id} did not end"
+    return task
+
+
+def test_every_role_is_discovered_in_zookeeper_and_up(phase5: Observed) -> None:
+    assert wait_until(lambda: not targets_problems(phase5.prometheus), SCRAPED), targets_problems(
+        phase5.prometheus
+    )
+    instances = {t["labels"]["instance"] for t in targets(phase5.prometheus)}
+    assert {"scheduler-1", "scheduler-2", "agent-1", "agent-2", "task-manager-1"} <= instances
+
+
+def test_exactly_one_scheduler_leads(phase5: Observed) -> None:
+    leaders = "sum(taskflow_scheduler_is_leader)"
+    assert wait_until(lambda: value(phase5.prometheus, leaders) == 1, SCRAPED)
+    assert value(phase5.prometheus, "count(taskflow_scheduler_is_leader)") == 2
+    assert value(phase5.prometheus, "max(taskflow_agents_live)") == 2
+
+
+def test_counters_move_after_tasks_run(phase5: Observed) -> None:
+    def finished(status: str) -> float:
+        expr = f'sum(taskflow_tasks_finished_total{{status="{status}"}}) or vector(0)'
+        return value(phase5.prometheus, expr) or 0
+
+    before = {status: finished(status) for status in ("SUCCESS", "FAILED")}
+    assert run(phase5, "true")["status"] == "SUCCESS"
+    assert run(phase5, "exit 3")["status"] == "FAILED"
+    assert wait_until(lambda: finished("SUCCESS") >= before["SUCCESS"] + 1, SCRAPED)
+    assert wait_until(lambda: finished("FAILED") >= before["FAILED"] + 1, SCRAPED)
+    # the histograms and the API's own counters moved too
+    assert value(phase5.prometheus, "sum(taskflow_task_run_seconds_count)") >= 2
+    posts = 'sum(taskflow_api_requests_total{route="/api/v1/tasks",method="POST",status="201"})'
+    assert wait_until(lambda: (value(phase5.prometheus, posts) or 0) >= 2, SCRAPED)
+    assert value(phase5.prometheus, 'sum(taskflow_grpc_calls_total{method="Submit"})') >= 2
+
+
+def test_the_alert_rules_are_loaded(phase5: Observed) -> None:
+    reply = requests.get(f"{phase5.prometheus}/api/v1/rules", timeout=5).json()
+    loaded = {rule["name"] for group in reply["data"]["groups"] for rule in group["rules"]}
+    written = {
+        rule["alert"]
+        for group in yaml.safe_load(ALERTS.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    assert written and written <= loaded
+    firing = query(
+        phase5.prometheus, 'ALERTS{alertstate="firing",alertname=~"NoLeader|TwoLeaders"}'
+    )
+    assert firing == []
+
+
+def test_prometheus_answers_every_dashboard_query(phase5: Observed) -> None:
+    errors = []
+    for title, expr in panel_queries():
+        try:
+            query(phase5.prometheus, expr)
+        except ValueError as exc:
+            errors.append(f"{title}: {exc}")
+    assert errors == [], "\n".join(errors)
+
+
+def test_one_trace_follows_a_task_through_every_service(phase5: Observed) -> None:
+    task = run(phase5, "echo traced")
+    assert len(task["traceId"]) == 32
+    seen = wait_until(lambda: trace_services(phase5.zipkin, task["traceId"]) >= SERVICES, 30)
+    assert seen, trace_services(phase5.zipkin, task["traceId"])
+
+
+def test_json_log_lines_about_a_task_carry_its_ids_and_trace(phase5: Observed) -> None:
+    task = run(phase5, "echo logged")
+    lines = []
+    for proc in phase5.procs.started:
+        for line in proc.log().splitlines():
+            if task["taskId"] in line and line.startswith("{"):
+                lines.append(json.loads(line))
+    by_process = {entry["process"] for entry in lines if entry.get("taskId") == task["taskId"]}
+    assert {"agent-1", "agent-2"} & by_process and "task-manager-1" in by_process, lines
+    running = [e for e in lines if e["message"].startswith("running") and "taskId" in e]
+    assert running and running[0]["traceId"] == task["traceId"]
+
+
+def test_stats_count_by_status_and_name_the_leader(phase5: Observed) -> None:
+    run(phase5, "true")
+    stats = requests.get(f"{phase5.url}/api/v1/stats", timeout=10).json()
+    assert stats["tasks"]["byStatus"].get("SUCCESS", 0) >= 1
+    assert stats["finished"]["total"] >= 1 and 0 < stats["successRatio"] <= 1
+    assert stats["leader"] in {"scheduler-1", "scheduler-2"}
+    assert sorted(agent["id"] for agent in stats["agents"]) == ["agent-1", "agent-2"]
+    printed = subprocess.run(
+        [sys.executable, "-m", "phase4_api.taskctl", "--url", phase5.url, "stats"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert f"leader:     {stats['leader']}" in printed.stdout
+
+
+def test_a_killed_agent_leaves_the_targets(phase5: Observed) -> None:
+    agent = phase5.procs.start("agent-9", PHASE5["agent"], AGENT_ID="agent-9")
+
+    def scraped() -> set[str]:
+        return {t["labels"]["instance"] for t in targets(phase5.prometheus)}
+
+    assert wait_until(lambda: "agent-9" in scraped(), SCRAPED), agent.log()
+    agent.kill()  # no goodbye: the target goes when its ZooKeeper session expires
+    assert wait_until(lambda: "agent-9" not in scraped(), SCRAPED), scraped()
