@@ -64,7 +64,7 @@ infra-status: venv  ## which servers run, on which ports, with which pids
 # talks to it through supervisorctl.
 
 stack = STACK_DIR=$(RUN_DIR)/$(1) STACK_PROGRAMS=$(CURDIR)/$(2)/processes.conf STACK_PYTHON=$(PY)
-supervisord = mkdir -p $(RUN_DIR)/$(1) && $(call stack,$(1),$(2)) $(BIN)/supervisord -c deploy/supervisord.conf
+supervisord = mkdir -p $(RUN_DIR)/$(1) && $(3) $(call stack,$(1),$(2)) $(BIN)/supervisord -c deploy/supervisord.conf
 supervisorctl = $(call stack,$(1),$(2)) $(BIN)/supervisorctl -c deploy/supervisord.conf
 
 # ---------------------------------------------------------------- phase 1
@@ -155,7 +155,7 @@ phase5_env = ZIPKIN_ENDPOINT=$(ZIPKIN_ENDPOINT)
 
 phase5-up: venv infra-install  ## the production system: phase 4's processes observed, Prometheus, Zipkin
 	$(PY) -m shared.devtools.infra up --services $(phase5_servers)
-	@$(phase5_env) $(call supervisord,phase5,phase5_observability)
+	@$(call supervisord,phase5,phase5_observability,$(phase5_env))
 	@$(call stack,phase5,phase5_observability) $(PY) -m shared.devtools.ready \
 		--api http://$(API_BIND) --prometheus $(PROMETHEUS_URL)
 	@echo "API:        http://$(API_BIND)/api/v1/tasks  (stats: /api/v1/stats)"
@@ -166,6 +166,11 @@ phase5-up: venv infra-install  ## the production system: phase 4's processes obs
 phase5-demo: venv  ## tasks that succeed, fail, time out, get cancelled, and a burst; where to look
 	@$(call stack,phase5,phase5_observability) $(PY) -m phase5_observability.demo \
 		--api http://$(API_BIND) --prometheus $(PROMETHEUS_URL) --zipkin $(patsubst %/api/v2/spans,%,$(ZIPKIN_ENDPOINT))
+
+phase5-screenshots: venv  ## the docs' screenshots of Prometheus and Zipkin, from the running phase 5 stack
+	@$(call apt-ensure,chromium,chromium)
+	$(PY) -m shared.devtools.screenshots --out docs/img --api http://$(API_BIND) \
+		--prometheus $(PROMETHEUS_URL) --zipkin $(patsubst %/api/v2/spans,%,$(ZIPKIN_ENDPOINT))
 
 phase5-ctl: venv  ## supervisorctl for the phase 5 stack, e.g. ARGS="stop agent:agent-3"
 	@$(call supervisorctl,phase5,phase5_observability) $(ARGS)
@@ -199,6 +204,7 @@ bench: venv infra-install  ## measure throughput, latency and failover times (pr
 	$(PY) -m benchmarks.phase2
 	$(PY) -m benchmarks.phase3
 	$(PY) -m benchmarks.phase4
+	$(PY) -m benchmarks.phase5
 
 test: venv infra-install  ## lint, every test, and the docs build
 	$(BIN)/ruff check .
@@ -208,4 +214,4 @@ test: venv infra-install  ## lint, every test, and the docs build
 
 .PHONY: help venv lint docs test bench proto api-docs phase1-up phase1-demo phase1-ctl phase1-down \
 	phase2-up phase2-demo phase2-ctl phase2-down phase3-up phase3-demo phase3-ctl phase3-down \
-	phase4-up phase4-demo phase4-ctl phase4-down phase5-up phase5-demo phase5-ctl phase5-down
+	phase4-up phase4-demo phase4-ctl phase4-down phase5-up phase5-demo phase5-screenshots phase5-ctl phase5-down

@@ -16,7 +16,7 @@ import requests
 
 from shared.core.states import TERMINAL, Status
 from shared.core.waiting import wait_until
-from shared.devtools.monitoring import trace_services, value
+from shared.devtools.monitoring import query, trace_services, value
 
 BURST = 40
 WAIT = 120.0  # seconds for every task to end (the timing-out one needs 2)
@@ -88,12 +88,17 @@ def main(api: str, prometheus: str, zipkin: str) -> None:
         finished,
         "sum by (status) (taskflow_tasks_finished_total)",
         "sum(taskflow_scheduler_is_leader)",
-        'count(up{job="taskflow"} == 1)',
+        'count by (role) (up{job="taskflow"} == 1)',
     ):
-        click.echo(f"  {expr:<50} {value(prometheus, expr)}")
+        click.echo(f"  {expr}")
+        for series in query(prometheus, expr):
+            labels = ", ".join(f"{k}={v}" for k, v in series["metric"].items()) or "total"
+            click.echo(f"      {labels:<24} {float(series['value'][1]):g}")
 
     step("Zipkin: one task's trace, from the REST call to the agent and back")
     trace_id = task(api, ids["succeeds"])["traceId"]
+    if not trace_id:
+        raise click.ClickException("the task has no traceId: is ZIPKIN_ENDPOINT set?")
     wait_until(lambda: len(trace_services(zipkin, trace_id)) >= 4, 30, interval=1)
     click.echo(f"  trace {trace_id}: spans from {sorted(trace_services(zipkin, trace_id))}")
 

@@ -6,15 +6,13 @@ servers come from.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 import redis
-from kazoo.client import KazooClient
 
 from shared.devtools.infra.backends import server
+from shared.devtools.isolation import private_zk_root
 
 
 @pytest.fixture(scope="session")
@@ -43,17 +41,6 @@ def zk_root(zk_hosts: str) -> Iterator[str]:
     """A ZooKeeper connection string chrooted to a fresh path: each test sees an empty tree."""
     with private_zk_root(zk_hosts) as root:
         yield root
-
-
-@contextmanager
-def private_zk_root(zk_hosts: str) -> Iterator[str]:
-    path = f"/test-{uuid.uuid4().hex[:12]}"
-    client = KazooClient(hosts=zk_hosts)
-    client.start(timeout=15)
-    client.ensure_path(path)
-    yield f"{zk_hosts}{path}"
-    client.delete(path, recursive=True)
-    client.stop()
 
 
 @pytest.fixture

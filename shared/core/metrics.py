@@ -1,8 +1,8 @@
 """Every Prometheus metric of the system, declared once.
 
 The code that sees an event counts it here in every phase; only phase 5 serves the
-numbers (``shared/observability/exposition.py``), so earlier phases pay a few
-nanoseconds per event and expose nothing. Names follow Prometheus' conventions:
+numbers (``shared/observability/exposition.py``), so earlier phases pay a microsecond
+or two per event and expose nothing. Names follow Prometheus' conventions:
 ``taskflow_`` prefix, ``_total`` counters, ``_seconds`` in base units, and labels with a
 small, fixed set of values (a status, a type, a route: never a task id).
 

@@ -92,7 +92,7 @@ def record_lag(consumer: KafkaConsumer, group: str) -> None:
     Called from the thread that polls (a consumer is not thread-safe); both numbers are
     what the last fetch brought, so this costs no round trip.
     """
-    lag: dict[str, int] = {}
+    lag = dict.fromkeys(consumer.subscription() or (), 0)  # 0 for a topic with no partition
     for partition in consumer.assignment():
         end = consumer.highwater(partition)
         if end is not None:

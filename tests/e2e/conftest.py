@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,10 +12,9 @@ import redis
 from shared.core.config import Settings
 from shared.core.store import TaskStore
 from shared.devtools.infra.ports import free_port
+from shared.devtools.isolation import private_kafka_env, private_zk_root
 from shared.devtools.procs import Processes
 from shared.devtools.stacks import start_phase4
-from shared.messaging.topics import ensure_topics
-from tests.fixtures import private_zk_root
 
 # Short timeouts so failover happens in seconds (ZooKeeper's minimum session is 2 ticks).
 FAST = {
@@ -40,27 +38,6 @@ def procs(
 def kafka_env(kafka_bootstrap: str) -> dict[str, str]:
     """Topics and consumer groups of this test only, created on the shared broker."""
     return private_kafka_env(kafka_bootstrap)
-
-
-def private_kafka_env(kafka_bootstrap: str) -> dict[str, str]:
-    uid = uuid.uuid4().hex[:8]
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "DISPATCH_TOPIC": f"dispatch-{uid}",
-        "STATUS_TOPIC": f"status-{uid}",
-        "HEARTBEAT_TOPIC": f"heartbeat-{uid}",
-        "DEAD_LETTER_TOPIC": f"dead-letter-{uid}",
-        "CONTROL_TOPIC": f"control-{uid}",
-        "MANAGER_GROUP": f"task-manager-{uid}",
-        "DISPATCH_PARTITIONS": "4",
-        "TOPIC_PARTITIONS": "2",
-        "HEARTBEAT_SECONDS": "0.5",
-        "KAFKA_POLL_MS": "200",
-        "KAFKA_SESSION_TIMEOUT_MS": "6000",
-    }
-    settings = Settings(**{key.lower(): value for key, value in env.items()})
-    ensure_topics(kafka_bootstrap, settings=settings)
-    return env
 
 
 @pytest.fixture

@@ -22,12 +22,12 @@ from shared.core.states import TERMINAL
 from shared.core.waiting import wait_until
 from shared.devtools.infra.backends import local_server
 from shared.devtools.infra.ports import free_port
+from shared.devtools.isolation import private_kafka_env, private_zk_root
 from shared.devtools.monitoring import query, targets, targets_problems, trace_services, value
 from shared.devtools.procs import Processes
 from shared.devtools.stacks import PHASE5, start_phase4
-from tests.e2e.conftest import FAST, private_kafka_env
+from tests.e2e.conftest import FAST
 from tests.e2e.test_dashboard import panel_queries
-from tests.fixtures import private_zk_root
 
 ALERTS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
 SCRAPED = 30.0  # seconds: discovery, a 5 s scrape, and a margin on a busy machine
