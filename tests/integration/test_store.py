@@ -187,3 +187,26 @@ def test_a_move_that_names_an_agent_records_it_in_the_hash_and_its_set(store: Ta
 def test_the_attempt_is_compared_as_a_number(store: TaskStore) -> None:
     task, _ = store.create(make_spec())
     assert store.transition(task.taskId, Status.CANCELLED, attempt="1").ok  # type: ignore[arg-type]
+
+
+def test_counts_follow_every_move_and_only_a_real_creation(store: TaskStore) -> None:
+    first, _ = store.create(make_spec())
+    store.create(make_spec(taskId=first.taskId))  # known already: not counted again
+    second, _ = store.create(make_spec(type="PYTHON", content="print(1)"))
+    assert store.counts() == {("SHELL", Status.PENDING): 1, ("PYTHON", Status.PENDING): 1}
+    for step in (Status.SCHEDULED, Status.DISPATCHED, Status.RUNNING, Status.FAILED):
+        assert store.transition(first.taskId, step, attempt=1, agent="a1").ok
+    refused = store.transition(first.taskId, Status.SUCCESS, attempt=1, agent="a1")
+    assert not refused.ok  # a refused move counts nothing
+    assert store.counts() == {("SHELL", Status.FAILED): 1, ("PYTHON", Status.PENDING): 1}
+    assert store.transition(second.taskId, Status.CANCELLED, attempt=1).ok
+    assert store.finished_since(0) == {Status.FAILED: 1, Status.CANCELLED: 1}
+
+
+def test_finished_since_counts_only_the_window(store: TaskStore) -> None:
+    task, _ = store.create(make_spec())
+    assert store.transition(task.taskId, Status.CANCELLED, attempt=1).ok
+    seconds, micros = store.redis.time()
+    now_ms = seconds * 1000 + micros // 1000
+    assert store.finished_since(now_ms - 60_000)[Status.CANCELLED] == 1
+    assert store.finished_since(now_ms + 1000) == {}
