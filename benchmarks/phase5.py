@@ -8,7 +8,8 @@ same way, in rounds so that a slow moment of the machine hits every mode:
 
 * ``phase 4``: nothing served, nothing traced (the counters still count in memory);
 * ``metrics``: phase 5's processes, scraped by Prometheus every 5 s, tracing off;
-* ``metrics + traces``: the same, every task traced and exported to Zipkin.
+* ``metrics + traces``: the same, every task traced and exported to Zipkin;
+* ``metrics + 10% traces``: one request in ten traced (``TRACE_SAMPLE_RATIO=0.1``).
 
 For each: POST /api/v1/tasks per second with 4 clients, and tasks per second from the
 first submit to the last SUCCESS (the whole path: API, gRPC, Redis, leader, Kafka,
@@ -37,7 +38,7 @@ from shared.devtools.procs import Processes
 from shared.devtools.stacks import PHASE4, PHASE5, start_phase4
 from shared.devtools.tasks import wait_all_terminal
 
-MODES = ("phase 4", "metrics", "metrics + traces")
+MODES = ("phase 4", "metrics", "metrics + traces", "metrics + 10% traces")
 
 
 def drive(url: str, store: TaskStore, count: int, clients: int) -> tuple[float, float]:
@@ -64,9 +65,10 @@ def one_run(mode: str, base: dict[str, str], work: Path, count: int, clients: in
         if mode != "phase 4":
             modules = PHASE5
             stack.enter_context(local_server("prometheus", work / "prometheus", zk_hosts=zk_root))
-        if mode == "metrics + traces":
+        if "traces" in mode:
             zipkin = stack.enter_context(local_server("zipkin", work / "zipkin"))
             env["ZIPKIN_ENDPOINT"] = f"{zipkin}/api/v2/spans"
+            env["TRACE_SAMPLE_RATIO"] = "0.1" if "10%" in mode else "1"
         logs = work / mode.replace(" ", "-")
         logs.mkdir(parents=True, exist_ok=True)
         procs = Processes(env, logs)
@@ -101,7 +103,7 @@ def main(count: int, clients: int, rounds: int) -> None:
         for mode in MODES:
             submits, done = (statistics.median(r[i] for r in results[mode]) for i in (0, 1))
             click.echo(
-                f"  {mode:<17} {submits:6.0f} submits/s ({submits / baseline[0]:.0%})"
+                f"  {mode:<21} {submits:6.0f} submits/s ({submits / baseline[0]:.0%})"
                 f"  {done:6.0f} tasks/s end to end ({done / baseline[1]:.0%})"
             )
 

@@ -47,12 +47,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
     setup_logging(settings)
     worker = ExitStack()  # the worker's metrics and traces, until it exits
-    worker.enter_context(observed(settings, Role.API, f"api-{os.getpid()}"))
+    traced = worker.enter_context(observed(settings, Role.API, f"api-{os.getpid()}"))
     atexit.register(worker.close)
     directory = ServiceDirectory(connect_zk(settings), "task-manager")
     client = TaskManagerClient(directory, settings.grpc_deadline)
     app = create_phase4_app(client, settings)
-    FlaskInstrumentor().instrument_app(app, excluded_urls=NOT_TRACED)
+    if traced:
+        FlaskInstrumentor().instrument_app(app, excluded_urls=NOT_TRACED)
     count_requests(app)
 
     # --8<-- [start:stats]

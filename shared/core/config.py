@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: str = Field(
         "", description="an OTLP/HTTP collector (http://host:4318); '' for none"
     )
+    trace_sample_ratio: float = Field(
+        1.0, ge=0, le=1, description="share of requests whose trace is kept"
+    )
 
     # --- infrastructure launcher ---
     # The local servers that `python -m shared.devtools.infra up` starts (docs/infrastructure.md).

@@ -24,12 +24,13 @@ from shared.observability.tracing import setup_tracing
 
 # --8<-- [start:observed]
 @contextmanager
-def observed(settings: Settings, role: Role, name: str) -> Iterator[None]:
-    provider = setup_tracing(settings, service=role.value)
+def observed(settings: Settings, role: Role, name: str) -> Iterator[bool]:
+    """Yields whether this process traces (an exporter is configured)."""
+    provider = setup_tracing(settings, role.value, redis_spans=role is Role.TASK_MANAGER)
     zk = connect_zk(settings)
     try:
         serve_metrics(settings, zk, role, name)
-        yield
+        yield provider is not None
     finally:
         zk.stop()
         zk.close()
