@@ -14,7 +14,7 @@
 | ``scheduler:epoch``     | string | phase 2: the current leader's term; fences old ones  |
 | ``agent:{id}``          | hash   | phase 3: an agent's last heartbeat (load, lastSeen)  |
 | ``stats:tasks``         | hash   | ``<type>:<status>`` -> how many tasks are in it now  |
-| ``stats:finished``      | zset   | attempts that ended in the last hour, by end time    |
+| ``stats:finished:{st}`` | zset   | attempts that ended in status st, last 5 min, by time |
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ SCHEDULING = "queue:scheduling"
 LEADER_EPOCH = "scheduler:epoch"
 ASSIGNED_PREFIX = "assigned:"
 TASK_COUNTS = "stats:tasks"
-FINISHED = "stats:finished"
+# zsets of the attempts that ended lately, one per final status (SUCCESS, FAILED, CANCELLED)
+FINISHED = ("stats:finished:SUCCESS", "stats:finished:FAILED", "stats:finished:CANCELLED")
 
 
 def task_key(task_id: str) -> str:

@@ -7,8 +7,8 @@ functions it calls (``move.lua`` for any status change): ``script(redis, "create
 registers ``lua/create.lua``; ``script(redis, "dispatch", LUA_DIR / "move.lua", ...)``
 puts those files in front.
 
-A script that includes ``move.lua`` also gets the two statistics keys that ``move``
-keeps up to date (``stats:tasks`` and ``stats:finished``), appended after the caller's
+A script that includes ``move.lua`` also gets the statistics keys that ``move`` keeps
+up to date (``stats:tasks`` and the ``stats:finished:*`` zsets), appended after the caller's
 own keys, so no caller has to remember them and every key a script touches is still
 declared.
 """
@@ -42,7 +42,7 @@ class MovingScript:
         self.script = script
 
     def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        return self.script(keys=[*keys, TASK_COUNTS, FINISHED], args=args)
+        return self.script(keys=[*keys, TASK_COUNTS, *FINISHED], args=args)
 
 
 def script(redis: Redis, path: Path, *libraries: Path) -> Script | MovingScript:

@@ -165,9 +165,16 @@ class TaskStore:
         return counts
 
     def finished_since(self, since_ms: int) -> Counter[Status]:
-        """Attempts that ended since ``since_ms`` (at most an hour back), by final status."""
-        members = self.redis.zrangebyscore(FINISHED, since_ms, "+inf")
-        return Counter(Status(member.rsplit(":", 1)[1]) for member in members)
+        """Attempts that ended since ``since_ms`` (at most 5 minutes back), by final status.
+
+        One ZCOUNT per status: as cheap at a thousand tasks a second as at one.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        for key in FINISHED:
+            pipe.zcount(key, since_ms, "+inf")
+        statuses = [Status(key.rsplit(":", 1)[1]) for key in FINISHED]
+        counts = zip(statuses, pipe.execute(), strict=True)
+        return Counter({status: count for status, count in counts if count})
 
     def wait_for_terminal(self, task_id: str, timeout: float, poll: float = 0.1) -> Task | None:
         """The task once it is SUCCESS, FAILED or CANCELLED; None if ``timeout`` passes first."""

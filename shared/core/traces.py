@@ -3,7 +3,7 @@
 A task is submitted inside a span (the API's request, the task-manager's gRPC call).
 ``current_traceparent()`` is written into the task's hash, so the leader, minutes later
 and in another process, opens its dispatch span as a child of that trace
-(``task_span``). Every Kafka message sent inside a span carries the context in its
+(``start_task_span``). Every Kafka message sent inside a span carries the context in its
 headers (``context_headers``), and the consumer continues it (``record_span``).
 
 Only the OpenTelemetry *API* is used here. Until a process installs the SDK (phase 5:
@@ -47,19 +47,19 @@ def context_headers() -> list[tuple[str, bytes]]:
 
 def context_of(headers: Headers | None) -> Context:
     """The context a message's headers carry (an empty one when they carry none)."""
-    carrier = {key: value.decode("utf-8", "replace") for key, value in headers or ()}
+    carrier = {key: (value or b"").decode("utf-8", "replace") for key, value in headers or ()}
     return propagate.extract(carrier)
 
 
-@contextmanager
-def task_span(name: str, traceparent: str, task_id: str, attempt: int) -> Iterator[Span]:
-    """A span in the trace of the task's submit, opened in any later process."""
+def start_task_span(name: str, traceparent: str, task_id: str, attempt: int) -> Span:
+    """A span in the trace of the task's submit, opened in any later process.
+
+    Not made current and not ended here: the caller runs its step inside
+    ``trace.use_span(span)`` and ends the span only if the step belongs in the story.
+    """
     parent = propagate.extract({"traceparent": traceparent}) if traceparent else None
     attributes = {"taskflow.task_id": task_id, "taskflow.attempt": attempt}
-    with tracer.start_as_current_span(
-        name, context=parent, kind=SpanKind.PRODUCER, attributes=attributes
-    ) as span:
-        yield span
+    return tracer.start_span(name, context=parent, kind=SpanKind.PRODUCER, attributes=attributes)
 
 
 @contextmanager

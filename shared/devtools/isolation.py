@@ -24,9 +24,11 @@ def private_zk_root(zk_hosts: str) -> Iterator[str]:
     client = KazooClient(hosts=zk_hosts)
     client.start(timeout=15)
     client.ensure_path(path)
-    yield f"{zk_hosts}{path}"
-    client.delete(path, recursive=True)
-    client.stop()
+    try:
+        yield f"{zk_hosts}{path}"
+    finally:
+        client.delete(path, recursive=True)
+        client.stop()
 
 
 def private_kafka_env(kafka_bootstrap: str) -> dict[str, str]:

@@ -58,20 +58,23 @@ def apply_report(store: TaskStore, report: StatusUpdate) -> Outcome:
 
 def count(before: Task, report: StatusUpdate, outcome: Outcome) -> None:
     """The task metrics a report moves. Only an applied report counts: a duplicate is
-    refused by the store, so it is never counted twice."""
+    refused by the store, so it is never counted twice. The latencies from submit are
+    those of a first attempt: a retry's would measure how long a person waited to ask."""
     metrics.STATUS_UPDATES.labels(outcome.result.value).inc()
     if not outcome.ok:
         return
     started = before.startedAt or report.at  # RUNNING was applied by this report
-    if before.startedAt is None:
+    first = before.attempt == 1
+    if before.startedAt is None and first:
         metrics.TASK_START_LATENCY.labels(before.type).observe(seconds(started - before.createdAt))
     status = Status(report.status)
     if status in TERMINAL:
         metrics.TASKS_FINISHED.labels(before.type, status.value).inc()
         metrics.TASK_RUN.labels(before.type, status.value).observe(seconds(report.at - started))
-        metrics.TASK_LATENCY.labels(before.type, status.value).observe(
-            seconds(report.at - before.createdAt)
-        )
+        if first:
+            metrics.TASK_LATENCY.labels(before.type, status.value).observe(
+                seconds(report.at - before.createdAt)
+            )
 
 
 def seconds(milliseconds: int) -> float:

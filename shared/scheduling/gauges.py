@@ -7,12 +7,18 @@ leader counts the overdue tasks, which costs a read of every task in flight.
 
 from __future__ import annotations
 
+import logging
+import math
+from collections.abc import Callable
+
 from shared.coordination.election import Leadership
 from shared.coordination.registry import AgentDirectory
 from shared.core import metrics
 from shared.core.keys import PENDING_QUEUE, assigned_key, task_key
 from shared.core.task import now_ms
 from shared.scheduling.handover import Handover
+
+log = logging.getLogger(__name__)
 
 # Past its timeout, a task still needs its kill grace and a report's trip through Kafka
 # before it leaves its agent: only later than this is it stuck.
@@ -45,7 +51,21 @@ def report_system(
     """Export the scheduler's metrics; its gauges read the system at each scrape."""
     metrics.register_scheduler_metrics()
     metrics.AGENTS_LIVE.set_function(lambda: len(directory.live()))
-    metrics.PENDING.set_function(lambda: handover.redis.llen(PENDING_QUEUE))
+    metrics.PENDING.set_function(unless_failing(lambda: handover.redis.llen(PENDING_QUEUE)))
     metrics.OVERDUE.set_function(
-        lambda: overdue_tasks(handover, kill_grace) if leadership.leading else 0
+        unless_failing(lambda: overdue_tasks(handover, kill_grace) if leadership.leading else 0)
     )
+
+
+def unless_failing(read: Callable[[], float]) -> Callable[[], float]:
+    """``read``, or NaN when it raises: one failed read (Redis away) must not fail the
+    whole scrape, which would hide every other metric of the process."""
+
+    def safe() -> float:
+        try:
+            return read()
+        except Exception as exc:  # any failure: the scrape goes on without this one
+            log.warning("a gauge could not be read: %s", exc)
+            return math.nan
+
+    return safe

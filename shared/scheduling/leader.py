@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from enum import StrEnum
 
+from opentelemetry import trace
+
 from shared.coordination.election import Leadership
 from shared.coordination.registry import AgentDirectory, AgentInfo
 from shared.core import metrics
@@ -29,7 +31,7 @@ from shared.core.queues import parse_or_set_aside
 from shared.core.states import Status
 from shared.core.store import Outcome, Result
 from shared.core.task import Task
-from shared.core.traces import task_span
+from shared.core.traces import start_task_span
 from shared.scheduling.gauges import report_system
 from shared.scheduling.handover import Handover
 from shared.scheduling.loads import Loads, Usable
@@ -138,8 +140,11 @@ class Scheduler:
             return Placement.SET_ASIDE
         task, _ = self.store.create(spec)  # a raw LPUSH has no hash yet
         started = time.perf_counter()
-        with task_span("dispatch", task.traceParent, task.taskId, task.attempt):
+        span = start_task_span("dispatch", task.traceParent, task.taskId, task.attempt)
+        with trace.use_span(span, end_on_exit=False):
             placement = self.place_task(epoch, entry, task, agents)
+        if placement is not Placement.POSTPONED:  # a postponed entry is back every second
+            span.end()
         if placement is Placement.DISPATCHED:
             metrics.DISPATCH.observe(time.perf_counter() - started)
         metrics.PLACEMENTS.labels(placement.value).inc()

@@ -12,7 +12,7 @@ from shared.core.traces import (
     context_headers,
     context_of,
     current_traceparent,
-    task_span,
+    start_task_span,
     trace_id_of,
 )
 from shared.observability.tracing import EntryPoints
@@ -50,6 +50,19 @@ def test_a_later_process_opens_its_span_in_the_submit_s_trace(monkeypatch) -> No
     with tracer.start_as_current_span("submit", kind=SpanKind.SERVER):
         stored = current_traceparent()
     monkeypatch.setattr(traces, "tracer", tracer)  # as if the process had installed the SDK
-    with task_span("dispatch", stored, "t-1", 1) as span:
-        assert trace.format_trace_id(span.get_span_context().trace_id) == trace_id_of(stored)
-        assert span.get_span_context().trace_flags.sampled
+    span = start_task_span("dispatch", stored, "t-1", 1)
+    assert trace.format_trace_id(span.get_span_context().trace_id) == trace_id_of(stored)
+    assert span.get_span_context().trace_flags.sampled
+
+
+def test_a_request_left_out_by_the_ratio_still_has_a_trace_id() -> None:
+    never = TracerProvider(sampler=ParentBased(root=EntryPoints(0.0))).get_tracer("test")
+    with never.start_as_current_span("POST /api/v1/tasks", kind=SpanKind.SERVER) as span:
+        assert not span.get_span_context().trace_flags.sampled
+        assert len(trace_id_of(current_traceparent())) == 32  # still in GET and in logs
+
+
+def test_a_header_without_a_value_is_ignored() -> None:
+    assert (
+        not trace.get_current_span(context_of([("traceparent", None)])).get_span_context().is_valid
+    )

@@ -19,25 +19,27 @@
 -- 'not-holder' (the attempt is another agent's) or 'forbidden' (not allowed from the
 -- current status)
 --
--- Every script that includes this file gets two more KEYS after its own, appended by
+-- Every script that includes this file gets four more KEYS after its own, appended by
 -- shared/core/scripts.py, where each move is counted in the same atomic step:
---   KEYS[#KEYS - 1]  stats:tasks     hash '<type>:<status>' -> tasks in that status now
---   KEYS[#KEYS]      stats:finished  zset '<taskId>:<attempt>:<status>' scored by the
---                                    time (ms) the attempt ended; the last hour is kept
+--   KEYS[#KEYS - 3]  stats:tasks  hash '<type>:<status>' -> tasks in that status now
+--   KEYS[#KEYS - 2]  stats:finished:SUCCESS, then :FAILED, then :CANCELLED: zsets of
+--   .. KEYS[#KEYS]   '<taskId>:<attempt>' scored by the time (ms) the attempt ended;
+--                    the last five minutes are kept, so ZCOUNT answers "how many lately"
 
-local FINISHED_KEPT_MS = 3600 * 1000
+local FINISHED_KEPT_MS = 300 * 1000
 
 -- --8<-- [start:count_move]
 local function count_move(task_key, task_id, attempt, from, to)
-  local counts, finished = KEYS[#KEYS - 1], KEYS[#KEYS]
+  local counts = KEYS[#KEYS - 3]
+  local finished = {SUCCESS = KEYS[#KEYS - 2], FAILED = KEYS[#KEYS - 1], CANCELLED = KEYS[#KEYS]}
   local kind = redis.call('HGET', task_key, 'type')
   redis.call('HINCRBY', counts, kind .. ':' .. from, -1)
   redis.call('HINCRBY', counts, kind .. ':' .. to, 1)
-  if to == 'SUCCESS' or to == 'FAILED' or to == 'CANCELLED' then
+  if finished[to] then
     local time = redis.call('TIME')
     local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-    redis.call('ZADD', finished, now, task_id .. ':' .. attempt .. ':' .. to)
-    redis.call('ZREMRANGEBYSCORE', finished, '-inf', now - FINISHED_KEPT_MS)
+    redis.call('ZADD', finished[to], now, task_id .. ':' .. attempt)
+    redis.call('ZREMRANGEBYSCORE', finished[to], '-inf', now - FINISHED_KEPT_MS)
   end
 end
 -- --8<-- [end:count_move]
