@@ -20,6 +20,10 @@ from shared.messaging.clients import send_sync
 
 log = logging.getLogger(__name__)
 
+# A letter keeps at most this much of the message (and says how long it was), so a letter
+# always fits under the broker's message size limit, whatever was sent.
+KEPT_BYTES = 64 * 1024
+
 
 # --8<-- [start:dead_letter]
 def send_to_dead_letters(
@@ -29,11 +33,14 @@ def send_to_dead_letters(
     log.warning(
         "dead letter from %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason
     )
+    raw = record.value or b""
     letter = {
         "topic": record.topic,
         "partition": record.partition,
         "offset": record.offset,
-        "value": (record.value or b"").decode("utf-8", errors="replace"),
+        "value": raw[:KEPT_BYTES].decode("utf-8", errors="replace"),
+        "bytes": len(raw),
+        "truncated": len(raw) > KEPT_BYTES,
         "reason": reason,
         "at": now_ms(),
     }

@@ -8,6 +8,7 @@ that receives their spans.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -17,8 +18,10 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
+from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.core.config import Settings
 from shared.core.states import TERMINAL
 from shared.core.waiting import wait_until
 from shared.devtools.infra.backends import local_server
@@ -41,6 +44,7 @@ class Observed:
     prometheus: str
     zipkin: str
     procs: Processes
+    env: dict[str, str]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +69,7 @@ def phase5(
         procs = Processes(env, workdir)
         try:
             url = start_phase4(procs, free_port(), PHASE5, managers=1, schedulers=2)
-            yield Observed(url, prometheus, zipkin, procs)
+            yield Observed(url, prometheus, zipkin, procs, env)
         finally:
             procs.close()
 
@@ -207,3 +211,67 @@ def test_a_killed_agent_leaves_the_targets(phase5: Observed) -> None:
     assert wait_until(lambda: "agent-9" in scraped(), SCRAPED), agent.log()
     agent.kill()  # no goodbye: the target goes when its ZooKeeper session expires
     assert wait_until(lambda: "agent-9" not in scraped(), SCRAPED), scraped()
+
+
+# Each kind of bad message a consumer may meet: bytes, another schema, another version, huge.
+BAD_MESSAGES = [
+    bytes(range(256)) * 4,
+    b'{"v": 1, "kind": "nothing-we-know", "taskId": 7}',
+    b'{"v": 2, "kind": "dispatch", "taskId": "t"}',
+    json.dumps({"v": 1, "padding": "x" * 900_000}).encode(),
+]
+
+
+def test_bad_messages_on_every_topic_are_dead_lettered_and_nothing_stalls(
+    phase5: Observed,
+) -> None:
+    settings = Settings(**{key.lower(): value for key, value in phase5.env.items()})
+    owned = sorted(
+        int(match)
+        for proc in phase5.procs.started
+        if proc.name in ("agent-1", "agent-2")
+        for match in re.findall(r"reading partition (\d+)", proc.log())
+    )
+    assert len(owned) == 2
+    aimed = [
+        (settings.status_topic, 0),
+        (settings.heartbeat_topic, 0),
+        *((settings.dispatch_topic, partition) for partition in owned),
+        *((settings.control_topic, partition) for partition in owned),
+    ]
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    for topic, partition in aimed:
+        for message in BAD_MESSAGES:
+            producer.send(topic, value=message, partition=partition).get(timeout=30)
+    producer.close()
+    expected = len(aimed) * len(BAD_MESSAGES)
+
+    # the consumers go on: a task submitted after the poison runs
+    assert run(phase5, "echo after the poison")["status"] == "SUCCESS"
+    letters = "sum(taskflow_dead_letters_total) or vector(0)"
+    assert wait_until(lambda: value(phase5.prometheus, letters) == expected, SCRAPED), value(
+        phase5.prometheus, letters
+    )
+    read = read_letters(settings, expected)
+    assert {(letter["topic"], letter["partition"]) for letter in read} == set(aimed)
+    huge = [letter for letter in read if letter["bytes"] > 800_000]
+    assert len(huge) == len(aimed) and all(letter["truncated"] for letter in huge)
+    assert all(proc.alive for proc in phase5.procs.started if proc.name != "agent-9")
+
+
+def read_letters(settings: Settings, expected: int) -> list[dict]:
+    consumer = KafkaConsumer(
+        settings.dead_letter_topic,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=1000,
+    )
+    found: list[dict] = []
+
+    def all_read() -> bool:
+        found.extend(json.loads(record.value) for record in consumer)  # polls up to 1 s
+        return len(found) >= expected
+
+    wait_until(all_read, 60)
+    consumer.close()
+    return found
