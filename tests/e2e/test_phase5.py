@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,19 +108,27 @@ def test_exactly_one_scheduler_leads(phase5: Observed) -> None:
 
 
 def finished_now(stack: Observed, status: str) -> float:
-    """``taskflow_tasks_finished_total{status}`` as the task-manager counts it this moment."""
-    ready = wait_until(
-        lambda: [t for t in targets(stack.prometheus) if t["labels"]["role"] == "task-manager"],
-        SCRAPED,
-    )
-    assert ready, "Prometheus has not discovered the task-manager"
-    text = requests.get(ready[0]["scrapeUrl"], timeout=5).text
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "taskflow_tasks_finished_total" and sample.labels["status"] == status
-    )
+    """``taskflow_tasks_finished_total{status}`` as the live task-managers count it now."""
+    managers = wait_until(lambda: scraped_up(stack, "task-manager"), SCRAPED)
+    assert managers, "Prometheus scrapes no task-manager"
+    total = 0.0
+    for target in managers:
+        try:
+            text = requests.get(target["scrapeUrl"], timeout=5).text
+        except requests.RequestException:
+            continue  # gone since Prometheus' last scrape: its counts are gone from the sum too
+        total += sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "taskflow_tasks_finished_total" and sample.labels["status"] == status
+        )
+    return total
+
+
+def scraped_up(stack: Observed, role: str) -> list[dict]:
+    found = targets(stack.prometheus)
+    return [t for t in found if t["labels"]["role"] == role and t["health"] == "up"]
 
 
 def test_counters_move_after_tasks_run(phase5: Observed) -> None:
@@ -275,3 +284,40 @@ def read_letters(settings: Settings, expected: int) -> list[dict]:
     wait_until(all_read, 60)
     consumer.close()
     return found
+
+
+def test_killing_a_task_manager_fails_no_request(phase5: Observed) -> None:
+    extra = phase5.procs.start("manager-3", PHASE5["manager"], PROCESS_NAME="task-manager-3")
+    up = lambda: {t["labels"]["instance"] for t in scraped_up(phase5, "task-manager")}  # noqa: E731
+    assert wait_until(lambda: "task-manager-3" in up(), SCRAPED), extra.log()
+    accepted: list[int] = []
+    failed: list[str] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        session = requests.Session()
+        body = {"name": "t", "type": "SHELL", "content": "true"}
+        while not stop.is_set():
+            try:
+                reply = session.post(f"{phase5.url}/api/v1/tasks", json=body, timeout=30)
+            except requests.RequestException as exc:
+                failed.append(str(exc))
+                continue
+            if reply.status_code == 201:
+                accepted.append(reply.status_code)
+            else:
+                failed.append(f"{reply.status_code} {reply.text}")
+
+    clients = [threading.Thread(target=client) for _ in range(3)]
+    for thread in clients:
+        thread.start()
+    try:
+        assert wait_until(lambda: len(accepted) >= 30, 30)
+        extra.kill()  # kill -9, with calls in flight on it
+        at_kill = len(accepted)
+        assert wait_until(lambda: len(accepted) >= at_kill + 150, 60)
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(timeout=60)
+    assert failed == []
