@@ -154,7 +154,7 @@ phase5_servers := redis,zookeeper,kafka,prometheus,zipkin
 phase5_env = ZIPKIN_ENDPOINT=$(ZIPKIN_ENDPOINT)
 
 phase5-up: venv infra-install  ## the production system: phase 4's processes observed, Prometheus, Zipkin
-	$(PY) -m shared.devtools.infra up --services $(phase5_servers)
+	REDIS_APPENDFSYNC=always $(PY) -m shared.devtools.infra up --services $(phase5_servers)
 	@$(call supervisord,phase5,phase5_observability,$(phase5_env))
 	@$(call stack,phase5,phase5_observability) $(PY) -m shared.devtools.ready \
 		--api http://$(API_BIND) --prometheus $(PROMETHEUS_URL)
@@ -205,6 +205,7 @@ bench: venv infra-install  ## measure throughput, latency and failover times (pr
 	$(PY) -m benchmarks.phase3
 	$(PY) -m benchmarks.phase4
 	$(PY) -m benchmarks.phase5
+	$(PY) -m benchmarks.redis_fsync
 
 test: venv infra-install  ## lint, every test, and the docs build
 	$(BIN)/ruff check .

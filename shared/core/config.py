@@ -34,6 +34,14 @@ def _default_process_name() -> str:
     return f"{program}-{os.getpid()}"
 
 
+class Fsync(StrEnum):
+    """Redis' ``appendfsync``: when an acknowledged write reaches the disk."""
+
+    ALWAYS = "always"  # before the reply: nothing acknowledged is lost, even by the OS
+    EVERYSEC = "everysec"  # within a second: a crash of the machine loses up to 1 s
+    NO = "no"  # when the OS decides: a crash of the machine loses up to ~30 s
+
+
 class LogFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
@@ -118,6 +126,9 @@ class Settings(BaseSettings):
     # The local servers that `python -m shared.devtools.infra up` starts (docs/infrastructure.md).
     # Clients still find them through REDIS_URL, ZK_HOSTS and KAFKA_BOOTSTRAP_SERVERS.
     redis_port: int = Field(6379, gt=0, lt=65536, description="port of the local Redis")
+    redis_appendfsync: Fsync = Field(
+        Fsync.EVERYSEC, description="the local Redis' fsync policy; phase 5 uses always"
+    )
     zookeeper_port: int = Field(2181, gt=0, lt=65536, description="port of the local ZooKeeper")
     kafka_port: int = Field(9092, gt=0, lt=65536, description="port of the local Kafka broker")
     kafka_controller_port: int = Field(

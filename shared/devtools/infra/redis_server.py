@@ -1,4 +1,10 @@
-"""Redis from the Debian package ``redis-server``."""
+"""Redis from the Debian package ``redis-server``.
+
+Every write goes to an append-only file in the data folder, so a stack keeps its tasks
+over restarts. When the file is synced to disk is ``REDIS_APPENDFSYNC``: ``everysec``
+(Redis' default) by default, ``always`` in phase 5, where an acknowledged submit must
+survive anything (docs/infrastructure.md says what each one risks, and costs).
+"""
 
 from __future__ import annotations
 
@@ -29,7 +35,6 @@ class RedisServer(Service):
         require("redis-server", "run `make infra-install` (the Debian package redis-server)")
 
     def command(self) -> list[str]:
-        # Append-only file in the data folder: a development stack keeps its tasks over restarts.
         return [
             require("redis-server", "run `make infra-install`"),
             "--bind",
@@ -40,6 +45,8 @@ class RedisServer(Service):
             str(self.data),
             "--appendonly",
             "yes",
+            "--appendfsync",
+            self.settings.redis_appendfsync.value,
             "--save",
             "",
         ]
