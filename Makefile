@@ -207,12 +207,15 @@ bench: venv infra-install  ## measure throughput, latency and failover times (pr
 	$(PY) -m benchmarks.phase5
 	$(PY) -m benchmarks.redis_fsync
 
+chaos: venv infra-install  ## faults against a private phase 5 system; prints what survived (CHAOS_TASKS, CHAOS_SECONDS)
+	$(PY) -m shared.devtools.chaos --tasks $(or $(CHAOS_TASKS),2000) --seconds $(or $(CHAOS_SECONDS),120)
+
 test: venv infra-install  ## lint, every test, and the docs build
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
 	$(BIN)/mkdocs build --strict --site-dir $(CURDIR)/site
 
-.PHONY: help venv lint docs test bench proto api-docs phase1-up phase1-demo phase1-ctl phase1-down \
+.PHONY: help venv lint docs test bench chaos proto api-docs phase1-up phase1-demo phase1-ctl phase1-down \
 	phase2-up phase2-demo phase2-ctl phase2-down phase3-up phase3-demo phase3-ctl phase3-down \
 	phase4-up phase4-demo phase4-ctl phase4-down phase5-up phase5-demo phase5-screenshots phase5-ctl phase5-down

@@ -1,0 +1,298 @@
+"""``make chaos``: faults against the whole phase 5 system, and a report of what survived.
+
+    .venv/bin/python -m shared.devtools.chaos [--tasks 2000] [--seconds 120]
+
+A private system (Redis with ``appendfsync always``, ZooKeeper, Kafka on free ports; 2
+schedulers, 3 agents, 2 task-managers and the API) takes ``--tasks`` tasks at a steady
+rate through the REST API, from clients that retry with a ``requestId`` as a careful
+client does. Meanwhile, at fixed moments: ``kill -9`` of a busy agent, of the leader, of
+a task-manager and of the API (each started again 3 s later, as supervisord would), a
+restart of Kafka, of ZooKeeper and of Redis, and an agent frozen with SIGSTOP.
+
+Each task appends ``<taskId> <attempt> <agent>`` to a file when its work is done, so
+work done twice is counted from the work itself, not from what the system says. The
+report: tasks accepted and how they ended, tasks stuck, work done twice (and how many of
+those ran first on an agent that was killed or frozen), client requests that failed, the
+time from each fault to the next task that completes, and which processes still run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+
+import click
+import redis
+import requests
+
+from shared.core.config import Fsync
+from shared.core.states import TERMINAL
+from shared.core.store import TaskStore
+from shared.core.waiting import wait_until
+from shared.devtools.infra.backends import private_settings
+from shared.devtools.infra.catalog import SERVICES
+from shared.devtools.infra.launcher import Launcher
+from shared.devtools.infra.ports import free_port
+from shared.devtools.procs import Proc, Processes, leader_of
+from shared.devtools.stacks import PHASE5, api_ready
+from shared.messaging.topics import ensure_topics
+
+RESTART_AFTER = 3.0  # seconds from a kill -9 to the process' new start
+CLIENTS = 8
+SUBMIT_TRIES = 30  # a client's tries of one submit, 0.5 s apart
+SETTLE = 300.0  # seconds for every accepted task to end after the last submit
+
+
+@dataclass
+class Outcome:
+    """What the clients saw."""
+
+    accepted: dict[int, str] = field(default_factory=dict)  # task number -> taskId
+    failed_requests: list[tuple[float, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class System:
+    """The system under test: servers from the launcher, processes restarted like supervisord."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.settings = private_settings(workdir / "servers").model_copy(
+            update={"redis_appendfsync": Fsync.ALWAYS}
+        )
+        self.launcher = Launcher(self.settings, say=lambda line: click.echo(f"  {line}"))
+        self.servers = {
+            name: SERVICES[name](self.settings) for name in ("redis", "zookeeper", "kafka")
+        }
+        self.api_port = free_port()
+        self.url = f"http://127.0.0.1:{self.api_port}"
+        self.done_file = workdir / "done.txt"
+        self.procs: Processes | None = None
+        self.current: dict[str, Proc] = {}
+        self.victims: set[str] = set()  # agents killed or frozen
+        self.programs: dict[str, tuple[str, list[str], dict[str, str]]] = {}
+
+    def start(self) -> None:
+        for service in self.servers.values():
+            self.launcher.start(service)
+        env = {
+            "REDIS_URL": self.servers["redis"].endpoint,
+            "ZK_HOSTS": self.servers["zookeeper"].endpoint,
+            "KAFKA_BOOTSTRAP_SERVERS": self.servers["kafka"].endpoint,
+            "ZK_SESSION_TIMEOUT": "6",
+            "QUEUE_POLL_SECONDS": "0.2",
+            "RECONCILE_SECONDS": "2",
+            "LOG_FORMAT": "json",
+        }
+        ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], settings=self.settings)
+        self.procs = Processes(env, self.done_file.parent)
+        for n in (1, 2):
+            self.add(f"scheduler-{n}", PHASE5["scheduler"], SCHEDULER_ID=f"scheduler-{n}")
+            self.add(f"task-manager-{n}", PHASE5["manager"])
+        for n in (1, 2, 3):
+            self.add(f"agent-{n}", PHASE5["agent"], AGENT_ID=f"agent-{n}", AGENT_CAPACITY="4")
+        bind = ["-b", f"127.0.0.1:{self.api_port}", "-w", "2", PHASE5["api"]]
+        self.add("api", "gunicorn", *bind)
+        if not wait_until(lambda: api_ready(self.url, agents=3), 90):
+            raise click.ClickException(f"the system did not start; logs in {self.done_file.parent}")
+
+    def add(self, name: str, module: str, *args: str, **env: str) -> None:
+        self.programs[name] = (module, list(args), env)
+        self.run(name)
+
+    def run(self, name: str) -> None:
+        assert self.procs is not None
+        module, args, env = self.programs[name]
+        self.current[name] = self.procs.start(name, module, *args, PROCESS_NAME=name, **env)
+
+    # --- faults -------------------------------------------------------------------------
+
+    def kill(self, name: str) -> None:
+        """kill -9, and a new start 3 s later."""
+        self.current[name].kill()
+        threading.Timer(RESTART_AFTER, self.run, args=[name]).start()
+
+    def kill_busy_agent(self) -> str:
+        name = "agent-1"
+        self.victims.add(name)
+        self.kill(name)
+        return name
+
+    def kill_leader(self) -> str:
+        schedulers = [self.current[f"scheduler-{n}"] for n in (1, 2)]
+        leader = leader_of(schedulers)
+        name = leader.name if leader else "scheduler-1"
+        self.kill(name)
+        return name
+
+    def restart_server(self, name: str, down: float = 0.0) -> str:
+        service = self.servers[name]
+        self.launcher.stop(service)
+        time.sleep(down)  # the outage itself is the point here
+        self.launcher.start(service)
+        return f"{name} down {down:g}s"
+
+    def freeze(self, name: str, seconds: float) -> str:
+        self.victims.add(name)
+        pid = self.current[name].process.pid
+        os.kill(pid, signal.SIGSTOP)
+        threading.Timer(seconds, os.kill, args=[pid, signal.SIGCONT]).start()
+        return f"{name} frozen {seconds:g}s"
+
+    def stop(self) -> None:
+        if self.procs is not None:
+            self.procs.close()
+        for service in reversed(list(self.servers.values())):
+            self.launcher.stop(service)
+
+
+def faults(system: System, seconds: float) -> list[tuple[float, str, Callable[[], str]]]:
+    """(when, what, act): spread over the run like the 2-minute schedule they come from."""
+    scale = seconds / 120
+    plan: list[tuple[float, str, Callable[[], str]]] = [
+        (8, "kill -9 an agent", system.kill_busy_agent),
+        (18, "kill -9 the leader", system.kill_leader),
+        (28, "kill -9 a task-manager", lambda: system.kill("task-manager-1") or "task-manager-1"),
+        (38, "kill -9 the API", lambda: system.kill("api") or "api"),
+        (48, "restart Kafka", lambda: system.restart_server("kafka")),
+        (63, "stop ZooKeeper for 5 s", lambda: system.restart_server("zookeeper", 5)),
+        (78, "freeze an agent for 8 s", lambda: system.freeze("agent-2", 8)),
+        (95, "restart Redis", lambda: system.restart_server("redis")),
+    ]
+    return [(at * scale, what, act) for at, what, act in plan]
+
+
+def submit(system: System, outcome: Outcome, number: int, started: float) -> None:
+    """One task, tried until accepted (same requestId each time, so never twice)."""
+    body = {
+        "name": f"chaos-{number}",
+        "type": "SHELL",
+        "content": 'sleep 0.2; echo "$TASKFLOW_TASK_ID $TASKFLOW_ATTEMPT $TASKFLOW_AGENT_ID'
+        f' $(date +%s.%N)" >> {system.done_file}',
+        "timeout": 30,
+        "requestId": f"chaos-{number}",
+    }
+    for _ in range(SUBMIT_TRIES):
+        try:
+            reply = requests.post(f"{system.url}/api/v1/tasks", json=body, timeout=10)
+            if reply.status_code in (200, 201):
+                with outcome.lock:
+                    outcome.accepted[number] = reply.json()["taskId"]
+                return
+            why = f"{reply.status_code} {reply.text[:80]}"
+        except requests.RequestException as exc:
+            why = type(exc).__name__
+        with outcome.lock:
+            outcome.failed_requests.append((time.monotonic() - started, why))
+        time.sleep(0.5)
+
+
+def done_lines(system: System) -> list[tuple[str, int, str, float]]:
+    """(taskId, attempt, agent, when its work ended) from the tasks' own file."""
+    if not system.done_file.exists():
+        return []
+    lines = []
+    for line in system.done_file.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            lines.append((parts[0], int(parts[1]), parts[2], float(parts[3])))
+    return lines
+
+
+def recovery(done_at: list[float], fault_at: float, window: float = 30.0) -> float:
+    """The longest stretch without a task done after a fault, within ``window`` seconds
+    (the whole window when nothing was done in it)."""
+    inside = sorted(t for t in done_at if fault_at < t < fault_at + window)
+    if not inside:
+        return window
+    return max(b - a for a, b in pairwise([fault_at, *inside]))
+
+
+@click.command()
+@click.option("--tasks", "count", default=2000, show_default=True)
+@click.option("--seconds", default=120.0, show_default=True, help="how long submitting lasts")
+def main(count: int, seconds: float) -> None:
+    with tempfile.TemporaryDirectory(prefix="chaos-") as folder:
+        system = System(Path(folder))
+        try:
+            click.echo("starting the system")
+            system.start()
+            report(system, run(system, count, seconds), seconds)
+        finally:
+            system.stop()
+
+
+def run(system: System, count: int, seconds: float) -> tuple[Outcome, list, float]:
+    outcome = Outcome()
+    started = time.monotonic()
+    plan = faults(system, seconds)
+    happened: list[tuple[float, float, str, str]] = []  # (run time, wall clock, what, detail)
+
+    def inject() -> None:
+        for at, what, act in plan:
+            time.sleep(max(0.0, started + at - time.monotonic()))
+            wall = time.time()
+            detail = act()
+            happened.append((time.monotonic() - started, wall, what, detail))
+            click.echo(f"  {time.monotonic() - started:6.1f}s  {what}: {detail}")
+
+    injector = threading.Thread(target=inject, name="faults")
+    injector.start()
+    with ThreadPoolExecutor(CLIENTS) as clients:
+        for number in range(count):
+            time.sleep(max(0.0, started + number * seconds / count - time.monotonic()))
+            clients.submit(submit, system, outcome, number, started)
+    injector.join()
+    return outcome, happened, started
+
+
+def report(system: System, result: tuple[Outcome, list, float], seconds: float) -> None:
+    outcome, happened, started = result
+    store = TaskStore(redis.Redis.from_url(system.servers["redis"].endpoint, decode_responses=True))
+    ids = list(outcome.accepted.values())
+
+    def ended() -> bool:
+        try:
+            return all((t := store.get(i)) is not None and t.state in TERMINAL for i in ids)
+        except redis.RedisError:
+            return False
+
+    wait_until(ended, SETTLE, interval=2)
+    statuses = Counter(t.status if (t := store.get(i)) else "MISSING" for i in ids)
+    stuck = sum(n for status, n in statuses.items() if status not in TERMINAL)
+    lines = done_lines(system)
+    runs: dict[str, list[tuple[int, str]]] = {}
+    for task_id, attempt, agent, _ in lines:
+        runs.setdefault(task_id, []).append((attempt, agent))
+    twice = {task_id: r for task_id, r in runs.items() if len(r) > 1}
+    with_cause = sum(1 for r in twice.values() if sorted(r)[0][1] in system.victims)
+    click.echo(f"\nchaos report: {len(outcome.accepted)} of the tasks accepted in {seconds:g}s")
+    click.echo(f"  final status:          {dict(statuses)}")
+    click.echo(f"  stuck (not ended):     {stuck}")
+    click.echo(
+        f"  work done twice:       {len(twice)} ({with_cause} first ran on a killed or frozen"
+        f" agent: {sorted(system.victims)})"
+    )
+    click.echo(f"  failed client requests: {len(outcome.failed_requests)}")
+    for at, why in outcome.failed_requests[:10]:
+        click.echo(f"      at {at:6.1f}s  {why}")
+    click.echo("  recovery (longest time without a task done, in the 30 s after each fault):")
+    done_at = [when for *_, when in lines]
+    for at, wall, what, detail in happened:
+        gap = recovery(done_at, wall)
+        click.echo(f"      {what:<26} at {at:6.1f}s ({detail}): {gap:5.1f}s")
+    alive = {name: proc.alive for name, proc in system.current.items()}
+    down = [name for name, running in alive.items() if not running]
+    click.echo(f"  processes running at the end: {len(alive) - len(down)} of {len(alive)} {down}")
+
+
+if __name__ == "__main__":
+    main()
