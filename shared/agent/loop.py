@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
@@ -35,6 +36,7 @@ from shared.core import metrics
 from shared.core.config import Settings
 from shared.core.lifecycle import GracefulStop
 from shared.core.logs import task_log
+from shared.core.outages import Outage
 from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.traces import Headers, record_span
@@ -94,11 +96,18 @@ class Agent:
         self.consumer.assign([self.partition])
         threading.Thread(target=self.send_heartbeats, name="heartbeat", daemon=True).start()
         log.info("agent %s reading partition %d", self.info.id, self.info.partition)
+        kafka = Outage("Kafka", self.stop, log)
         while not self.stop.stopping:
             self.loop_seen = time.monotonic()
             if not self.slots.acquire(timeout=self.settings.queue_poll_seconds):
                 continue  # every slot is busy
-            batch = self.consumer.poll(timeout_ms=self.settings.kafka_poll_ms, max_records=1)
+            try:
+                batch = self.consumer.poll(timeout_ms=self.settings.kafka_poll_ms, max_records=1)
+            except KafkaError as exc:
+                self.slots.release()
+                kafka.failed(exc)  # the client reconnects by itself; nothing was read
+                continue
+            kafka.recovered()
             records = [record for records in batch.values() for record in records]
             if not records or not self.take(records[0]):
                 self.slots.release()
@@ -172,7 +181,11 @@ class Agent:
         """Commit up to the oldest dispatch whose outcome is not reported yet."""
         position = self.offsets.committable()
         if position is not None and position != self.committed:
-            self.consumer.commit({self.partition: OffsetAndMetadata(position, "", -1)})
+            try:
+                self.consumer.commit({self.partition: OffsetAndMetadata(position, "", -1)})
+            except KafkaError as exc:  # the broker is away: the next commit covers this one
+                log.warning("commit of offset %d failed (%s)", position, exc)
+                return
             self.committed = position
 
     def send_heartbeats(self) -> None:

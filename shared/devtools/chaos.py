@@ -219,9 +219,12 @@ def recovery(done_at: list[float], fault_at: float, window: float = 30.0) -> flo
 @click.command()
 @click.option("--tasks", "count", default=2000, show_default=True)
 @click.option("--seconds", default=120.0, show_default=True, help="how long submitting lasts")
-def main(count: int, seconds: float) -> None:
+@click.option("--keep", type=click.Path(path_type=Path), help="keep logs and data in this folder")
+def main(count: int, seconds: float, keep: Path | None) -> None:
     with tempfile.TemporaryDirectory(prefix="chaos-") as folder:
-        system = System(Path(folder))
+        workdir = keep or Path(folder)
+        workdir.mkdir(parents=True, exist_ok=True)
+        system = System(workdir)
         try:
             click.echo("starting the system")
             system.start()

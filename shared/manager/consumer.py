@@ -19,13 +19,14 @@ import logging
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
-from kafka.errors import CommitFailedError, RebalanceInProgressError
+from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from tenacity import before_sleep_log, retry, retry_if_exception_type, wait_exponential
 
 from shared.core.config import Settings
 from shared.core.lifecycle import GracefulStop
 from shared.core.logs import task_log
+from shared.core.outages import Outage
 from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.traces import record_span
@@ -65,8 +66,14 @@ class StatusConsumer:
         topics = [self.settings.status_topic, self.settings.heartbeat_topic]
         subscribe_when_known(self.consumer, topics)
         log.info("task-manager consuming status updates and heartbeats")
+        kafka = Outage("Kafka", self.stop, log)
         while not self.stop.stopping:
-            batch = self.consumer.poll(timeout_ms=self.settings.kafka_poll_ms)
+            try:
+                batch = self.consumer.poll(timeout_ms=self.settings.kafka_poll_ms)
+            except KafkaError as exc:
+                kafka.failed(exc)  # the client reconnects by itself; nothing was read
+                continue
+            kafka.recovered()
             for records in batch.values():
                 for record in records:
                     self.handle(record)
@@ -88,6 +95,8 @@ class StatusConsumer:
             self.consumer.commit()
         except (CommitFailedError, RebalanceInProgressError) as exc:
             log.warning("commit skipped (%s); the batch will be applied again", type(exc).__name__)
+        except KafkaError as exc:  # the broker is away: the next commit covers this batch too
+            log.warning("commit failed (%s); the next one covers this batch", exc)
 
     # --8<-- [start:handle]
     @redis_retry

@@ -89,14 +89,17 @@ def send_sync(
 def record_lag(consumer: KafkaConsumer, group: str) -> None:
     """Set ``taskflow_kafka_consumer_lag``: the broker's end minus this consumer's position.
 
-    Called from the thread that polls (a consumer is not thread-safe); both numbers are
-    what the last fetch brought, so this costs no round trip.
+    Both numbers are what the consumer holds from its last fetch, read without a call to
+    the broker: ``consumer.position()`` may validate offsets over the network, and a lag
+    reading must never block or raise in a poll loop while the broker is away. Call it
+    from the thread that polls (a consumer is not thread-safe).
     """
     lag = dict.fromkeys(consumer.subscription() or (), 0)  # 0 for a topic with no partition
+    assigned = consumer._subscription.assignment  # no public read of these without I/O
     for partition in consumer.assignment():
-        end = consumer.highwater(partition)
-        if end is not None:
-            behind = end - consumer.position(partition)
-            lag[partition.topic] = lag.get(partition.topic, 0) + max(behind, 0)
+        state = assigned.get(partition)
+        if state is not None and state.highwater is not None and state.position is not None:
+            behind = max(state.highwater - state.position.offset, 0)
+            lag[partition.topic] = lag.get(partition.topic, 0) + behind
     for topic, behind in lag.items():
         CONSUMER_LAG.labels(group, topic).set(behind)

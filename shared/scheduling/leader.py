@@ -20,6 +20,7 @@ from collections.abc import Callable
 from enum import StrEnum
 
 from opentelemetry import trace
+from redis.exceptions import RedisError
 
 from shared.coordination.election import Leadership
 from shared.coordination.registry import AgentDirectory, AgentInfo
@@ -27,6 +28,7 @@ from shared.core import metrics
 from shared.core.config import Settings
 from shared.core.keys import PENDING_QUEUE
 from shared.core.logs import task_log
+from shared.core.outages import Outage
 from shared.core.queues import parse_or_set_aside
 from shared.core.states import Status
 from shared.core.store import Outcome, Result
@@ -80,11 +82,21 @@ class Scheduler:
 
     # --8<-- [start:lead]
     def lead(self) -> None:
-        """The leader's loop; returns as soon as leadership is in doubt."""
+        """The leader's loop; returns as soon as leadership is in doubt.
+
+        Redis going away does not end the process: the leader keeps the lock, waits with
+        a growing pause, and starts a new term (a new epoch) once Redis answers again.
+        """
         metrics.LEADER_CHANGES.inc()
         metrics.IS_LEADER.set(1)
+        redis = Outage("Redis", self.leadership.stop, log)
         try:
-            self.serve_term()
+            while self.leadership.still_leading():
+                try:
+                    self.serve_term()
+                    return
+                except RedisError as exc:
+                    redis.failed(exc)  # then a new term: a new epoch fences the old one
         finally:
             metrics.IS_LEADER.set(0)
 

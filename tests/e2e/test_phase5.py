@@ -146,6 +146,9 @@ def test_counters_move_after_tasks_run(phase5: Observed) -> None:
     posts = 'sum(taskflow_api_requests_total{route="/api/v1/tasks",method="POST",status="201"})'
     assert wait_until(lambda: (value(phase5.prometheus, posts) or 0) >= 2, SCRAPED)
     assert value(phase5.prometheus, 'sum(taskflow_grpc_calls_total{method="Submit"})') >= 2
+    # every consumer reports its lag: the task-managers' group and each agent's partition
+    lags = query(phase5.prometheus, "taskflow_kafka_consumer_lag")
+    assert {series["metric"]["role"] for series in lags} >= {"agent", "task-manager"}
 
 
 def test_the_alert_rules_are_loaded(phase5: Observed) -> None:
