@@ -284,9 +284,14 @@ def report(system: System, result: tuple[Outcome, list, float], seconds: float) 
         f"  work done twice:       {len(twice)} ({with_cause} first ran on a killed or frozen"
         f" agent: {sorted(system.victims)})"
     )
-    click.echo(f"  failed client requests: {len(outcome.failed_requests)}")
-    for at, why in outcome.failed_requests[:10]:
-        click.echo(f"      at {at:6.1f}s  {why}")
+    click.echo(f"  failed client requests: {len(outcome.failed_requests)}, after:")
+    after = Counter(
+        next((what for when, _, what, _ in reversed(happened) if when <= at), "no fault yet")
+        + f" ({why.split()[0]})"
+        for at, why in outcome.failed_requests
+    )
+    for where, count in after.most_common():
+        click.echo(f"      {where}: {count}")
     click.echo("  recovery (longest time without a task done, in the 30 s after each fault):")
     done_at = [when for *_, when in lines]
     for at, wall, what, detail in happened:
