@@ -208,7 +208,7 @@ bench: venv infra-install  ## measure throughput, latency and failover times (pr
 	$(PY) -m benchmarks.redis_fsync
 
 chaos: venv infra-install  ## faults against a private phase 5 system; prints what survived (CHAOS_TASKS, CHAOS_SECONDS)
-	$(PY) -m shared.devtools.chaos --tasks $(or $(CHAOS_TASKS),2000) --seconds $(or $(CHAOS_SECONDS),120)
+	$(PY) -m shared.devtools.chaos --tasks $(or $(CHAOS_TASKS),2000) --seconds $(or $(CHAOS_SECONDS),120) $(ARGS)
 
 test: venv infra-install  ## lint, every test, and the docs build
 	$(BIN)/ruff check .
