@@ -102,10 +102,10 @@ def create_app(client: TaskManagerClient | None = None, settings: Settings | Non
         spec = TaskSpec.model_construct(**dict(fields), task_id=new_task_id())  # valid already
         reply = call("Submit", submit_request(spec))
         task = reply.task
-        # Known already: another request with this requestId made it (200), or, with no
-        # requestId, our own first try on a task-manager that died before answering
-        # (the taskId is new, so nobody else can have made it): created by this request.
-        created = reply.created or not spec.request_id
+        # Known already, and yet made by this request: its first try reached a
+        # task-manager that died before answering, and the API tried another. The taskId
+        # is new, so the task is this request's exactly when it carries that taskId.
+        created = reply.created or task.task_id == spec.task_id
         return jsonify(taskId=task.task_id, status=task.status), 201 if created else 200
 
     # --8<-- [end:submit]

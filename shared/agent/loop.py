@@ -36,7 +36,7 @@ from shared.core import metrics
 from shared.core.config import Settings
 from shared.core.lifecycle import GracefulStop
 from shared.core.logs import task_log
-from shared.core.outages import Outage
+from shared.core.outages import Outage, redis_retry
 from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.traces import Headers, record_span
@@ -105,6 +105,8 @@ class Agent:
                 batch = self.consumer.poll(timeout_ms=self.settings.kafka_poll_ms, max_records=1)
             except KafkaError as exc:
                 self.slots.release()
+                if not exc.retriable:
+                    raise
                 kafka.failed(exc)  # the client reconnects by itself; nothing was read
                 continue
             kafka.recovered()
@@ -145,6 +147,7 @@ class Agent:
 
     # --8<-- [end:take]
 
+    @redis_retry(log)
     def is_current(self, dispatch: Dispatch) -> bool:
         task = self.store.get(dispatch.taskId)
         return (
@@ -182,7 +185,8 @@ class Agent:
         position = self.offsets.committable()
         if position is not None and position != self.committed:
             try:
-                self.consumer.commit({self.partition: OffsetAndMetadata(position, "", -1)})
+                offsets = {self.partition: OffsetAndMetadata(position, "", -1)}
+                self.consumer.commit(offsets, timeout_ms=self.settings.kafka_poll_ms)
             except KafkaError as exc:  # the broker is away: the next commit covers this one
                 log.warning("commit of offset %d failed (%s)", position, exc)
                 return

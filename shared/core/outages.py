@@ -3,17 +3,37 @@
 A loop that calls Redis, Kafka or ZooKeeper meets their outages: ``Outage`` turns each
 failed try into a pause that grows (0.5 s, 1 s, 2 s ... up to 10 s) and is cut short by
 SIGTERM, and says so in the log once when the server goes and once when it is back,
-not at every try.
+not at every try. ``redis_retry`` does the same for one step that must not be given up
+half done (it is retried until Redis answers).
+
+Only errors that mean "away" are waited out (a refused or lost connection, a timeout);
+any other error is a bug or a misconfiguration, and goes up.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from tenacity import before_sleep_log, retry, retry_if_exception_type, wait_exponential
 
 from shared.core.lifecycle import GracefulStop
 
 FIRST_PAUSE, LONGEST_PAUSE = 0.5, 10.0  # seconds
+REDIS_AWAY = (RedisConnectionError, RedisTimeoutError)
+
+
+def redis_retry(log: logging.Logger) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Retry the decorated step while Redis is away, with the same growing pause."""
+    return retry(
+        retry=retry_if_exception_type(REDIS_AWAY),
+        wait=wait_exponential(multiplier=FIRST_PAUSE, max=LONGEST_PAUSE),
+        before_sleep=before_sleep_log(log, logging.WARNING),
+    )
 
 
 class Outage:
@@ -31,6 +51,10 @@ class Outage:
             self.log.warning("%s unreachable (%s); trying again", self.server, exc)
         self.stop.wait(self.pause)
         self.pause = min(self.pause * 2, LONGEST_PAUSE)
+
+    def lasted(self) -> float:
+        """Seconds since the server went away (0 while it answers)."""
+        return time.monotonic() - self.since if self.since is not None else 0.0
 
     def recovered(self) -> None:
         """A try worked: if the server was away, say for how long."""

@@ -78,6 +78,7 @@ class System:
         self.procs: Processes | None = None
         self.current: dict[str, Proc] = {}
         self.victims: set[str] = set()  # agents killed or frozen
+        self.stopping = threading.Event()  # no restart, no fault once the run is over
         self.programs: dict[str, tuple[str, list[str], dict[str, str]]] = {}
 
     def start(self) -> None:
@@ -109,6 +110,8 @@ class System:
         self.run(name)
 
     def run(self, name: str) -> None:
+        if self.stopping.is_set():
+            return
         assert self.procs is not None
         module, args, env = self.programs[name]
         self.current[name] = self.procs.start(name, module, *args, PROCESS_NAME=name, **env)
@@ -118,7 +121,7 @@ class System:
     def kill(self, name: str) -> None:
         """kill -9, and a new start 3 s later."""
         self.current[name].kill()
-        threading.Timer(RESTART_AFTER, self.run, args=[name]).start()
+        later(RESTART_AFTER, self.run, name)
 
     def kill_busy_agent(self) -> str:
         name = "agent-1"
@@ -144,14 +147,22 @@ class System:
         self.victims.add(name)
         pid = self.current[name].process.pid
         os.kill(pid, signal.SIGSTOP)
-        threading.Timer(seconds, os.kill, args=[pid, signal.SIGCONT]).start()
+        later(seconds, os.kill, pid, signal.SIGCONT)
         return f"{name} frozen {seconds:g}s"
 
     def stop(self) -> None:
+        self.stopping.set()
         if self.procs is not None:
             self.procs.close()
         for service in reversed(list(self.servers.values())):
             self.launcher.stop(service)
+
+
+def later(seconds: float, act: Callable[..., object], *args: object) -> None:
+    """``act(*args)`` in ``seconds``, on a thread that does not keep the process alive."""
+    timer = threading.Timer(seconds, act, args=args)
+    timer.daemon = True
+    timer.start()
 
 
 def faults(system: System, seconds: float) -> list[tuple[float, str, Callable[[], str]]]:
@@ -241,13 +252,17 @@ def run(system: System, count: int, seconds: float) -> tuple[Outcome, list, floa
 
     def inject() -> None:
         for at, what, act in plan:
-            time.sleep(max(0.0, started + at - time.monotonic()))
+            if system.stopping.wait(max(0.0, started + at - time.monotonic())):
+                return
             wall = time.time()
-            detail = act()
+            try:
+                detail = act()
+            except Exception as exc:  # a fault that could not be made is reported, not fatal
+                detail = f"failed: {exc}"
             happened.append((time.monotonic() - started, wall, what, detail))
             click.echo(f"  {time.monotonic() - started:6.1f}s  {what}: {detail}")
 
-    injector = threading.Thread(target=inject, name="faults")
+    injector = threading.Thread(target=inject, name="faults", daemon=True)
     injector.start()
     with ThreadPoolExecutor(CLIENTS) as clients:
         for number in range(count):
@@ -269,7 +284,10 @@ def report(system: System, result: tuple[Outcome, list, float], seconds: float) 
             return False
 
     wait_until(ended, SETTLE, interval=2)
-    statuses = Counter(t.status if (t := store.get(i)) else "MISSING" for i in ids)
+    try:
+        statuses = Counter(t.status if (t := store.get(i)) else "MISSING" for i in ids)
+    except redis.RedisError as exc:
+        statuses = Counter({f"unknown (Redis: {exc})": len(ids)})
     stuck = sum(n for status, n in statuses.items() if status not in TERMINAL)
     lines = done_lines(system)
     runs: dict[str, list[tuple[int, str]]] = {}

@@ -20,13 +20,11 @@ import logging
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import CommitFailedError, KafkaError, RebalanceInProgressError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from tenacity import before_sleep_log, retry, retry_if_exception_type, wait_exponential
 
 from shared.core.config import Settings
 from shared.core.lifecycle import GracefulStop
 from shared.core.logs import task_log
-from shared.core.outages import Outage
+from shared.core.outages import Outage, redis_retry
 from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.traces import record_span
@@ -37,13 +35,6 @@ from shared.messaging.dead_letters import send_to_dead_letters
 from shared.messaging.messages import Heartbeat, InvalidMessage, StatusUpdate, parse_message
 
 log = logging.getLogger("task-manager")
-
-# While Redis is unreachable, wait and retry the same message: nothing is skipped.
-redis_retry = retry(
-    retry=retry_if_exception_type(RedisConnectionError),
-    wait=wait_exponential(multiplier=0.5, max=10),
-    before_sleep=before_sleep_log(log, logging.WARNING),
-)
 
 
 class StatusConsumer:
@@ -71,6 +62,8 @@ class StatusConsumer:
             try:
                 batch = self.consumer.poll(timeout_ms=self.settings.kafka_poll_ms)
             except KafkaError as exc:
+                if not exc.retriable:
+                    raise
                 kafka.failed(exc)  # the client reconnects by itself; nothing was read
                 continue
             kafka.recovered()
@@ -99,7 +92,7 @@ class StatusConsumer:
             log.warning("commit failed (%s); the next one covers this batch", exc)
 
     # --8<-- [start:handle]
-    @redis_retry
+    @redis_retry(log)  # while Redis is away, the same message waits: nothing is skipped
     def handle(self, record: ConsumerRecord) -> None:
         try:
             if record.topic == self.settings.status_topic:

@@ -24,6 +24,7 @@ from kafka.errors import KafkaError
 from shared.coordination.registry import AgentInfo
 from shared.core.config import Settings
 from shared.core.logs import task_log
+from shared.core.outages import redis_retry
 from shared.core.states import Status
 from shared.core.store import Outcome, Result
 from shared.core.task import Task
@@ -56,7 +57,13 @@ class KafkaDispatch:
             self.handover.requeue(as_scheduled, epoch)
             self.handover.drop(entry)
             return Outcome(Result.UNPUBLISHED, scheduled.status, scheduled.attempt)
-        self.handover.mark_dispatched(entry, task, agent)
+        self.mark_dispatched(entry, task, agent)
         return scheduled
 
     # --8<-- [end:dispatch]
+
+    @redis_retry(log)
+    def mark_dispatched(self, entry: str, task: Task, agent: AgentInfo) -> None:
+        """Once the message is published there is no going back: a new term would run the
+        task again. So this step waits for Redis, however long it is away."""
+        self.handover.mark_dispatched(entry, task, agent)

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from enum import StrEnum
 
 from opentelemetry import trace
-from redis.exceptions import RedisError
 
 from shared.coordination.election import Leadership
 from shared.coordination.registry import AgentDirectory, AgentInfo
@@ -28,7 +27,7 @@ from shared.core import metrics
 from shared.core.config import Settings
 from shared.core.keys import PENDING_QUEUE
 from shared.core.logs import task_log
-from shared.core.outages import Outage
+from shared.core.outages import REDIS_AWAY, Outage
 from shared.core.queues import parse_or_set_aside
 from shared.core.states import Status
 from shared.core.store import Outcome, Result
@@ -84,8 +83,10 @@ class Scheduler:
     def lead(self) -> None:
         """The leader's loop; returns as soon as leadership is in doubt.
 
-        Redis going away does not end the process: the leader keeps the lock, waits with
-        a growing pause, and starts a new term (a new epoch) once Redis answers again.
+        Redis going away does not end the process: the leader waits with a growing
+        pause and starts a new term (a new epoch) once Redis answers again. Away for
+        longer than a ZooKeeper session, it steps down, in case only its own link to
+        Redis is broken and another scheduler could lead.
         """
         metrics.LEADER_CHANGES.inc()
         metrics.IS_LEADER.set(1)
@@ -93,15 +94,19 @@ class Scheduler:
         try:
             while self.leadership.still_leading():
                 try:
-                    self.serve_term()
+                    epoch = self.handover.begin_term()
+                    redis.recovered()
+                    self.serve_term(epoch)
                     return
-                except RedisError as exc:
+                except REDIS_AWAY as exc:
+                    if redis.lasted() > self.settings.zk_session_timeout:
+                        log.warning("Redis away for %.0fs: stepping down", redis.lasted())
+                        return
                     redis.failed(exc)  # then a new term: a new epoch fences the old one
         finally:
             metrics.IS_LEADER.set(0)
 
-    def serve_term(self) -> None:
-        epoch = self.handover.begin_term()
+    def serve_term(self, epoch: int) -> None:
         log.info(
             "%s leads (epoch %d, strategy %s)",
             self.settings.scheduler_id,

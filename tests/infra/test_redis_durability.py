@@ -1,4 +1,9 @@
-"""An acknowledged submit survives ``kill -9`` of Redis with ``appendfsync always``."""
+"""An acknowledged submit survives ``kill -9`` of Redis with ``appendfsync always``.
+
+``kill -9`` of the process alone loses nothing that Redis wrote to its file before
+replying, under any fsync policy (only a crash of the machine tells them apart), so the
+test also checks that the launcher really set the policy.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ def test_every_acknowledged_submit_is_there_after_kill_9(tmp_path: Path) -> None
     launcher.start(server)
     try:
         store = TaskStore(redis.Redis.from_url(server.endpoint, decode_responses=True))
+        assert store.redis.config_get("appendfsync") == {"appendfsync": "always"}
         spec = {"name": "t", "type": "SHELL", "content": "true"}
         acknowledged = [
             store.create(TaskSpec.from_fields(spec), queue=PENDING_QUEUE)[0].taskId
