@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,22 @@ def kprocs(procs: Processes, kafka_env: dict[str, str]) -> Processes:
     return procs
 
 
+@contextmanager
+def emptied(redis_url: str) -> Iterator[None]:
+    """The session's Redis, empty for a module's stack and emptied again after it.
+
+    The queues' keys are the same for every stack: tasks a module leaves behind (queued,
+    or held by agents that are gone) would otherwise run on the next module's agents.
+    """
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    try:
+        yield
+    finally:
+        client.flushdb()
+        client.close()
+
+
 @dataclass
 class ApiStack:
     """A running phase 4 system: its processes and the API's base URL."""
@@ -67,7 +84,7 @@ def api_stack(
 ) -> Iterator[ApiStack]:
     """Phase 4 for a whole test module: 2 task-managers, 2 agents, a scheduler, the API."""
     port = free_port()
-    with private_zk_root(zk_hosts) as zk_root:
+    with private_zk_root(zk_hosts) as zk_root, emptied(redis_url):
         env = {
             "REDIS_URL": redis_url,
             "ZK_HOSTS": zk_root,

@@ -31,7 +31,7 @@ from shared.devtools.isolation import private_kafka_env, private_zk_root
 from shared.devtools.monitoring import query, targets, targets_problems, trace_services, value
 from shared.devtools.procs import Processes
 from shared.devtools.stacks import PHASE5, start_phase4
-from tests.e2e.conftest import FAST
+from tests.e2e.conftest import FAST, emptied
 from tests.e2e.test_dashboard import panel_queries
 
 ALERTS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "alerts.yml"
@@ -57,6 +57,7 @@ def phase5(
     workdir = tmp_path_factory.mktemp("phase5")
     with (
         private_zk_root(zk_hosts) as zk_root,
+        emptied(redis_url),
         local_server("prometheus", workdir / "servers", zk_hosts=zk_root) as prometheus,
         local_server("zipkin", workdir / "servers") as zipkin,
     ):
