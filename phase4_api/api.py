@@ -49,10 +49,15 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.fields = status, code, message, fields or {}
 
 
+RETRY_AFTER = "1"  # seconds a client waits before it tries a 503 again
+
+
 def error_response(status: int, code: str, message: str, fields: dict | None = None) -> Response:
     body = {"error": {"status": status, "code": code, "message": message, "fields": fields or {}}}
     response = jsonify(body)
     response.status_code = status
+    if status == 503:  # a dependency is away: the same request will work later
+        response.headers["Retry-After"] = RETRY_AFTER
     return response
 
 

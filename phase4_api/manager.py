@@ -33,7 +33,7 @@ from shared.manager.consumer import StatusConsumer
 from shared.messaging.clients import make_consumer, make_producer
 from shared.messaging.topics import ensure_topics
 from shared.rpc import task_service_pb2_grpc as pb_grpc
-from shared.rpc.interceptors import CallMetrics
+from shared.rpc.interceptors import CallMetrics, DependencyErrors
 from shared.rpc.service import TaskService
 
 log = logging.getLogger("phase4.manager")
@@ -55,7 +55,8 @@ def serve(settings: Settings) -> None:
     producer = make_producer(settings, client_id="task-manager")
     consumer = make_consumer(settings, settings.manager_group, client_id="task-manager")
 
-    server = grpc.server(ThreadPoolExecutor(settings.grpc_workers), interceptors=[CallMetrics()])
+    interceptors = [CallMetrics(), DependencyErrors()]  # counted with the code it ends with
+    server = grpc.server(ThreadPoolExecutor(settings.grpc_workers), interceptors=interceptors)
     service = TaskService(store, AgentDirectory(zk), producer, settings)
     pb_grpc.add_TaskServiceServicer_to_server(service, server)
     port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")

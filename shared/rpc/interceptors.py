@@ -1,4 +1,10 @@
-"""Counting every gRPC call the task-manager serves, by method and status code."""
+"""What every gRPC call the task-manager serves goes through: counting, and outages.
+
+* ``CallMetrics`` counts each call by method and status code, and times it.
+* ``DependencyErrors`` answers UNAVAILABLE when Redis or Kafka is away, instead of the
+  UNKNOWN an escaped exception gives: the caller then knows to try again later (the API
+  answers 503 with ``Retry-After``), where UNKNOWN would say "a bug" (500).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
+from kafka.errors import KafkaError
 
 from shared.core import metrics
+from shared.core.outages import REDIS_AWAY
 
 
 class CallMetrics(grpc.ServerInterceptor):
@@ -42,6 +50,36 @@ class CallMetrics(grpc.ServerInterceptor):
 
         return grpc.unary_unary_rpc_method_handler(
             counted,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class DependencyErrors(grpc.ServerInterceptor):
+    """A call that fails because Redis or Kafka is away ends UNAVAILABLE, with the reason."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+
+        def guarded(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                return inner(request, context)
+            except REDIS_AWAY as exc:
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"Redis is unreachable: {exc}")
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"Kafka is unreachable: {exc}")
+
+        return grpc.unary_unary_rpc_method_handler(
+            guarded,
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
