@@ -18,13 +18,14 @@ from kafka.errors import KafkaError
 from shared.core import metrics
 from shared.core.outages import REDIS_AWAY
 
+Behavior = Callable[[Any, grpc.ServicerContext], Any]
 
-class CallMetrics(grpc.ServerInterceptor):
-    """``taskflow_grpc_calls_total{method,code}`` and ``taskflow_grpc_call_seconds{method}``.
 
-    The service ends a refused call with ``context.abort``, which raises after setting the
-    code: the code is read back from the context, so NOT_FOUND counts as NOT_FOUND.
-    """
+class AroundCalls(grpc.ServerInterceptor):
+    """Wraps the behavior of every unary call (all of ``TaskService``'s are) in ``around``."""
+
+    def around(self, method: str, inner: Behavior) -> Behavior:
+        raise NotImplementedError
 
     def intercept_service(
         self,
@@ -34,9 +35,21 @@ class CallMetrics(grpc.ServerInterceptor):
         handler = continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
-        method = details.method.rsplit("/", 1)[-1]
-        inner = handler.unary_unary
+        return grpc.unary_unary_rpc_method_handler(
+            self.around(details.method.rsplit("/", 1)[-1], handler.unary_unary),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
 
+
+class CallMetrics(AroundCalls):
+    """``taskflow_grpc_calls_total{method,code}`` and ``taskflow_grpc_call_seconds{method}``.
+
+    The service ends a refused call with ``context.abort``, which raises after setting the
+    code: the code is read back from the context, so NOT_FOUND counts as NOT_FOUND.
+    """
+
+    def around(self, method: str, inner: Behavior) -> Behavior:
         def counted(request: Any, context: grpc.ServicerContext) -> Any:
             started, code = time.perf_counter(), grpc.StatusCode.OK
             try:
@@ -48,26 +61,13 @@ class CallMetrics(grpc.ServerInterceptor):
                 metrics.GRPC_CALLS.labels(method, code.name).inc()
                 metrics.GRPC_LATENCY.labels(method).observe(time.perf_counter() - started)
 
-        return grpc.unary_unary_rpc_method_handler(
-            counted,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return counted
 
 
-class DependencyErrors(grpc.ServerInterceptor):
+class DependencyErrors(AroundCalls):
     """A call that fails because Redis or Kafka is away ends UNAVAILABLE, with the reason."""
 
-    def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
-        handler = continuation(details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        inner = handler.unary_unary
-
+    def around(self, method: str, inner: Behavior) -> Behavior:
         def guarded(request: Any, context: grpc.ServicerContext) -> Any:
             try:
                 return inner(request, context)
@@ -78,8 +78,4 @@ class DependencyErrors(grpc.ServerInterceptor):
                     raise
                 context.abort(grpc.StatusCode.UNAVAILABLE, f"Kafka is unreachable: {exc}")
 
-        return grpc.unary_unary_rpc_method_handler(
-            guarded,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return guarded
