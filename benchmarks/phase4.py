@@ -24,7 +24,7 @@ from shared.core.waiting import wait_until
 from shared.devtools.infra.backends import server
 from shared.devtools.infra.ports import free_port
 from shared.devtools.procs import Processes
-from shared.devtools.stacks import start_phase4
+from shared.devtools.stacks import start_api_stack
 
 ENV = {
     "ZK_SESSION_TIMEOUT": "4",
@@ -60,7 +60,7 @@ def main(count: int, clients: int) -> None:
         }
         procs = Processes(env, work)
         stack.callback(procs.close)
-        url = start_phase4(procs, free_port())
+        url = start_api_stack(procs, free_port())
         session = requests.Session()
         tasks = f"{url}/api/v1/tasks"
 

@@ -35,7 +35,7 @@ from shared.devtools.infra.backends import local_server, server
 from shared.devtools.infra.ports import free_port
 from shared.devtools.isolation import private_kafka_env, private_zk_root
 from shared.devtools.procs import Processes
-from shared.devtools.stacks import PHASE4, PHASE5, start_phase4
+from shared.devtools.stacks import PHASE4, PHASE5, start_api_stack
 from shared.devtools.tasks import wait_all_terminal
 
 MODES = ("phase 4", "metrics", "metrics + traces", "metrics + 10% traces")
@@ -73,7 +73,7 @@ def one_run(mode: str, base: dict[str, str], work: Path, count: int, clients: in
         logs.mkdir(parents=True, exist_ok=True)
         procs = Processes(env, logs)
         stack.callback(procs.close)
-        url = start_phase4(procs, free_port(), modules, managers=1)
+        url = start_api_stack(procs, free_port(), modules, managers=1)
         store = TaskStore(redis.Redis.from_url(base["REDIS_URL"], decode_responses=True))
         drive(url, store, count // 5, clients)  # warm up: connections, caches, JIT of Lua
         return drive(url, store, count, clients)

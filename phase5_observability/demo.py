@@ -9,7 +9,6 @@ waits until every one has ended; then reads the numbers back from the API's
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import click
 import requests
@@ -17,20 +16,11 @@ import requests
 from shared.core.states import TERMINAL, Status
 from shared.core.waiting import wait_until
 from shared.devtools.monitoring import query, trace_services, value
+from shared.devtools.tasks import submit_through_api as submit
+from shared.devtools.tasks import task_through_api as task
 
 BURST = 40
 WAIT = 120.0  # seconds for every task to end (the timing-out one needs 2)
-
-
-def submit(api: str, name: str, content: str, **fields: Any) -> str:
-    body = {"name": name, "type": "SHELL", "content": content, **fields}
-    reply = requests.post(f"{api}/api/v1/tasks", json=body, timeout=10)
-    reply.raise_for_status()
-    return reply.json()["taskId"]
-
-
-def task(api: str, task_id: str) -> dict[str, Any]:
-    return requests.get(f"{api}/api/v1/tasks/{task_id}", timeout=10).json()
 
 
 def step(title: str) -> None:
@@ -44,12 +34,12 @@ def step(title: str) -> None:
 def main(api: str, prometheus: str, zipkin: str) -> None:
     step("submit: one succeeds, one fails, one times out, one is cancelled, a burst")
     ids = {
-        "succeeds": submit(api, "hello", "echo hello from $TASKFLOW_AGENT_ID"),
-        "fails": submit(api, "broken", "echo about to fail >&2; exit 3"),
-        "times out": submit(api, "slow", "sleep 30", timeout=2),
-        "cancelled": submit(api, "long", "sleep 60", timeout=120),
+        "succeeds": submit(api, "echo hello from $TASKFLOW_AGENT_ID", name="hello"),
+        "fails": submit(api, "echo about to fail >&2; exit 3", name="broken"),
+        "times out": submit(api, "sleep 30", name="slow", timeout=2),
+        "cancelled": submit(api, "sleep 60", name="long", timeout=120),
     }
-    burst = [submit(api, f"burst-{n}", f"echo {n}") for n in range(BURST)]
+    burst = [submit(api, f"echo {n}", name=f"burst-{n}") for n in range(BURST)]
     for what, task_id in ids.items():
         click.echo(f"  {what:<10} {task_id}")
     click.echo(f"  and {BURST} more, at once")

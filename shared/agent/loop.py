@@ -41,7 +41,7 @@ from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.traces import Headers, record_span
 from shared.execution.runner import execute
-from shared.messaging.clients import make_consumer, make_producer, record_lag
+from shared.messaging.clients import make_consumer, make_producer, poll_or_wait, record_lag
 from shared.messaging.dead_letters import send_to_dead_letters
 from shared.messaging.messages import Dispatch, InvalidMessage, parse_message
 from shared.messaging.offsets import OffsetTracker
@@ -101,15 +101,12 @@ class Agent:
             self.loop_seen = time.monotonic()
             if not self.slots.acquire(timeout=self.settings.queue_poll_seconds):
                 continue  # every slot is busy
-            try:
-                batch = self.consumer.poll(timeout_ms=self.settings.kafka_poll_ms, max_records=1)
-            except KafkaError as exc:
+            batch = poll_or_wait(
+                self.consumer, kafka, timeout_ms=self.settings.kafka_poll_ms, max_records=1
+            )
+            if batch is None:  # Kafka is away
                 self.slots.release()
-                if not exc.retriable:
-                    raise
-                kafka.failed(exc)  # the client reconnects by itself; nothing was read
                 continue
-            kafka.recovered()
             records = [record for records in batch.values() for record in records]
             if not records or not self.take(records[0]):
                 self.slots.release()

@@ -12,20 +12,17 @@ import logging
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
-from tenacity import before_sleep_log, retry, retry_if_exception_type, wait_exponential
 
 from shared.core.config import Settings
+from shared.core.outages import retry_while
 from shared.execution.executors import ExecutionResult
 from shared.messaging.clients import send_sync
 from shared.messaging.messages import Heartbeat, StatusUpdate
 
 log = logging.getLogger(__name__)
 
-_retry_forever = retry(
-    retry=retry_if_exception_type(KafkaError),
-    wait=wait_exponential(multiplier=0.5, max=10),
-    before_sleep=before_sleep_log(log, logging.WARNING),
-)
+# A report is retried until the broker has it: the outcome of a run is never dropped.
+_retry_forever = retry_while(lambda exc: isinstance(exc, KafkaError), log)
 
 
 class Reporter:

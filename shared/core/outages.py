@@ -19,7 +19,7 @@ from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from tenacity import before_sleep_log, retry, retry_if_exception_type, wait_exponential
+from tenacity import before_sleep_log, retry, retry_if_exception, wait_exponential
 
 from shared.core.lifecycle import GracefulStop
 
@@ -27,13 +27,18 @@ FIRST_PAUSE, LONGEST_PAUSE = 0.5, 10.0  # seconds
 REDIS_AWAY = (RedisConnectionError, RedisTimeoutError)
 
 
-def redis_retry(log: logging.Logger) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Retry the decorated step while Redis is away, with the same growing pause."""
+def retry_while(away: Callable[[BaseException], bool], log: logging.Logger) -> Any:
+    """A decorator: retry the step while ``away(error)``, with the same growing pause."""
     return retry(
-        retry=retry_if_exception_type(REDIS_AWAY),
+        retry=retry_if_exception(away),
         wait=wait_exponential(multiplier=FIRST_PAUSE, max=LONGEST_PAUSE),
         before_sleep=before_sleep_log(log, logging.WARNING),
     )
+
+
+def redis_retry(log: logging.Logger) -> Any:
+    """Retry the decorated step while Redis is away."""
+    return retry_while(lambda exc: isinstance(exc, REDIS_AWAY), log)
 
 
 class Outage:

@@ -118,23 +118,18 @@ class System:
 
     # --- faults -------------------------------------------------------------------------
 
-    def kill(self, name: str) -> None:
+    def kill(self, name: str) -> str:
         """kill -9, and a new start 3 s later."""
+        if name.startswith("agent"):
+            self.victims.add(name)
         self.current[name].kill()
         later(RESTART_AFTER, self.run, name)
-
-    def kill_busy_agent(self) -> str:
-        name = "agent-1"
-        self.victims.add(name)
-        self.kill(name)
         return name
 
     def kill_leader(self) -> str:
         schedulers = [self.current[f"scheduler-{n}"] for n in (1, 2)]
         leader = leader_of(schedulers)
-        name = leader.name if leader else "scheduler-1"
-        self.kill(name)
-        return name
+        return self.kill(leader.name if leader else "scheduler-1")
 
     def restart_server(self, name: str, down: float = 0.0) -> str:
         service = self.servers[name]
@@ -169,10 +164,10 @@ def faults(system: System, seconds: float) -> list[tuple[float, str, Callable[[]
     """(when, what, act): spread over the run like the 2-minute schedule they come from."""
     scale = seconds / 120
     plan: list[tuple[float, str, Callable[[], str]]] = [
-        (8, "kill -9 an agent", system.kill_busy_agent),
+        (8, "kill -9 an agent", lambda: system.kill("agent-1")),
         (18, "kill -9 the leader", system.kill_leader),
-        (28, "kill -9 a task-manager", lambda: system.kill("task-manager-1") or "task-manager-1"),
-        (38, "kill -9 the API", lambda: system.kill("api") or "api"),
+        (28, "kill -9 a task-manager", lambda: system.kill("task-manager-1")),
+        (38, "kill -9 the API", lambda: system.kill("api")),
         (48, "restart Kafka", lambda: system.restart_server("kafka")),
         (63, "stop ZooKeeper for 5 s", lambda: system.restart_server("zookeeper", 5)),
         (78, "freeze an agent for 8 s", lambda: system.freeze("agent-2", 8)),

@@ -14,15 +14,14 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import click
-import requests
 
-from shared.core.states import TERMINAL, Status
+from shared.core.states import Status
 from shared.core.waiting import wait_until
 from shared.devtools.monitoring import ROLES, trace_services, value
+from shared.devtools.tasks import run_through_api
 
 EXPR = "sum by (status) (rate(taskflow_tasks_finished_total[1m]))"
 SUCCEEDED = 'sum(taskflow_tasks_finished_total{status="SUCCESS"}) or vector(0)'
@@ -44,18 +43,9 @@ INSTALL = (
 
 def traced_task(api: str) -> str:
     """Submit one task, wait until it succeeded; its trace id (the Zipkin view to show)."""
-    body = {"name": "traced", "type": "SHELL", "content": "echo hello"}
-    reply = requests.post(f"{api}/api/v1/tasks", json=body, timeout=10)
-    reply.raise_for_status()
-    task_id = reply.json()["taskId"]
-
-    def ended() -> dict[str, Any] | None:
-        task = requests.get(f"{api}/api/v1/tasks/{task_id}", timeout=10).json()
-        return task if task["status"] in TERMINAL else None
-
-    task = wait_until(ended, WAIT, interval=0.2)
-    if not task or task["status"] != Status.SUCCESS:
-        raise click.ClickException(f"task {task_id} did not succeed: {task}")
+    task = run_through_api(api, "echo hello", name="traced")
+    if task["status"] != Status.SUCCESS:
+        raise click.ClickException(f"task {task['taskId']} did not succeed: {task}")
     if not task["traceId"]:
         raise click.ClickException("the task has no traceId: is ZIPKIN_ENDPOINT set?")
     return task["traceId"]

@@ -21,14 +21,15 @@ PHASE5 = {
 }
 
 
-def start_phase4(
+def start_api_stack(
     procs: Processes,
     port: int,
     modules: dict[str, str] = PHASE4,
     managers: int = 2,
     schedulers: int = 1,
 ) -> str:
-    """Task-managers, 2 agents, schedulers and the API; returns the API's URL when ready."""
+    """Phase 4 (or, with ``PHASE5``, phase 5): task-managers, 2 agents, schedulers and the
+    API; returns the API's URL when it answers."""
     for n in range(1, managers + 1):
         procs.start(f"manager-{n}", modules["manager"], PROCESS_NAME=f"task-manager-{n}")
     for n in (1, 2):

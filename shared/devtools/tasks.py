@@ -1,6 +1,13 @@
-"""Submitting tasks and waiting for them, for end-to-end tests and benchmarks."""
+"""Submitting tasks and waiting for them, for end-to-end tests, demos and benchmarks.
+
+Straight into the store (``submit``), or through the REST API (``*_through_api``).
+"""
 
 from __future__ import annotations
+
+from typing import Any
+
+import requests
 
 from shared.core.keys import PENDING_QUEUE
 from shared.core.states import TERMINAL
@@ -39,3 +46,29 @@ def start_agents(procs: Processes, module: str, count: int, **env: str) -> list[
     for agent in agents:
         assert agent.wait_for_log("registered /live-agents/", WAIT), agent.log()
     return agents
+
+
+def submit_through_api(api: str, content: str, name: str = "t", **fields: Any) -> str:
+    """POST a shell task to the API at ``api``; its taskId."""
+    body = {"name": name, "type": "SHELL", "content": content, **fields}
+    reply = requests.post(f"{api}/api/v1/tasks", json=body, timeout=10)
+    reply.raise_for_status()
+    return reply.json()["taskId"]
+
+
+def task_through_api(api: str, task_id: str) -> dict[str, Any]:
+    return requests.get(f"{api}/api/v1/tasks/{task_id}", timeout=10).json()
+
+
+def run_through_api(api: str, content: str, timeout: float = WAIT, **fields: Any) -> dict:
+    """Submit through the API and return the task once it has ended (or raise)."""
+    task_id = submit_through_api(api, content, **fields)
+
+    def ended() -> dict[str, Any] | None:
+        task = task_through_api(api, task_id)
+        return task if task["status"] in TERMINAL else None
+
+    task = wait_until(ended, timeout, interval=0.2)
+    if task is None:
+        raise TimeoutError(f"task {task_id} did not end within {timeout:g}s")
+    return task

@@ -30,7 +30,7 @@ from shared.core.store import TaskStore
 from shared.core.traces import record_span
 from shared.manager.heartbeats import record as record_heartbeat
 from shared.manager.reports import apply_report
-from shared.messaging.clients import record_lag, subscribe_when_known
+from shared.messaging.clients import poll_or_wait, record_lag, subscribe_when_known
 from shared.messaging.dead_letters import send_to_dead_letters
 from shared.messaging.messages import Heartbeat, InvalidMessage, StatusUpdate, parse_message
 
@@ -59,14 +59,9 @@ class StatusConsumer:
         log.info("task-manager consuming status updates and heartbeats")
         kafka = Outage("Kafka", self.stop, log)
         while not self.stop.stopping:
-            try:
-                batch = self.consumer.poll(timeout_ms=self.settings.kafka_poll_ms)
-            except KafkaError as exc:
-                if not exc.retriable:
-                    raise
-                kafka.failed(exc)  # the client reconnects by itself; nothing was read
+            batch = poll_or_wait(self.consumer, kafka, timeout_ms=self.settings.kafka_poll_ms)
+            if batch is None:  # Kafka is away
                 continue
-            kafka.recovered()
             for records in batch.values():
                 for record in records:
                     self.handle(record)

@@ -17,9 +17,11 @@ import logging
 import time
 
 from kafka import KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
 
 from shared.core.config import Settings
 from shared.core.metrics import CONSUMER_LAG
+from shared.core.outages import Outage
 from shared.core.traces import context_headers
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,23 @@ def send_sync(
         headers=context_headers(),
     )
     future.get(timeout=SEND_TIMEOUT)
+
+
+def poll_or_wait(consumer: KafkaConsumer, kafka: Outage, **poll: int) -> dict | None:
+    """One ``poll``; or, if the broker is away, ``None`` after waiting out one more pause.
+
+    Nothing was read then, and the client reconnects by itself; an error that does not
+    mean "away" goes up.
+    """
+    try:
+        batch = consumer.poll(**poll)
+    except KafkaError as exc:
+        if not exc.retriable:
+            raise
+        kafka.failed(exc)
+        return None
+    kafka.recovered()
+    return batch
 
 
 def record_lag(consumer: KafkaConsumer, group: str) -> None:

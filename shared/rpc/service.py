@@ -31,7 +31,6 @@ from shared.scheduling.handover import Handover
 
 log = logging.getLogger("task-service")
 
-NOT_STARTED = (Status.PENDING, Status.SCHEDULED, Status.DISPATCHED)
 RETRYABLE = (Status.FAILED, Status.CANCELLED)
 MAX_PAGE = 200
 CANCEL_ROUNDS = 5  # re-reads when the task moves while being cancelled

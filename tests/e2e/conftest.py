@@ -15,7 +15,7 @@ from shared.core.store import TaskStore
 from shared.devtools.infra.ports import free_port
 from shared.devtools.isolation import private_kafka_env, private_zk_root
 from shared.devtools.procs import Processes
-from shared.devtools.stacks import start_phase4
+from shared.devtools.stacks import start_api_stack
 
 # Short timeouts so failover happens in seconds (ZooKeeper's minimum session is 2 ticks).
 FAST = {
@@ -93,7 +93,7 @@ def api_stack(
         }
         procs = Processes(env, tmp_path_factory.mktemp("phase4"))
         try:
-            url = start_phase4(procs, port)
+            url = start_api_stack(procs, port)
             store = TaskStore(redis.Redis.from_url(redis_url, decode_responses=True))
             yield ApiStack(url, procs, store)
         finally:

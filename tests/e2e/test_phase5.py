@@ -23,14 +23,14 @@ from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.core.config import Settings
-from shared.core.states import TERMINAL
 from shared.core.waiting import wait_until
 from shared.devtools.infra.backends import local_server
 from shared.devtools.infra.ports import free_port
 from shared.devtools.isolation import private_kafka_env, private_zk_root
 from shared.devtools.monitoring import query, targets, targets_problems, trace_services, value
 from shared.devtools.procs import Processes
-from shared.devtools.stacks import PHASE5, start_phase4
+from shared.devtools.stacks import PHASE5, start_api_stack
+from shared.devtools.tasks import run_through_api
 from tests.e2e.conftest import FAST, emptied
 from tests.e2e.test_dashboard import panel_queries
 
@@ -72,7 +72,7 @@ def phase5(
         }
         procs = Processes(env, workdir)
         try:
-            url = start_phase4(procs, free_port(), PHASE5, managers=1, schedulers=2)
+            url = start_api_stack(procs, free_port(), PHASE5, managers=1, schedulers=2)
             yield Observed(url, prometheus, zipkin, procs, env)
         finally:
             procs.close()
@@ -80,16 +80,7 @@ def phase5(
 
 def run(stack: Observed, content: str, **fields: object) -> dict:
     """Submit through the API and return the task once it has ended."""
-    body = {"name": "t", "type": "SHELL", "content": content, **fields}
-    task_id = requests.post(f"{stack.url}/api/v1/tasks", json=body, timeout=10).json()["taskId"]
-
-    def ended() -> dict | None:
-        task = requests.get(f"{stack.url}/api/v1/tasks/{task_id}", timeout=10).json()
-        return task if task["status"] in TERMINAL else None
-
-    task = wait_until(ended, 60, interval=0.2)
-    assert task, f"task {task_id} did not end"
-    return task
+    return run_through_api(stack.url, content, **fields)
 
 
 def test_every_role_is_discovered_in_zookeeper_and_up(phase5: Observed) -> None:
