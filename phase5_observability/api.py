@@ -1,4 +1,4 @@
-"""Phase 5 REST API: the phase 4 API, observed, plus ``GET /api/v1/stats``.
+"""Phase 5 REST API: the phase 4 API, observed, plus statistics and execution history.
 
 Run it with gunicorn (``make phase5-up`` does):
 ``gunicorn -b 127.0.0.1:8000 'phase5_observability.api:create_app()'``. Each gunicorn
@@ -12,7 +12,9 @@ What phase 5 adds to the app phase 4 builds:
 * every request is a span (OpenTelemetry's Flask instrumentation), the root of the
   trace that follows a submitted task to its end;
 * ``GET /api/v1/stats``: counts by status and type, what finished in the last minute,
-  the success ratio, the live agents with their load, and the leader.
+  the success ratio, the live agents with their load, and the leader;
+* ``GET /api/v1/tasks/{id}/runs``: every ended attempt of a task (agent, times, exit
+  code, error), oldest first.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from shared.core.states import Status
 from shared.observability.process import observed
 from shared.rpc import task_service_pb2 as pb
 from shared.rpc.client import TaskManagerClient
+from shared.rpc.convert import to_json
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 NOT_TRACED = "healthz,readyz"  # probes every few seconds would bury the tasks' traces
@@ -63,6 +66,11 @@ def create_app(settings: Settings | None = None) -> Flask:
         return jsonify(stats_json(call_manager(client, "Stats", pb.StatsRequest())))
 
     # --8<-- [end:stats]
+
+    @app.get("/api/v1/tasks/<task_id>/runs")
+    def runs(task_id: str) -> Response:
+        reply = call_manager(client, "Runs", pb.TaskRef(task_id=task_id))
+        return jsonify({"taskId": task_id, "runs": [to_json(run) for run in reply.runs]})
 
     app.view_functions["openapi"] = lambda: jsonify(document())
     return app

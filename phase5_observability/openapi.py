@@ -1,4 +1,4 @@
-"""Phase 5's OpenAPI document: phase 4's, plus ``GET /api/v1/stats``."""
+"""Phase 5's OpenAPI document: phase 4's, plus the statistics and a task's runs."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from phase4_api import openapi, schemas
 from phase4_api.openapi import REF, reply
+from shared.core.states import Ending
 
 
 class TaskCountView(BaseModel):
@@ -39,6 +40,36 @@ class StatsView(BaseModel):
     leader: str | None = Field(description="the leading scheduler; null when none leads")
 
 
+class RunView(BaseModel):
+    """One ended attempt of a task."""
+
+    attempt: int
+    status: Ending = Field(description="LOST: its agent died or fell silent; failed over")
+    agentId: str
+    scheduledAt: int | None = Field(description="ms since the epoch")
+    startedAt: int | None
+    finishedAt: int | None
+    exitCode: int | None
+    error: str
+
+
+class RunList(BaseModel):
+    taskId: str
+    runs: list[RunView] = Field(description="oldest first")
+
+
+RUNS = {
+    "parameters": [openapi.TASK_ID],
+    "get": {
+        "summary": "Every ended attempt of a task: its execution history",
+        "responses": {
+            "200": reply("the task's runs", RunList),
+            **openapi.NOT_FOUND,
+            **openapi.ERRORS,
+        },
+    },
+}
+
 STATS = {
     "get": {
         "summary": "Counts by status and type, recent throughput, agents and the leader",
@@ -53,7 +84,9 @@ STATS = {
 def document() -> dict[str, Any]:
     extended = copy.deepcopy(openapi.document())
     extended["paths"]["/api/v1/stats"] = STATS
-    schema = StatsView.model_json_schema(ref_template=REF)
-    extended["components"]["schemas"].update(schema.pop("$defs", {}))
-    extended["components"]["schemas"]["StatsView"] = schema
+    extended["paths"]["/api/v1/tasks/{taskId}/runs"] = RUNS
+    for model in (StatsView, RunList):
+        schema = model.model_json_schema(ref_template=REF)
+        extended["components"]["schemas"].update(schema.pop("$defs", {}))
+        extended["components"]["schemas"][model.__name__] = schema
     return extended

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     task_max_content_bytes: int = Field(64 * 1024, gt=0, description="largest task content")
     task_output_limit: int = Field(64 * 1024, gt=0, description="stdout/stderr bytes kept")
     task_kill_grace: float = Field(2.0, ge=0, description="seconds from SIGTERM to SIGKILL")
+    retry_base_seconds: float = Field(1.0, gt=0, description="bound of a first retry's wait")
+    retry_factor: float = Field(2.0, ge=1, description="each retry multiplies the bound by this")
+    retry_cap_seconds: float = Field(300.0, gt=0, description="largest backoff bound")
 
     # --- phase 1 ---
     queue_poll_seconds: float = Field(1.0, gt=0, description="BRPOP timeout; bounds SIGTERM delay")

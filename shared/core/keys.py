@@ -15,6 +15,8 @@
 | ``agent:{id}``          | hash   | phase 3: an agent's last heartbeat (load, lastSeen)  |
 | ``stats:tasks``         | hash   | ``<type>:<status>`` -> how many tasks are in it now  |
 | ``stats:finished:{st}`` | zset   | attempts that ended in status st, last 5 min, by time |
+| ``runs:{taskId}``       | list   | one JSON entry per ended attempt: agent, times, exit |
+| ``queue:retry``         | zset   | tasks waiting to retry, scored by ``nextAttemptAt``  |
 """
 
 from __future__ import annotations
@@ -29,10 +31,15 @@ ASSIGNED_PREFIX = "assigned:"
 TASK_COUNTS = "stats:tasks"
 # zsets of the attempts that ended lately, one per final status (SUCCESS, FAILED, CANCELLED)
 FINISHED = ("stats:finished:SUCCESS", "stats:finished:FAILED", "stats:finished:CANCELLED")
+RETRY_QUEUE = "queue:retry"
 
 
 def task_key(task_id: str) -> str:
     return f"task:{task_id}"
+
+
+def runs_key(task_id: str) -> str:
+    return f"runs:{task_id}"
 
 
 def request_key(request_id: str) -> str:

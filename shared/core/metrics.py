@@ -50,6 +50,11 @@ TASK_LATENCY = Histogram(
     ["type", "status"],
     buckets=RUN_BUCKETS,
 )
+TASK_RETRIES = Counter(
+    "taskflow_task_retries_total",
+    "Failed attempts that will run again after a backoff (maxRetries not spent)",
+    ["type"],
+)
 STATUS_UPDATES = Counter(
     "taskflow_status_updates_total",
     "Agents' status reports, by what the store did (ok, stale, forbidden, ...)",

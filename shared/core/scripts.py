@@ -7,10 +7,10 @@ functions it calls (``move.lua`` for any status change): ``script(redis, "create
 registers ``lua/create.lua``; ``script(redis, "dispatch", LUA_DIR / "move.lua", ...)``
 puts those files in front.
 
-A script that includes ``move.lua`` also gets the statistics keys that ``move`` keeps
-up to date (``stats:tasks`` and the ``stats:finished:*`` zsets), appended after the caller's
-own keys, so no caller has to remember them and every key a script touches is still
-declared.
+A script that includes ``move.lua`` also gets the keys that ``move`` keeps up to date
+(the task's ``runs:{taskId}``, ``stats:tasks`` and the ``stats:finished:*`` zsets), appended
+after the caller's own keys, so no caller has to remember them and every key a script
+touches is still declared. The first key of such a script is always the task it moves.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 from redis import Redis
 from redis.commands.core import Script
 
-from shared.core.keys import FINISHED, TASK_COUNTS
+from shared.core.keys import FINISHED, TASK_COUNTS, runs_key
 
 LUA_DIR = Path(__file__).parent / "lua"
 MOVE = LUA_DIR / "move.lua"
@@ -36,13 +36,14 @@ def source(*files: Path) -> str:
 
 
 class MovingScript:
-    """A script that moves tasks: ``move``'s statistics keys go after the caller's keys."""
+    """A script that moves a task: ``move``'s own keys go after the caller's keys."""
 
     def __init__(self, script: Script) -> None:
         self.script = script
 
     def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        return self.script(keys=[*keys, TASK_COUNTS, *FINISHED], args=args)
+        task_id = keys[0].removeprefix("task:")
+        return self.script(keys=[*keys, runs_key(task_id), TASK_COUNTS, *FINISHED], args=args)
 
 
 def script(redis: Redis, path: Path, *libraries: Path) -> Script | MovingScript:

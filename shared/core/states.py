@@ -41,6 +41,16 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
 }
 # --8<-- [end:transitions]
 
+
+class Ending(StrEnum):
+    """How one attempt ended, as the task's runs (its execution history) record it."""
+
+    SUCCESS = "SUCCESS"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    LOST = "LOST"  # its agent died, lost its session or fell silent: failed over
+
+
 TERMINAL: frozenset[Status] = frozenset({Status.SUCCESS, Status.FAILED, Status.CANCELLED})
 # Held by an agent: what failover takes back when that agent dies.
 IN_FLIGHT: frozenset[Status] = frozenset({Status.SCHEDULED, Status.DISPATCHED, Status.RUNNING})

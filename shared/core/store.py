@@ -20,22 +20,25 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from redis import Redis
 
 from shared.core.keys import (
     FINISHED,
+    RETRY_QUEUE,
     TASK_COUNTS,
     TASK_INDEX,
     assigned_key,
     index_member,
     request_key,
+    runs_key,
     task_key,
 )
+from shared.core.runs import Run
 from shared.core.scripts import LUA_DIR, MOVE, script
-from shared.core.states import IN_FLIGHT, TERMINAL, Status, sources_of
+from shared.core.states import IN_FLIGHT, TERMINAL, Ending, Status, sources_of
 from shared.core.task import RESULT_FIELDS, Task, TaskSpec
 from shared.core.waiting import wait_until
 
@@ -43,6 +46,7 @@ LIST_BATCH = 100  # index entries read per round trip while listing
 
 CREATE = LUA_DIR / "create.lua"
 TRANSITION = LUA_DIR / "transition.lua"
+RETRY_LATER = LUA_DIR / "retry_later.lua"
 
 
 class Result(StrEnum):
@@ -98,6 +102,7 @@ class TaskStore:
         self.redis = redis
         self._create = script(redis, CREATE)
         self._transition = script(redis, TRANSITION, MOVE)
+        self._retry_later = script(redis, RETRY_LATER, MOVE)
 
     def create(self, spec: TaskSpec, queue: str = "") -> tuple[Task, bool]:
         """Store a new PENDING task and, in the same step, LPUSH it onto ``queue``.
@@ -121,6 +126,10 @@ class TaskStore:
     def get(self, task_id: str) -> Task | None:
         data = self.redis.hgetall(task_key(task_id))
         return Task.from_hash(data) if data else None
+
+    def runs(self, task_id: str) -> list[Run]:
+        """The task's ended attempts, oldest first (its execution history)."""
+        return [Run.from_json(raw) for raw in self.redis.lrange(runs_key(task_id), 0, -1)]
 
     # --8<-- [start:list]
     def list(
@@ -207,6 +216,36 @@ class TaskStore:
         keys = [task_key(task_id), assigned_key(spec.agent)]
         return Outcome.parse(self._transition(keys=keys, args=[spec.to_json()]))
 
+    # --8<-- [start:retry_later]
+    def retry_later(
+        self, task: Task, agent: str, result: Mapping[str, object], backoff: float
+    ) -> Outcome:
+        """End the RUNNING attempt as FAILED and queue a new one, due in ``backoff`` s.
+
+        One step: the failure goes into the task's runs, the task is PENDING again as
+        ``attempt + 1`` with one more retry used, and its entry waits in ``queue:retry``
+        (scored by ``nextAttemptAt``) for the leader to move it to pending. No thread
+        waits out the backoff.
+        """
+        failure = {key: str(value) for key, value in result.items()}
+        retry = task.retries + 1
+        why = failure.get("error", "")
+        note = f"attempt {task.attempt} failed ({why}); retry {retry} of {task.maxRetries}"
+        spec = move_spec(
+            Status.PENDING,
+            task.attempt,
+            Status.RUNNING,
+            {"retries": retry, "error": note},
+            agent,
+            Ending.FAILED,
+        )
+        spec = replace(spec, result=failure)
+        keys = [task_key(task.taskId), assigned_key(agent), RETRY_QUEUE]
+        args = [spec.to_json(), int(backoff * 1000), task.spec().to_json()]
+        return Outcome.parse(self._retry_later(keys=keys, args=args))
+
+    # --8<-- [end:retry_later]
+
 
 @dataclass(frozen=True)
 class MoveSpec:
@@ -217,6 +256,17 @@ class MoveSpec:
     sources: list[Status]
     fields: dict[str, str]
     agent: str
+    ending: Ending = Ending.LOST  # how an attempt taken back from its agent ended
+    result: dict[str, str] = field(default_factory=dict)  # the ended attempt's, for its run
+
+    def ends(self) -> dict[str, str]:
+        """Current status -> the attempt's ending, for the sources this move ends one from."""
+        if self.target in TERMINAL:
+            return {source.value: self.target.value for source in self.sources}
+        if self.target is Status.PENDING:
+            taken_back = [source for source in self.sources if source in IN_FLIGHT]
+            return {source.value: self.ending.value for source in taken_back}
+        return {}
 
     def to_json(self) -> str:
         restart = self.target is Status.PENDING  # back to the queue: a new attempt
@@ -230,6 +280,8 @@ class MoveSpec:
                 "holds": self.target in IN_FLIGHT,
                 "restart": restart,
                 "clear": list(RESULT_FIELDS) if restart else [],
+                "ends": self.ends(),
+                "result": self.result,
             }
         )
 
@@ -240,8 +292,13 @@ def move_spec(
     expected: Status | None = None,
     fields: Mapping[str, object] | None = None,
     agent: str = "",
+    ending: Ending = Ending.LOST,
 ) -> MoveSpec:
-    """Check a move against the transition table and describe it for the Lua ``move``."""
+    """Check a move against the transition table and describe it for the Lua ``move``.
+
+    ``ending`` says how the attempt ended when the move takes it back from its agent to
+    PENDING: LOST for a failover, FAILED for an automatic retry.
+    """
     allowed = sources_of(target)
     if expected is not None:
         if expected not in allowed:
@@ -254,4 +311,4 @@ def move_spec(
     agent = agent or named
     if agent and target in IN_FLIGHT:
         values["agentId"] = agent  # the hash names the agent whose set holds the task
-    return MoveSpec(target, int(attempt), allowed, values, agent)
+    return MoveSpec(target, int(attempt), allowed, values, agent, ending)

@@ -150,11 +150,13 @@ class Task:
     timeout: float
     maxRetries: int = 0
     attempt: int = 1
+    retries: int = 0  # automatic retries used (of maxRetries)
     status: str = Status.PENDING.value
     createdAt: int = 0
     requestId: str = ""
     traceParent: str = ""  # the submit's span, W3C traceparent ('' when not traced)
-    # the current attempt: who holds it, when it moved, how it ended
+    # the current attempt: when it may start (a retry), who holds it, when it moved, how it ended
+    nextAttemptAt: int | None = _result()
     agentId: str = _result("")
     agentSession: str = _result("")
     scheduledAt: int | None = _result()

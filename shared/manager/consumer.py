@@ -99,7 +99,7 @@ class StatusConsumer:
             send_to_dead_letters(self.producer, self.settings, record, str(exc))
 
     def apply(self, report: StatusUpdate) -> None:
-        outcome = apply_report(self.store, report)
+        outcome = apply_report(self.store, report, self.settings)
         tlog = task_log(log, report.taskId, report.attempt)
         if outcome.ok:
             tlog.info("%s from %s", report.status, report.agentId)

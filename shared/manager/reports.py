@@ -5,6 +5,10 @@ with the fenced transitions of the store, so:
 
 * a duplicate is refused (the task is already in that status);
 * a report of an attempt that is no longer current is refused (``stale``);
+* a FAILED report of a task with retries left (``maxRetries``) does not end the task:
+  the attempt is recorded as failed and a new one waits out its backoff in
+  ``queue:retry`` (``shared/core/retries.py``); the last failure says how many retries
+  were spent;
 * a report that skips a step is completed: an agent that reports SUCCESS has run the
   task, so a task still SCHEDULED or DISPATCHED (its RUNNING report late, or the leader
   not done recording the dispatch) walks through the missing steps first, each one
@@ -14,6 +18,8 @@ with the fenced transitions of the store, so:
 from __future__ import annotations
 
 from shared.core import metrics
+from shared.core.config import Settings, get_settings
+from shared.core.retries import retry_delay
 from shared.core.states import TERMINAL, Status
 from shared.core.store import Outcome, Result, TaskStore
 from shared.core.task import Task
@@ -24,7 +30,10 @@ ON_AGENT = [Status.SCHEDULED, Status.DISPATCHED, Status.RUNNING]
 
 
 # --8<-- [start:apply]
-def apply_report(store: TaskStore, report: StatusUpdate) -> Outcome:
+def apply_report(
+    store: TaskStore, report: StatusUpdate, settings: Settings | None = None
+) -> Outcome:
+    settings = settings or get_settings()
     target = Status(report.status)
     task = store.get(report.taskId)
     if task is None:
@@ -39,12 +48,18 @@ def apply_report(store: TaskStore, report: StatusUpdate) -> Outcome:
         steps.append(target)
     outcome = Outcome(Result.FORBIDDEN, task.state, task.attempt)
     for step in steps:
+        if step is Status.FAILED and task.retries < task.maxRetries:
+            delay = retry_delay(task.retries + 1, settings)
+            outcome = store.retry_later(task, report.agentId, _fields(step, report, task), delay)
+            if outcome.ok:
+                metrics.TASK_RETRIES.labels(task.type).inc()
+            break
         outcome = store.transition(
             report.taskId,
             step,
             attempt=report.attempt,
             expected=ON_AGENT[ON_AGENT.index(step) - 1] if step in ON_AGENT else Status.RUNNING,
-            fields=_fields(step, report),
+            fields=_fields(step, report, task),
             agent=report.agentId,
         )
         if not outcome.ok or step is target:
@@ -67,7 +82,7 @@ def count(before: Task, report: StatusUpdate, outcome: Outcome) -> None:
     first = before.attempt == 1
     if before.startedAt is None and first:
         metrics.TASK_START_LATENCY.labels(before.type).observe(seconds(started - before.createdAt))
-    status = Status(report.status)
+    status = outcome.status  # PENDING when a failure is retried later: not an end
     if status in TERMINAL:
         metrics.TASKS_FINISHED.labels(before.type, status.value).inc()
         metrics.TASK_RUN.labels(before.type, status.value).observe(seconds(report.at - started))
@@ -81,7 +96,7 @@ def seconds(milliseconds: int) -> float:
     return max(milliseconds, 0) / 1000
 
 
-def _fields(step: Status, report: StatusUpdate) -> dict[str, object]:
+def _fields(step: Status, report: StatusUpdate, task: Task) -> dict[str, object]:
     if step is Status.DISPATCHED:
         return {}
     if step is Status.RUNNING:
@@ -94,4 +109,6 @@ def _fields(step: Status, report: StatusUpdate) -> dict[str, object]:
     }
     if report.exitCode is not None:
         fields["exitCode"] = report.exitCode
+    if step is Status.FAILED and task.retries:
+        fields["error"] = f"{report.error}; gave up after {task.retries} retries"
     return fields

@@ -12,6 +12,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
+from shared.core.runs import Run
 from shared.core.task import Task, TaskSpec
 from shared.rpc import task_service_pb2 as pb
 
@@ -28,6 +29,7 @@ def camel_fields(message: type[Message]) -> dict[str, str]:
 
 
 TASK_FIELDS = camel_fields(pb.Task)
+RUN_FIELDS = camel_fields(pb.Run)
 SUBMIT_FIELDS = camel_fields(pb.SubmitRequest)
 SUBMIT_FIELD_OF = {name: field for field, name in SUBMIT_FIELDS.items()}  # camelCase -> proto
 
@@ -37,7 +39,12 @@ def to_proto(task: Task) -> pb.Task:
     return pb.Task(**{field: value for field, value in values.items() if value is not None})
 
 
-def to_json(message: pb.Task) -> dict[str, object]:
+def run_to_proto(run: Run) -> pb.Run:
+    values = {field: getattr(run, attribute) for field, attribute in RUN_FIELDS.items()}
+    return pb.Run(**{field: value for field, value in values.items() if value is not None})
+
+
+def to_json(message: Message) -> dict[str, object]:
     """The REST representation: camelCase, ``null`` for what is not known yet."""
     result: dict[str, object] = {}
     for field in message.DESCRIPTOR.fields:

@@ -1,4 +1,4 @@
-"""The task-manager's gRPC service: submit, get, list, cancel, retry, list agents.
+"""The task-manager's gRPC service: submit, get, list, cancel, retry, runs, agents, stats.
 
 Every method works on the store's atomic, fenced transitions, so a call repeated on
 another instance (the API retries when one is gone) changes nothing the second time:
@@ -26,7 +26,7 @@ from shared.messaging.clients import send_sync
 from shared.messaging.messages import Cancel
 from shared.rpc import task_service_pb2 as pb
 from shared.rpc import task_service_pb2_grpc as pb_grpc
-from shared.rpc.convert import submitted_fields, to_proto
+from shared.rpc.convert import run_to_proto, submitted_fields, to_proto
 from shared.scheduling.handover import Handover
 
 log = logging.getLogger("task-service")
@@ -143,6 +143,10 @@ class TaskService(pb_grpc.TaskServiceServicer):
         return pb.TaskReply(task=to_proto(self._task(task.taskId, context)))
 
     # --8<-- [end:retry]
+
+    def Runs(self, request: pb.TaskRef, context: grpc.ServicerContext) -> pb.RunsReply:
+        task = self._task(request.task_id, context)
+        return pb.RunsReply(runs=[run_to_proto(run) for run in self.store.runs(task.taskId)])
 
     def ListAgents(
         self, request: pb.ListAgentsRequest, context: grpc.ServicerContext

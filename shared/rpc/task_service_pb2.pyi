@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "name", "type", "content", "timeout", "max_retries", "attempt", "status", "agent_id", "exit_code", "stdout", "stderr", "error", "created_at", "started_at", "finished_at", "request_id", "trace_id")
+    __slots__ = ("task_id", "name", "type", "content", "timeout", "max_retries", "attempt", "status", "agent_id", "exit_code", "stdout", "stderr", "error", "created_at", "started_at", "finished_at", "request_id", "trace_id", "retries", "next_attempt_at")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,8 @@ class Task(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    RETRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     name: str
     type: str
@@ -44,7 +46,35 @@ class Task(_message.Message):
     finished_at: int
     request_id: str
     trace_id: str
-    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., content: _Optional[str] = ..., timeout: _Optional[float] = ..., max_retries: _Optional[int] = ..., attempt: _Optional[int] = ..., status: _Optional[str] = ..., agent_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[int] = ..., started_at: _Optional[int] = ..., finished_at: _Optional[int] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ...) -> None: ...
+    retries: int
+    next_attempt_at: int
+    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., content: _Optional[str] = ..., timeout: _Optional[float] = ..., max_retries: _Optional[int] = ..., attempt: _Optional[int] = ..., status: _Optional[str] = ..., agent_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[int] = ..., started_at: _Optional[int] = ..., finished_at: _Optional[int] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., retries: _Optional[int] = ..., next_attempt_at: _Optional[int] = ...) -> None: ...
+
+class Run(_message.Message):
+    __slots__ = ("attempt", "status", "agent_id", "scheduled_at", "started_at", "finished_at", "exit_code", "error")
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_AT_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    attempt: int
+    status: str
+    agent_id: str
+    scheduled_at: int
+    started_at: int
+    finished_at: int
+    exit_code: int
+    error: str
+    def __init__(self, attempt: _Optional[int] = ..., status: _Optional[str] = ..., agent_id: _Optional[str] = ..., scheduled_at: _Optional[int] = ..., started_at: _Optional[int] = ..., finished_at: _Optional[int] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+
+class RunsReply(_message.Message):
+    __slots__ = ("runs",)
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    runs: _containers.RepeatedCompositeFieldContainer[Run]
+    def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
     __slots__ = ("task_id", "name", "type", "content", "timeout", "max_retries", "request_id")

@@ -69,6 +69,11 @@ class TaskServiceStub:
                 request_serializer=shared_dot_rpc_dot_task__service__pb2.StatsRequest.SerializeToString,
                 response_deserializer=shared_dot_rpc_dot_task__service__pb2.StatsReply.FromString,
                 _registered_method=True)
+        self.Runs = channel.unary_unary(
+                '/taskflow.v1.TaskService/Runs',
+                request_serializer=shared_dot_rpc_dot_task__service__pb2.TaskRef.SerializeToString,
+                response_deserializer=shared_dot_rpc_dot_task__service__pb2.RunsReply.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -121,6 +126,13 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Runs(self, request, context):
+        """Every ended attempt of a task, oldest first: its execution history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -158,6 +170,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=shared_dot_rpc_dot_task__service__pb2.StatsRequest.FromString,
                     response_serializer=shared_dot_rpc_dot_task__service__pb2.StatsReply.SerializeToString,
+            ),
+            'Runs': grpc.unary_unary_rpc_method_handler(
+                    servicer.Runs,
+                    request_deserializer=shared_dot_rpc_dot_task__service__pb2.TaskRef.FromString,
+                    response_serializer=shared_dot_rpc_dot_task__service__pb2.RunsReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -349,6 +366,33 @@ class TaskService:
             '/taskflow.v1.TaskService/Stats',
             shared_dot_rpc_dot_task__service__pb2.StatsRequest.SerializeToString,
             shared_dot_rpc_dot_task__service__pb2.StatsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Runs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskflow.v1.TaskService/Runs',
+            shared_dot_rpc_dot_task__service__pb2.TaskRef.SerializeToString,
+            shared_dot_rpc_dot_task__service__pb2.RunsReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -10,6 +10,7 @@ the store's ``move``:
   leaves ``queue:scheduling`` and ``{taskId, attempt}`` joins the agent's queue, all in
   one step, and only if the caller's leader *epoch* is still the current one. A deposed
   leader's dispatch is refused and its entry goes back to pending.
+* ``release_due``: retries whose backoff is over move from ``queue:retry`` to pending.
 * ``requeue``: failover. An in-flight task of a dead agent goes back to PENDING with a
   new attempt, back on ``queue:pending``, and its undelivered entry leaves the agent's
   queue.
@@ -29,6 +30,7 @@ from shared.core.keys import (
     ASSIGNED_PREFIX,
     LEADER_EPOCH,
     PENDING_QUEUE,
+    RETRY_QUEUE,
     SCHEDULING,
     agent_queue,
     assigned_key,
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 
 LUA = Path(__file__).parent / "lua"
 LEADER = LUA / "leader.lua"
+RELEASE_BATCH = 100  # due retries moved to pending per call
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class Handover:
         self._schedule = script(self.redis, LUA / "schedule.lua", MOVE, LEADER)
         self._mark_dispatched = script(self.redis, LUA / "mark_dispatched.lua", MOVE)
         self._requeue = script(self.redis, LUA / "requeue.lua", MOVE)
+        self._release_due = script(self.redis, LUA / "release_due.lua")
 
     def begin_term(self) -> int:
         """A new leader's epoch: every dispatch of an earlier leader is refused from now on."""
@@ -88,6 +92,10 @@ class Handover:
     def take(self, timeout: float) -> str | None:
         """The next pending entry, parked in ``queue:scheduling`` while it is placed."""
         return self.redis.blmove(PENDING_QUEUE, SCHEDULING, timeout, "RIGHT", "LEFT")
+
+    def release_due(self) -> int:
+        """Move retries whose backoff is over (by Redis' clock) to pending; how many moved."""
+        return int(self._release_due(keys=[RETRY_QUEUE, PENDING_QUEUE], args=[RELEASE_BATCH]))
 
     def drop(self, entry: str) -> None:
         """Forget a taken entry whose task needs no dispatch (already placed, or cancelled)."""

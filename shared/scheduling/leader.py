@@ -9,7 +9,9 @@ heartbeats from phase 3). The rest does not change:
 3. reconcile: every task held by an agent that is gone (or by an earlier run of an
    agent that restarted) goes back to pending as a new attempt — at the start of the
    term, whenever ``/live-agents`` changes, and every ``RECONCILE_SECONDS``;
-4. take the next pending entry, choose an agent that runs its type, dispatch.
+4. retries whose backoff is over move from ``queue:retry`` to pending, every
+   ``RELEASE_SECONDS``;
+5. take the next pending entry, choose an agent that runs its type, dispatch.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ from shared.scheduling.loads import Loads, Usable
 from shared.scheduling.strategies import Strategy, candidates_for
 
 log = logging.getLogger("scheduler")
+
+RELEASE_SECONDS = 0.25  # how often due retries move to pending: a retry starts this late
 
 # How a placed task reaches its agent: (epoch, entry, task, agent) -> what the store said.
 Dispatcher = Callable[[int, str, Task, AgentInfo], Outcome]
@@ -116,17 +120,21 @@ class Scheduler:
         parked = self.handover.return_parked_entries()
         if parked:
             log.info("returned %d half-placed entries to pending", parked)
-        next_reconcile = 0.0
+        next_reconcile = next_release = 0.0
         while self.leadership.still_leading():
             if self.directory.changed.is_set() or time.monotonic() >= next_reconcile:
                 self.directory.changed.clear()
                 self.reconcile(epoch)
                 next_reconcile = time.monotonic() + self.settings.reconcile_seconds
+            if time.monotonic() >= next_release:
+                self.handover.release_due()
+                next_release = time.monotonic() + RELEASE_SECONDS
             agents = self.usable(self.directory.live())
             if not agents:
                 self.directory.changed.wait(self.settings.queue_poll_seconds)
                 continue
-            entry = self.handover.take(timeout=self.settings.queue_poll_seconds)
+            wait = min(self.settings.queue_poll_seconds, RELEASE_SECONDS)  # due retries wait
+            entry = self.handover.take(timeout=wait)
             if entry is not None and self.place(epoch, entry, agents) is Placement.DEPOSED:
                 log.warning("a newer leader's epoch refused this one: stepping down")
                 return

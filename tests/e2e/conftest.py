@@ -22,6 +22,7 @@ FAST = {
     "ZK_SESSION_TIMEOUT": "4",
     "QUEUE_POLL_SECONDS": "0.2",
     "RECONCILE_SECONDS": "1",
+    "RETRY_BASE_SECONDS": "0.3",
     "LOG_LEVEL": "INFO",
 }
 

@@ -83,6 +83,40 @@ def run(stack: Observed, content: str, **fields: object) -> dict:
     return run_through_api(stack.url, content, **fields)
 
 
+def runs_of(stack: Observed, task_id: str) -> list[dict]:
+    reply = requests.get(f"{stack.url}/api/v1/tasks/{task_id}/runs", timeout=10)
+    assert reply.status_code == 200, reply.text
+    return reply.json()["runs"]
+
+
+def test_a_failed_attempt_is_retried_after_a_backoff(phase5: Observed, tmp_path: Path) -> None:
+    marker = tmp_path / "failed-once"
+    flaky = f'test -e {marker} && exit 0; touch {marker}; echo "not yet" >&2; exit 7'
+    task = run(phase5, flaky, maxRetries=3)
+    assert (task["status"], task["attempt"], task["retries"]) == ("SUCCESS", 2, 1), task
+    assert task["nextAttemptAt"] is not None
+    first, second = runs_of(phase5, task["taskId"])
+    assert (first["attempt"], first["status"], first["exitCode"]) == (1, "FAILED", 7)
+    assert first["error"] == "exit code 7"
+    assert (second["attempt"], second["status"], second["exitCode"]) == (2, "SUCCESS", 0)
+    assert task["nextAttemptAt"] >= first["finishedAt"]  # the backoff, by Redis' clock
+    assert second["startedAt"] >= task["nextAttemptAt"]  # not started before it was due
+
+
+def test_retries_end_with_the_last_failure_and_say_so(phase5: Observed) -> None:
+    task = run(phase5, "exit 3", maxRetries=2)
+    assert (task["status"], task["attempt"], task["retries"]) == ("FAILED", 3, 2), task
+    assert task["error"] == "exit code 3; gave up after 2 retries"
+    runs = runs_of(phase5, task["taskId"])
+    assert [(r["attempt"], r["status"], r["exitCode"]) for r in runs] == [
+        (1, "FAILED", 3),
+        (2, "FAILED", 3),
+        (3, "FAILED", 3),
+    ]
+    missing = requests.get(f"{phase5.url}/api/v1/tasks/nope/runs", timeout=10)
+    assert missing.status_code == 404 and missing.json()["error"]["code"]
+
+
 def test_every_role_is_discovered_in_zookeeper_and_up(phase5: Observed) -> None:
     assert wait_until(lambda: not targets_problems(phase5.prometheus), SCRAPED), targets_problems(
         phase5.prometheus

@@ -15,12 +15,18 @@
 --     holds     true when the task stays on its agent in the target status
 --     restart   true when the target starts a new attempt (back to PENDING)
 --     clear     the fields of the old attempt's result, deleted on restart
+--     ends      current status -> how the attempt ended, for a move that ends one
+--               (into a terminal status, or out of an agent back to PENDING): the
+--               attempt is then added to the task's runs, its execution history
+--     result    the ended attempt's result fields for its run, when they are not the
+--               fields written to the task (an automatic retry writes the new attempt's)
 -- result: 'ok', 'missing' (no such task), 'stale' (another attempt is current),
 -- 'not-holder' (the attempt is another agent's) or 'forbidden' (not allowed from the
 -- current status)
 --
--- Every script that includes this file gets four more KEYS after its own, appended by
--- shared/core/scripts.py, where each move is counted in the same atomic step:
+-- Every script that includes this file gets five more KEYS after its own, appended by
+-- shared/core/scripts.py, where each move is recorded in the same atomic step:
+--   KEYS[#KEYS - 4]  runs:{taskId}, one JSON entry per ended attempt (KEYS[1] is the task)
 --   KEYS[#KEYS - 3]  stats:tasks  hash '<type>:<status>' -> tasks in that status now
 --   KEYS[#KEYS - 2]  stats:finished:SUCCESS, then :FAILED, then :CANCELLED: zsets of
 --   .. KEYS[#KEYS]   '<taskId>:<attempt>' scored by the time (ms) the attempt ended;
@@ -44,6 +50,24 @@ local function count_move(task_key, task_id, attempt, from, to)
 end
 -- --8<-- [end:count_move]
 
+-- --8<-- [start:record_run]
+local RUN_FIELDS = {'agentId', 'scheduledAt', 'startedAt'}
+local RESULT_FIELDS = {'finishedAt', 'exitCode', 'error'}
+
+local function record_run(task_key, attempt, ended, fields, result)
+  local run = {attempt = attempt, status = ended}
+  local held = redis.call('HMGET', task_key, unpack(RUN_FIELDS))
+  for i, name in ipairs(RUN_FIELDS) do
+    if held[i] and held[i] ~= '' then run[name] = held[i] end
+  end
+  for _, name in ipairs(RESULT_FIELDS) do
+    local value = result[name] or fields[name]
+    if value and value ~= '' then run[name] = value end
+  end
+  redis.call('RPUSH', KEYS[#KEYS - 4], cjson.encode(run))
+end
+-- --8<-- [end:record_run]
+
 local function move(task_key, assigned_key, spec_json)
   local spec = cjson.decode(spec_json)
   local current = redis.call('HGET', task_key, 'status')
@@ -60,6 +84,8 @@ local function move(task_key, assigned_key, spec_json)
 
   local task_id = redis.call('HGET', task_key, 'taskId')
   count_move(task_key, task_id, attempt, current, spec.target)
+  local ended = spec.ends[current]
+  if ended then record_run(task_key, attempt, ended, spec.fields, spec.result) end
   if spec.restart then
     attempt = attempt + 1
     if #spec.clear > 0 then redis.call('HDEL', task_key, unpack(spec.clear)) end
