@@ -5,15 +5,19 @@
 A private system (Redis with ``appendfsync always``, ZooKeeper, Kafka on free ports; 2
 schedulers, 3 agents, 2 task-managers and the API) takes ``--tasks`` tasks at a steady
 rate through the REST API, from clients that retry with a ``requestId`` as a careful
-client does. Meanwhile, at fixed moments: ``kill -9`` of a busy agent, of the leader, of
-a task-manager and of the API (each started again 3 s later, as supervisord would), a
-restart of Kafka, of ZooKeeper and of Redis, and an agent frozen with SIGSTOP.
+client does: at once when the connection failed or broke (``api_session`` in
+``shared/devtools/tasks.py``), 0.5 s later when the answer was an error.
+Meanwhile, at fixed moments: ``kill -9`` of a busy agent, of the leader and of a
+task-manager (each started again 3 s later, as supervisord would) and of one API worker
+(gunicorn's master starts another), a restart of Kafka, of ZooKeeper and of Redis, and an
+agent frozen with SIGSTOP.
 
 Each task appends ``<taskId> <attempt> <agent>`` to a file when its work is done, so
 work done twice is counted from the work itself, not from what the system says. The
 report: tasks accepted and how they ended, tasks stuck, work done twice (and how many of
-those ran first on an agent that was killed or frozen), client requests that failed, the
-time from each fault to the next task that completes, and which processes still run.
+those ran first on an agent that was killed or frozen), client requests that failed (after
+the session's own repeats), the time from each fault to the next task that completes, and
+which processes still run.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import click
+import psutil
 import redis
 import requests
 
@@ -44,6 +49,7 @@ from shared.devtools.infra.launcher import Launcher
 from shared.devtools.infra.ports import free_port
 from shared.devtools.procs import Proc, Processes, leader_of
 from shared.devtools.stacks import PHASE5, api_ready
+from shared.devtools.tasks import api_session
 from shared.messaging.topics import ensure_topics
 
 RESTART_AFTER = 3.0  # seconds from a kill -9 to the process' new start
@@ -126,6 +132,16 @@ class System:
         later(RESTART_AFTER, self.run, name)
         return name
 
+    def kill_api_worker(self) -> str:
+        """kill -9 of one gunicorn worker, not the master: the master starts another at
+        once, and the other workers go on serving meanwhile."""
+        master = psutil.Process(self.current["api"].process.pid)
+        workers = master.children()
+        if not workers:
+            raise RuntimeError("the API's master has no worker")
+        workers[0].send_signal(signal.SIGKILL)
+        return f"api worker {workers[0].pid}"
+
     def kill_leader(self) -> str:
         schedulers = [self.current[f"scheduler-{n}"] for n in (1, 2)]
         leader = leader_of(schedulers)
@@ -167,7 +183,7 @@ def faults(system: System, seconds: float) -> list[tuple[float, str, Callable[[]
         (8, "kill -9 an agent", lambda: system.kill("agent-1")),
         (18, "kill -9 the leader", system.kill_leader),
         (28, "kill -9 a task-manager", lambda: system.kill("task-manager-1")),
-        (38, "kill -9 the API", lambda: system.kill("api")),
+        (38, "kill -9 an API worker", system.kill_api_worker),
         (48, "restart Kafka", lambda: system.restart_server("kafka")),
         (63, "stop ZooKeeper for 5 s", lambda: system.restart_server("zookeeper", 5)),
         (78, "freeze an agent for 8 s", lambda: system.freeze("agent-2", 8)),
@@ -186,19 +202,20 @@ def submit(system: System, outcome: Outcome, number: int, started: float) -> Non
         "timeout": 30,
         "requestId": f"chaos-{number}",
     }
-    for _ in range(SUBMIT_TRIES):
-        try:
-            reply = requests.post(f"{system.url}/api/v1/tasks", json=body, timeout=10)
-            if reply.status_code in (200, 201):
-                with outcome.lock:
-                    outcome.accepted[number] = reply.json()["taskId"]
-                return
-            why = f"{reply.status_code} {reply.text[:80]}"
-        except requests.RequestException as exc:
-            why = type(exc).__name__
-        with outcome.lock:
-            outcome.failed_requests.append((time.monotonic() - started, why))
-        time.sleep(0.5)
+    with api_session() as session:
+        for _ in range(SUBMIT_TRIES):
+            try:
+                reply = session.post(f"{system.url}/api/v1/tasks", json=body, timeout=10)
+                if reply.status_code in (200, 201):
+                    with outcome.lock:
+                        outcome.accepted[number] = reply.json()["taskId"]
+                    return
+                why = f"{reply.status_code} {reply.text[:80]}"
+            except requests.RequestException as exc:
+                why = type(exc).__name__
+            with outcome.lock:
+                outcome.failed_requests.append((time.monotonic() - started, why))
+            time.sleep(0.5)
 
 
 def done_lines(system: System) -> list[tuple[str, int, str, float]]:

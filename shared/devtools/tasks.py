@@ -1,13 +1,19 @@
 """Submitting tasks and waiting for them, for end-to-end tests, demos and benchmarks.
 
-Straight into the store (``submit``), or through the REST API (``*_through_api``).
+Straight into the store (``submit``), or through the REST API (``*_through_api``), as a
+careful client does: through ``api_session``, which repeats a request whose connection
+failed, and with a ``requestId`` on every submit, so a repeated one never makes a second
+task.
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from shared.core.keys import PENDING_QUEUE
 from shared.core.states import TERMINAL
@@ -17,6 +23,7 @@ from shared.core.waiting import wait_until
 from shared.devtools.procs import Proc, Processes
 
 WAIT = 60
+REPEATS = 3  # times a request to the API is repeated when its connection failed or broke
 # A task that prints which agent ran which attempt of it.
 IDENTITY = 'echo "$TASKFLOW_AGENT_ID $TASKFLOW_ATTEMPT"'
 
@@ -48,16 +55,55 @@ def start_agents(procs: Processes, module: str, count: int, **env: str) -> list[
     return agents
 
 
+class CarefulSession(requests.Session):
+    """A session that repeats a request whose answer broke off: the API worker serving it
+    died (``kill -9``) after the status line, before the body. The adapter's ``Retry``
+    cannot: requests reads the body after the adapter has returned."""
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        for _ in range(REPEATS):
+            try:
+                return super().send(request, **kwargs)
+            except requests.exceptions.ChunkedEncodingError:
+                continue
+        return super().send(request, **kwargs)
+
+
+def api_session() -> requests.Session:
+    """A session that repeats at once (up to 3 times) a request whose connection failed or
+    broke before the answer: an API worker killed with its requests in flight, or a refused
+    connection. Any method: a GET reads, and a submit carries a ``requestId``. An answer,
+    even a 503 with Retry-After, is returned as it is: the caller decides what to do with it.
+    """
+    retry = Retry(
+        total=REPEATS,
+        connect=REPEATS,
+        read=REPEATS,
+        status=0,
+        allowed_methods=None,
+        backoff_factor=0.05,
+        respect_retry_after_header=False,  # else urllib3 repeats a 503, then raises
+    )
+    session = CarefulSession()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
 def submit_through_api(api: str, content: str, name: str = "t", **fields: Any) -> str:
-    """POST a shell task to the API at ``api``; its taskId."""
-    body = {"name": name, "type": "SHELL", "content": content, **fields}
-    reply = requests.post(f"{api}/api/v1/tasks", json=body, timeout=10)
+    """POST a shell task to the API at ``api``; its taskId. A ``requestId`` of its own
+    unless ``fields`` bring one: a repeated POST then finds the task the first one made."""
+    body = {"name": name, "type": "SHELL", "content": content, "requestId": uuid.uuid4().hex}
+    with api_session() as session:
+        reply = session.post(f"{api}/api/v1/tasks", json={**body, **fields}, timeout=10)
     reply.raise_for_status()
     return reply.json()["taskId"]
 
 
 def task_through_api(api: str, task_id: str) -> dict[str, Any]:
-    return requests.get(f"{api}/api/v1/tasks/{task_id}", timeout=10).json()
+    with api_session() as session:
+        return session.get(f"{api}/api/v1/tasks/{task_id}", timeout=10).json()
 
 
 def run_through_api(api: str, content: str, timeout: float = WAIT, **fields: Any) -> dict:
