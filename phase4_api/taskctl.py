@@ -171,7 +171,10 @@ def task_lines(task: dict[str, Any]) -> Iterator[tuple[str, str]]:
     yield "name", task["name"]
     yield "type", task["type"]
     yield "status", task["status"]
-    yield "attempt", f"{task['attempt']} (maxRetries {task['maxRetries']})"
+    retries = task.get("retries", 0)
+    yield "attempt", f"{task['attempt']} (retries {retries} of maxRetries {task['maxRetries']})"
+    if task.get("nextAttemptAt") and task["status"] == Status.PENDING:  # waiting to retry
+        yield "nextAttempt", when(task["nextAttemptAt"])
     yield "timeout", f"{task['timeout']:g}s"
     optional = ("agentId", "exitCode", "error", "requestId", "traceId")
     yield from ((key, str(task[key])) for key in optional if task.get(key) not in (None, ""))
@@ -468,6 +471,31 @@ def stats(api: Api, as_json: bool) -> None:
     )
     click.echo(f"leader:     {reply['leader'] or 'none'}")
     table(AGENT_HEADERS, [agent_row(agent) for agent in reply["agents"]])
+
+
+@main.command(epilog=EPILOG)
+@click.argument("task_id")
+@JSON_OPTION
+@click.pass_obj
+def runs(api: Api, task_id: str, as_json: bool) -> None:
+    """Every ended attempt of TASK_ID, oldest first: its execution history (phase 5)."""
+    reply = api.call("GET", f"{TASKS}/{task_id}/runs")[1]
+    if as_json:
+        print_json(reply)
+        return
+    rows = [
+        [
+            r["attempt"],
+            r["status"],
+            r["agentId"] or "-",
+            when(r["startedAt"]),
+            when(r["finishedAt"]),
+            "-" if r["exitCode"] is None else r["exitCode"],
+            r["error"],
+        ]
+        for r in reply["runs"]
+    ]
+    table(["ATTEMPT", "STATUS", "AGENT", "STARTED", "FINISHED", "EXIT", "ERROR"], rows)
 
 
 def counts(by_name: dict[str, int]) -> str:

@@ -8,6 +8,9 @@
   dispatch of an attempt that is no longer current.
 * It reports RUNNING and the outcome on ``task-status-update-topic``, and commits a
   dispatch's offset only once that outcome is on the broker.
+* Cut off from ZooKeeper for long enough that its session may be gone, it kills what it
+  runs, starts nothing new, and reports those attempts as lost
+  (``shared/agent/fencing.py``), until ZooKeeper answers again.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoNodeError
 from redis import Redis
 
+from shared.agent.fencing import SessionFence
 from shared.agent.heartbeats import measure
 from shared.agent.reporting import Reporter
 from shared.coordination.registry import AgentInfo, agent_path, register_agent
@@ -39,7 +43,9 @@ from shared.core.logs import task_log
 from shared.core.outages import Outage, redis_retry
 from shared.core.states import Status
 from shared.core.store import TaskStore
+from shared.core.task import Task
 from shared.core.traces import Headers, record_span
+from shared.execution.executors import ExecutionResult
 from shared.execution.runner import execute
 from shared.messaging.clients import make_consumer, make_producer, poll_or_wait, record_lag
 from shared.messaging.dead_letters import send_to_dead_letters
@@ -55,13 +61,20 @@ from shared.messaging.topics import ensure_topics
 
 log = logging.getLogger("agent")
 
+# What a dispatch cancelled before it started reports.
+NOT_RUN = ExecutionResult(Status.CANCELLED, None, "", "", "cancelled before it started")
+
 
 @dataclass
 class Running:
-    """A task this agent runs now, and the flag that cancels it (set from phase 4 on)."""
+    """A task this agent runs now, and the flags that stop it."""
 
     attempt: int
-    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel: threading.Event = field(default_factory=threading.Event)  # set from phase 4 on
+    lost: str = ""  # why the agent gave this attempt up (fencing), '' while it holds it
+
+    def stopped(self) -> bool:
+        return self.cancel.is_set() or bool(self.lost)
 
 
 class Agent:
@@ -87,6 +100,7 @@ class Agent:
         self.pool = ThreadPoolExecutor(info.capacity, thread_name_prefix="slot")
         self.committed: int | None = None
         self.loop_seen = time.monotonic()  # the main loop's last turn; heartbeats need it
+        self.fenced = ""  # why nothing may run now (cut off from ZooKeeper), '' when fine
         self.group = partition_group(settings.dispatch_topic, info.partition)
         metrics.AGENT_CAPACITY.labels(info.id).set(info.capacity)
         metrics.AGENT_RUNNING.labels(info.id).set_function(lambda: len(self.running))
@@ -130,12 +144,14 @@ class Agent:
         tlog = task_log(log, dispatch.taskId, dispatch.attempt)
         key = (dispatch.taskId, dispatch.attempt)
         # Registered before the check, so a cancel arriving in between finds it.
-        self.running[key] = Running(dispatch.attempt)
+        self.running[key] = Running(dispatch.attempt, lost=self.fenced)
         if dispatch.agentId != self.info.id:
             tlog.warning("dispatch for %s on my partition; skipped", dispatch.agentId)
-        elif not self.is_current(dispatch):
+        elif (task := self.current(dispatch)) is None:
             tlog.info("dispatch of an attempt that is no longer current; dropped")
         else:
+            if task.cancelRequestedAt is not None:  # asked while an earlier attempt ran
+                self.running[key].cancel.set()
             self.pool.submit(self.run, dispatch, record.offset, record.headers)
             return True
         self.running.pop(key, None)
@@ -145,13 +161,12 @@ class Agent:
     # --8<-- [end:take]
 
     @redis_retry(log)
-    def is_current(self, dispatch: Dispatch) -> bool:
+    def current(self, dispatch: Dispatch) -> Task | None:
+        """The task, if the dispatch is of its current attempt and nothing ran it yet."""
         task = self.store.get(dispatch.taskId)
-        return (
-            task is not None
-            and task.attempt == dispatch.attempt
-            and task.state in (Status.SCHEDULED, Status.DISPATCHED)
-        )
+        if task is None or task.attempt != dispatch.attempt:
+            return None
+        return task if task.state in (Status.SCHEDULED, Status.DISPATCHED) else None
 
     # --8<-- [start:run]
     def run(self, dispatch: Dispatch, offset: int, headers: Headers | None = None) -> None:
@@ -159,23 +174,34 @@ class Agent:
         tlog = task_log(log, task.taskId, task.attempt)
         key = (task.taskId, task.attempt)
         try:
-            cancel = self.running[key].cancel
-            if cancel.is_set():
+            running = self.running[key]
+            if running.cancel.is_set():
                 tlog.info("cancelled before it started; not run")
+                self.reporter.finished(task.taskId, task.attempt, self.info.id, NOT_RUN)
                 return
             # the trace of the task's submit goes on here; the reports sent inside carry it
             with record_span("run", headers, **{"taskflow.task_id": task.taskId}):
-                self.reporter.running(task.taskId, task.attempt, self.info.id)
-                tlog.info("running %s task %r (timeout %gs)", task.type, task.name, task.timeout)
-                result = execute(task, self.info.id, cancelled=cancel.is_set)
-                self.reporter.finished(task.taskId, task.attempt, self.info.id, result)
-                tlog.info("%s (%s) reported", result.status, result.error or "exit code 0")
+                result = None if running.lost else self.execute(task, running)
+                if running.lost:  # given up before it started, or while it ran
+                    self.reporter.lost(task.taskId, task.attempt, self.info.id, running.lost)
+                    tlog.warning("given up (%s): reported lost, it runs again", running.lost)
+                elif result is not None:
+                    self.reporter.finished(task.taskId, task.attempt, self.info.id, result)
+                    tlog.info("%s (%s) reported", result.status, result.error or "exit code 0")
         finally:
             self.running.pop(key, None)
             self.offsets.finished(offset)
             self.slots.release()
 
     # --8<-- [end:run]
+
+    def execute(self, task: Task, running: Running) -> ExecutionResult:
+        """Report RUNNING, then run the task until it ends, is cancelled or given up."""
+        self.reporter.running(task.taskId, task.attempt, self.info.id)
+        task_log(log, task.taskId, task.attempt).info(
+            "running %s task %r (timeout %gs)", task.type, task.name, task.timeout
+        )
+        return execute(task, self.info.id, cancelled=running.stopped)
 
     def commit(self) -> None:
         """Commit up to the oldest dispatch whose outcome is not reported yet."""
@@ -188,6 +214,20 @@ class Agent:
                 log.warning("commit of offset %d failed (%s)", position, exc)
                 return
             self.committed = position
+
+    def fence(self, reason: str) -> None:
+        """Give up every attempt this agent runs (their process groups are killed), and
+        start no new one, until ZooKeeper answers again."""
+        self.fenced = reason
+        for running in list(self.running.values()):
+            running.lost = reason
+        count = len(self.running)
+        log.warning("%s: %d running tasks killed, none starts until it is back", reason, count)
+
+    def restore(self) -> None:
+        if self.fenced:
+            log.info("ZooKeeper answers again: tasks may start")
+        self.fenced = ""
 
     def send_heartbeats(self) -> None:
         """Every interval, a heartbeat, but only while the main loop turns: a hung loop
@@ -239,6 +279,7 @@ def run_agent(
     try:
         reporter = Reporter(producer, settings)
         agent = Agent(settings, info, store, consumer, reporter, stop)
+        SessionFence(zk, settings.fence_seconds, agent.fence, agent.restore)
         if also is not None:
             also(agent)
         agent.serve()

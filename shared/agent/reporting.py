@@ -53,6 +53,19 @@ class Reporter:
             )
         )
 
+    def lost(self, task_id: str, attempt: int, agent_id: str, reason: str) -> None:
+        """This agent gave the attempt up (fencing): the task-manager queues a new one."""
+        self.status(
+            StatusUpdate(
+                taskId=task_id,
+                attempt=attempt,
+                agentId=agent_id,
+                status="FAILED",
+                error=f"killed: {reason}",
+                lost=True,
+            )
+        )
+
     def heartbeat(self, heartbeat: Heartbeat) -> None:
         """Best effort: a lost heartbeat is replaced by the next one."""
         try:

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     )
     scheduler_strategy: str = Field("random", description="random, round-robin or least-load")
     reconcile_seconds: float = Field(5.0, gt=0, description="leader re-checks dead agents' tasks")
+    watchdog_grace_seconds: float = Field(
+        30.0, gt=0, description="past timeout + kill grace + this, a silent agent's task is lost"
+    )
 
     # --- phase 3: Kafka ---
     dispatch_partitions: int = Field(16, gt=0, description="dispatch partitions = most agents")
@@ -165,6 +168,18 @@ class Settings(BaseSettings):
     topic_replication: int = Field(1, gt=0, description="replicas of each topic (1: one broker)")
     topic_retention_ms: int = Field(7 * 24 * 3600 * 1000, gt=0, description="task topic retention")
     heartbeat_retention_ms: int = Field(3600 * 1000, gt=0, description="heartbeat topic retention")
+
+    @property
+    def fence_seconds(self) -> float:
+        """An agent cut off from ZooKeeper this long kills its tasks: its session may be
+        about to expire, and then the leader gives them to another agent."""
+        return self.zk_session_timeout / 3
+
+    @property
+    def failover_delay(self) -> float:
+        """Seconds the leader waits, after an agent's session ended, before its tasks run
+        elsewhere: long enough for that agent's fence to have killed them."""
+        return self.fence_seconds + self.task_kill_grace + 1.0
 
 
 @lru_cache(maxsize=1)

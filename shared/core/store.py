@@ -39,7 +39,7 @@ from shared.core.keys import (
 from shared.core.runs import Run
 from shared.core.scripts import LUA_DIR, MOVE, script
 from shared.core.states import IN_FLIGHT, TERMINAL, Ending, Status, sources_of
-from shared.core.task import RESULT_FIELDS, Task, TaskSpec
+from shared.core.task import RESULT_FIELDS, Task, TaskSpec, now_ms
 from shared.core.waiting import wait_until
 
 LIST_BATCH = 100  # index entries read per round trip while listing
@@ -126,6 +126,10 @@ class TaskStore:
     def get(self, task_id: str) -> Task | None:
         data = self.redis.hgetall(task_key(task_id))
         return Task.from_hash(data) if data else None
+
+    def request_cancel(self, task_id: str) -> None:
+        """Store that the task is to be cancelled: whoever holds it later obeys."""
+        self.redis.hset(task_key(task_id), "cancelRequestedAt", now_ms())
 
     def runs(self, task_id: str) -> list[Run]:
         """The task's ended attempts, oldest first (its execution history)."""
@@ -218,30 +222,33 @@ class TaskStore:
 
     # --8<-- [start:retry_later]
     def retry_later(
-        self, task: Task, agent: str, result: Mapping[str, object], backoff: float
+        self,
+        task: Task,
+        agent: str,
+        result: Mapping[str, object],
+        backoff: float,
+        ending: Ending = Ending.FAILED,
     ) -> Outcome:
-        """End the RUNNING attempt as FAILED and queue a new one, due in ``backoff`` s.
+        """End the RUNNING attempt and queue a new one, due in ``backoff`` seconds.
 
-        One step: the failure goes into the task's runs, the task is PENDING again as
-        ``attempt + 1`` with one more retry used, and its entry waits in ``queue:retry``
-        (scored by ``nextAttemptAt``) for the leader to move it to pending. No thread
-        waits out the backoff.
+        One step: the ended attempt goes into the task's runs, the task is PENDING again
+        as ``attempt + 1``, and its entry waits in ``queue:retry`` (scored by
+        ``nextAttemptAt``) for the leader to move it to pending. No thread waits out the
+        backoff. A FAILED attempt spends one of the task's retries; a LOST one (its
+        agent gave it up, see ``shared/agent/fencing.py``) spends none.
         """
-        failure = {key: str(value) for key, value in result.items()}
-        retry = task.retries + 1
-        why = failure.get("error", "")
-        note = f"attempt {task.attempt} failed ({why}); retry {retry} of {task.maxRetries}"
-        spec = move_spec(
-            Status.PENDING,
-            task.attempt,
-            Status.RUNNING,
-            {"retries": retry, "error": note},
-            agent,
-            Ending.FAILED,
-        )
-        spec = replace(spec, result=failure)
+        ended = {key: str(value) for key, value in result.items()}
+        why = ended.get("error", "")
+        if ending is Ending.FAILED:
+            retries = task.retries + 1
+            note = f"attempt {task.attempt} failed ({why}); retry {retries} of {task.maxRetries}"
+        else:
+            retries = task.retries
+            note = f"attempt {task.attempt} lost ({why}); runs again"
+        fields = {"retries": retries, "error": note}
+        spec = move_spec(Status.PENDING, task.attempt, Status.RUNNING, fields, agent, ending)
         keys = [task_key(task.taskId), assigned_key(agent), RETRY_QUEUE]
-        args = [spec.to_json(), int(backoff * 1000), task.spec().to_json()]
+        args = [replace(spec, result=ended).to_json(), int(backoff * 1000), task.spec().to_json()]
         return Outcome.parse(self._retry_later(keys=keys, args=args))
 
     # --8<-- [end:retry_later]

@@ -155,6 +155,7 @@ class Task:
     createdAt: int = 0
     requestId: str = ""
     traceParent: str = ""  # the submit's span, W3C traceparent ('' when not traced)
+    cancelRequestedAt: int | None = None  # a cancel holds for every later attempt too
     # the current attempt: when it may start (a retry), who holds it, when it moved, how it ended
     nextAttemptAt: int | None = _result()
     agentId: str = _result("")

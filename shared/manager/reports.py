@@ -9,6 +9,9 @@ with the fenced transitions of the store, so:
   the attempt is recorded as failed and a new one waits out its backoff in
   ``queue:retry`` (``shared/core/retries.py``); the last failure says how many retries
   were spent;
+* a FAILED report marked ``lost`` (the agent killed the attempt because it may have lost
+  its ZooKeeper session: ``shared/agent/fencing.py``) queues a new attempt at once and
+  spends no retry;
 * a report that skips a step is completed: an agent that reports SUCCESS has run the
   task, so a task still SCHEDULED or DISPATCHED (its RUNNING report late, or the leader
   not done recording the dispatch) walks through the missing steps first, each one
@@ -20,7 +23,7 @@ from __future__ import annotations
 from shared.core import metrics
 from shared.core.config import Settings, get_settings
 from shared.core.retries import retry_delay
-from shared.core.states import TERMINAL, Status
+from shared.core.states import TERMINAL, Ending, Status
 from shared.core.store import Outcome, Result, TaskStore
 from shared.core.task import Task
 from shared.messaging.messages import StatusUpdate
@@ -48,6 +51,10 @@ def apply_report(
         steps.append(target)
     outcome = Outcome(Result.FORBIDDEN, task.state, task.attempt)
     for step in steps:
+        if step is Status.FAILED and report.lost:
+            fields = _fields(step, report, task)
+            outcome = store.retry_later(task, report.agentId, fields, 0, Ending.LOST)
+            break
         if step is Status.FAILED and task.retries < task.maxRetries:
             delay = retry_delay(task.retries + 1, settings)
             outcome = store.retry_later(task, report.agentId, _fields(step, report, task), delay)
@@ -109,6 +116,6 @@ def _fields(step: Status, report: StatusUpdate, task: Task) -> dict[str, object]
     }
     if report.exitCode is not None:
         fields["exitCode"] = report.exitCode
-    if step is Status.FAILED and task.retries:
+    if step is Status.FAILED and task.retries and not report.lost:
         fields["error"] = f"{report.error}; gave up after {task.retries} retries"
     return fields

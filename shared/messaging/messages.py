@@ -85,6 +85,7 @@ class StatusUpdate(Message):
     stdout: str = ""
     stderr: str = ""
     error: str = ""
+    lost: bool = False  # FAILED because the agent gave the attempt up (fencing): run it again
     at: int = Field(default_factory=now_ms)
 
 

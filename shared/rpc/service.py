@@ -88,6 +88,8 @@ class TaskService(pb_grpc.TaskServiceServicer):
                     f"task is {task.status}: only queued or running tasks can be cancelled",
                 )
             if task.state is Status.RUNNING and task.agentId in self.directory.live():
+                # stored first: if the agent dies before it obeys, the next attempt is not run
+                self.store.request_cancel(task.taskId)
                 self._tell_agent(task)  # it kills the process group and reports CANCELLED
                 return pb.TaskReply(task=to_proto(task))
             # Not started (or its agent is gone): cancel it here, at once.

@@ -14,9 +14,9 @@ from collections.abc import Callable
 from shared.coordination.election import Leadership
 from shared.coordination.registry import AgentDirectory
 from shared.core import metrics
-from shared.core.keys import PENDING_QUEUE, assigned_key, task_key
-from shared.core.task import now_ms
+from shared.core.keys import PENDING_QUEUE
 from shared.scheduling.handover import Handover
+from shared.scheduling.watchdog import overdue
 
 log = logging.getLogger(__name__)
 
@@ -27,22 +27,7 @@ OVERDUE_MARGIN = 30.0
 
 def overdue_tasks(handover: Handover, kill_grace: float) -> int:
     """Tasks held by an agent for longer than their timeout, the kill and a report allow."""
-    redis = handover.redis
-    held = [
-        task_id
-        for agent in handover.agents_holding_tasks()
-        for task_id in redis.smembers(assigned_key(agent))
-    ]
-    pipe = redis.pipeline(transaction=False)
-    for task_id in held:
-        pipe.hmget(task_key(task_id), "timeout", "scheduledAt", "startedAt")
-    now, overdue = now_ms(), 0
-    for timeout, scheduled, started in pipe.execute() if held else []:
-        since = started or scheduled
-        if timeout and since:
-            allowed = (float(timeout) + kill_grace + OVERDUE_MARGIN) * 1000
-            overdue += now - int(since) > allowed
-    return overdue
+    return len(overdue(handover, kill_grace + OVERDUE_MARGIN))
 
 
 def report_system(

@@ -7,8 +7,10 @@ heartbeats from phase 3). The rest does not change:
 1. a new term starts with a new epoch, so an earlier leader's late writes are refused;
 2. entries a crashed leader left half-placed go back to pending;
 3. reconcile: every task held by an agent that is gone (or by an earlier run of an
-   agent that restarted) goes back to pending as a new attempt — at the start of the
-   term, whenever ``/live-agents`` changes, and every ``RECONCILE_SECONDS``;
+   agent that restarted) goes back to pending as a new attempt, ``failover_delay`` after
+   the leader saw it gone; so does a task far past its timeout on an agent that fell
+   silent (``watchdog.py``) — at the start of the term, whenever ``/live-agents``
+   changes, and every ``RECONCILE_SECONDS``;
 4. retries whose backoff is over move from ``queue:retry`` to pending, every
    ``RELEASE_SECONDS``;
 5. take the next pending entry, choose an agent that runs its type, dispatch.
@@ -33,12 +35,13 @@ from shared.core.outages import REDIS_AWAY, Outage
 from shared.core.queues import parse_or_set_aside
 from shared.core.states import Status
 from shared.core.store import Outcome, Result
-from shared.core.task import Task
+from shared.core.task import Task, now_ms
 from shared.core.traces import start_task_span
 from shared.scheduling.gauges import report_system
 from shared.scheduling.handover import Handover
 from shared.scheduling.loads import Loads, Usable
 from shared.scheduling.strategies import Strategy, candidates_for
+from shared.scheduling.watchdog import fail_over_overdue
 
 log = logging.getLogger("scheduler")
 
@@ -81,6 +84,9 @@ class Scheduler:
         self.dispatch = dispatch
         self.loads = loads
         self.usable = usable
+        self.next_reconcile = 0.0  # monotonic time of the next reconcile
+        # (agent, its live session or '') -> when this leader first saw its tasks' session gone
+        self.first_seen: dict[tuple[str, str], float] = {}
         report_system(handover, directory, leadership, settings.task_kill_grace)
 
     # --8<-- [start:lead]
@@ -120,12 +126,13 @@ class Scheduler:
         parked = self.handover.return_parked_entries()
         if parked:
             log.info("returned %d half-placed entries to pending", parked)
-        next_reconcile = next_release = 0.0
+        next_release = 0.0
+        self.next_reconcile = 0.0
         while self.leadership.still_leading():
-            if self.directory.changed.is_set() or time.monotonic() >= next_reconcile:
+            if self.directory.changed.is_set() or time.monotonic() >= self.next_reconcile:
                 self.directory.changed.clear()
+                self.next_reconcile = time.monotonic() + self.settings.reconcile_seconds
                 self.reconcile(epoch)
-                next_reconcile = time.monotonic() + self.settings.reconcile_seconds
             if time.monotonic() >= next_release:
                 self.handover.release_due()
                 next_release = time.monotonic() + RELEASE_SECONDS
@@ -143,15 +150,34 @@ class Scheduler:
 
     # --8<-- [start:reconcile]
     def reconcile(self, epoch: int) -> None:
-        """Tasks of agents that are gone, or of an earlier run of one, go back to pending."""
+        """Tasks of agents that are gone, or of an earlier run of one, go back to pending.
+
+        Not at once: only ``failover_delay`` after this leader first saw that session
+        gone, so a cut-off agent has killed them first (``shared/agent/fencing.py``).
+        """
         live = self.directory.live()
         for agent_id in sorted(self.handover.agents_holding_tasks()):
             agent = live.get(agent_id)
             session = agent.session if agent else ""
+            if not self.gone_long_enough(agent_id, session):
+                continue
             requeued = self.handover.fail_over(agent_id, epoch, keep_session=session)
             if requeued:
                 why = "restarted" if agent else "is gone"
                 log.warning("agent %s %s: %d tasks back to pending", agent_id, why, requeued)
+        margin = self.settings.task_kill_grace + self.settings.watchdog_grace_seconds
+        suspect = self.settings.agent_suspect_seconds
+        fail_over_overdue(self.handover, epoch, sorted(live), margin, suspect)
+
+    def gone_long_enough(self, agent_id: str, session: str) -> bool:
+        """True once ``agent_id`` has been seen without (or with another) session than its
+        tasks' for ``failover_delay`` seconds; a new leader counts from its first look."""
+        now = time.monotonic()
+        seen = self.first_seen.setdefault((agent_id, session), now)
+        if now - seen >= self.settings.failover_delay:
+            return True
+        self.next_reconcile = min(self.next_reconcile, seen + self.settings.failover_delay)
+        return False
 
     # --8<-- [end:reconcile]
 
@@ -191,6 +217,17 @@ class Scheduler:
             return Placement.REQUEUED
         if task.state is not Status.PENDING:
             tlog.info("is %s already; entry dropped", task.status)
+            self.handover.drop(entry)
+            return Placement.DROPPED
+        if task.cancelRequestedAt is not None:  # asked while an earlier attempt ran
+            outcome = self.store.transition(
+                task.taskId,
+                Status.CANCELLED,
+                attempt=task.attempt,
+                expected=Status.PENDING,
+                fields={"error": "cancelled", "finishedAt": now_ms()},
+            )
+            tlog.info("a cancel was asked for: %s", outcome.describe(Status.CANCELLED))
             self.handover.drop(entry)
             return Placement.DROPPED
         candidates = candidates_for(task.type, agents)

@@ -115,6 +115,15 @@ def test_retries_end_with_the_last_failure_and_say_so(phase5: Observed) -> None:
     ]
     missing = requests.get(f"{phase5.url}/api/v1/tasks/nope/runs", timeout=10)
     assert missing.status_code == 404 and missing.json()["error"]["code"]
+    printed = subprocess.run(
+        [sys.executable, "-m", "phase4_api.taskctl", "--url", phase5.url, "runs", task["taskId"]],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert printed.returncode == 0, printed.stderr
+    rows = [line.split()[:2] for line in printed.stdout.splitlines()[1:]]
+    assert rows == [["1", "FAILED"], ["2", "FAILED"], ["3", "FAILED"]], printed.stdout
 
 
 def test_every_role_is_discovered_in_zookeeper_and_up(phase5: Observed) -> None:

@@ -1,0 +1,152 @@
+"""Phase 5 under faults: fencing, the watchdog, a cancel that outlives its agent.
+
+Each test starts its own small stack (a scheduler, a task-manager, agents) with the
+timings its fault needs, and submits straight into the store.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import redis
+import requests
+
+from shared.core.states import Ending, Status
+from shared.core.store import TaskStore
+from shared.core.waiting import wait_until
+from shared.devtools.infra import process
+from shared.devtools.infra.backends import private_settings
+from shared.devtools.infra.catalog import SERVICES
+from shared.devtools.infra.launcher import Launcher
+from shared.devtools.infra.ports import free_port
+from shared.devtools.procs import Processes
+from shared.devtools.stacks import PHASE5, start_api_stack
+from shared.devtools.tasks import WAIT, start_agents, submit, submit_through_api
+
+# The first attempt records its shell's pid and waits; a later attempt ends at once.
+FIRST_WAITS = 'if [ "$TASKFLOW_ATTEMPT" = 1 ]; then echo $$ > {pid}; sleep 60; fi; echo ran'
+
+
+def start(procs: Processes, agents: int, **env: str) -> None:
+    procs.env.update(env)
+    start_agents(procs, PHASE5["agent"], agents, AGENT_CAPACITY="2")
+    procs.start("manager", PHASE5["manager"])
+    procs.start("scheduler", PHASE5["scheduler"])
+
+
+def running_on(store: TaskStore, task_id: str) -> str:
+    """The agent that runs the task's first attempt, once it runs."""
+    task = wait_until(lambda: (t := store.get(task_id)) and t.state is Status.RUNNING and t, WAIT)
+    assert task, store.get(task_id)
+    return task.agentId
+
+
+def gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state == "Z"
+
+
+def first_pid(path: Path) -> int:
+    assert wait_until(lambda: path.exists() and path.read_text().strip(), WAIT)
+    return int(path.read_text())
+
+
+def test_an_agent_cut_off_from_zookeeper_kills_its_task_before_it_runs_again(
+    kprocs: Processes, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    settings = private_settings(tmp_path / "zk")
+    launcher = Launcher(settings, say=lambda line: None)
+    zookeeper = SERVICES["zookeeper"](settings)
+    launcher.start(zookeeper)
+    try:
+        # fence after 2 s without ZooKeeper (a third of the session)
+        start(kprocs, 1, ZK_HOSTS=zookeeper.endpoint, ZK_SESSION_TIMEOUT="6")
+        store = TaskStore(redis_client)
+        pid_file = tmp_path / "pid"
+        task_id = submit(store, FIRST_WAITS.format(pid=pid_file), timeout=120)
+        running_on(store, task_id)
+        pid = first_pid(pid_file)
+        zk_pid = process.running(zookeeper.pid_file)
+        assert zk_pid is not None
+        os.kill(zk_pid, signal.SIGSTOP)  # every client is cut off; nobody can expire
+        try:
+            # suspended within 2/3 of the session (4 s), fenced 2 s later
+            assert wait_until(lambda: gone(pid), 15, interval=0.1), "the task outlived the fence"
+        finally:
+            os.kill(zk_pid, signal.SIGCONT)
+        task = store.wait_for_terminal(task_id, WAIT)
+        assert task is not None and (task.state, task.attempt) == (Status.SUCCESS, 2), task
+        first, second = store.runs(task_id)
+        assert first.status is Ending.LOST and "cut off from ZooKeeper" in first.error
+        assert second.status is Ending.SUCCESS and task.retries == 0  # a loss spends no retry
+    finally:
+        kprocs.close()
+        launcher.stop(zookeeper)
+
+
+def test_the_watchdog_fails_over_a_task_of_a_frozen_agent(
+    kprocs: Processes, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    start(
+        kprocs,
+        2,
+        ZK_SESSION_TIMEOUT="60",  # the frozen agent keeps its session throughout
+        HEARTBEAT_SECONDS="0.5",
+        AGENT_SUSPECT_SECONDS="2",
+        TASK_KILL_GRACE="0.5",
+        WATCHDOG_GRACE_SECONDS="1",
+    )
+    store = TaskStore(redis_client)
+    done = tmp_path / "done"
+    task_id = submit(store, f'sleep 0.3; echo "$TASKFLOW_ATTEMPT" >> {done}', timeout=1)
+    frozen = running_on(store, task_id)
+    agent = next(p for p in kprocs.started if p.name == frozen)
+    os.kill(agent.process.pid, signal.SIGSTOP)
+    try:
+        task = store.wait_for_terminal(task_id, WAIT)
+    finally:
+        os.kill(agent.process.pid, signal.SIGCONT)
+    scheduler = next(p for p in kprocs.started if p.name == "scheduler")
+    assert task is not None and (task.state, task.attempt) == (Status.SUCCESS, 2), scheduler.log()
+    assert task.agentId != frozen
+    lost, succeeded = store.runs(task_id)
+    assert (lost.attempt, lost.status, lost.agentId) == (1, Ending.LOST, frozen)
+    assert succeeded.status is Ending.SUCCESS
+    # thawed, the frozen agent reports attempt 1: refused by the attempt fence
+    manager = next(p for p in kprocs.started if p.name == "manager")
+    refused = f"SUCCESS from {frozen} ignored: refused: attempt is now 2"
+    assert manager.wait_for_log(refused, WAIT), manager.log()
+    assert wait_until(lambda: done.read_text().split() == ["1", "2"], WAIT), done.read_text()
+    final = store.get(task_id)
+    assert final is not None and (final.state, final.attempt) == (Status.SUCCESS, 2)
+    assert len(store.runs(task_id)) == 2
+
+
+def test_a_cancel_holds_when_the_agent_dies_before_it_obeys(
+    kprocs: Processes, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    url = start_api_stack(kprocs, free_port(), PHASE5, managers=1)
+    store = TaskStore(redis_client)
+    pid_file, ran = tmp_path / "pid", tmp_path / "ran"
+    content = f'echo "$TASKFLOW_ATTEMPT" >> {ran}; echo $$ > {pid_file}; sleep 60'
+    task_id = submit_through_api(url, content, timeout=120)
+    holder = next(p for p in kprocs.started if p.name == running_on(store, task_id))
+    pid = first_pid(pid_file)
+    os.kill(holder.process.pid, signal.SIGSTOP)  # it cannot obey the cancel
+    reply = requests.delete(f"{url}/api/v1/tasks/{task_id}", timeout=10)
+    assert reply.status_code in (200, 202), reply.text
+    assert store.get(task_id).cancelRequestedAt is not None
+    holder.kill()  # kill -9 before it obeyed
+    assert wait_until(lambda: gone(pid), 10, interval=0.1), "the task outlived its agent"
+    task = store.wait_for_terminal(task_id, WAIT)
+    assert task is not None and (task.state, task.attempt) == (Status.CANCELLED, 2), task
+    assert [(r.attempt, r.status) for r in store.runs(task_id)] == [
+        (1, Ending.LOST),
+        (2, Ending.CANCELLED),
+    ]
+    assert ran.read_text().split() == ["1"]  # the next attempt never ran
