@@ -176,20 +176,33 @@ def later(seconds: float, act: Callable[..., object], *args: object) -> None:
     timer.start()
 
 
-def faults(system: System, seconds: float) -> list[tuple[float, str, Callable[[], str]]]:
-    """(when, what, act): spread over the run like the 2-minute schedule they come from."""
+def faults(
+    system: System, seconds: float, outage: float | None = None
+) -> list[tuple[float, str, Callable[[], str]]]:
+    """(when, what, act): spread over the run like the 2-minute schedule they come from.
+
+    ``outage`` keeps each server down that long; without it, Kafka and Redis restart at
+    once and ZooKeeper stays down 5 s.
+    """
     scale = seconds / 120
+    kafka, zookeeper, redis_down = (0.0, 5.0, 0.0) if outage is None else (outage,) * 3
     plan: list[tuple[float, str, Callable[[], str]]] = [
         (8, "kill -9 an agent", lambda: system.kill("agent-1")),
         (18, "kill -9 the leader", system.kill_leader),
         (28, "kill -9 a task-manager", lambda: system.kill("task-manager-1")),
         (38, "kill -9 an API worker", system.kill_api_worker),
-        (48, "restart Kafka", lambda: system.restart_server("kafka")),
-        (63, "stop ZooKeeper for 5 s", lambda: system.restart_server("zookeeper", 5)),
+        (48, *outage_of(system, "kafka", kafka)),
+        (63, *outage_of(system, "zookeeper", zookeeper)),
         (78, "freeze an agent for 8 s", lambda: system.freeze("agent-2", 8)),
-        (95, "restart Redis", lambda: system.restart_server("redis")),
+        (95, *outage_of(system, "redis", redis_down)),
     ]
     return [(at * scale, what, act) for at, what, act in plan]
+
+
+def outage_of(system: System, server: str, down: float) -> tuple[str, Callable[[], str]]:
+    """The fault that stops ``server`` for ``down`` seconds (0: a restart), and its name."""
+    what = f"stop {server} for {down:g} s" if down else f"restart {server}"
+    return what, lambda: system.restart_server(server, down)
 
 
 def submit(system: System, outcome: Outcome, number: int, started: float) -> None:
@@ -239,27 +252,64 @@ def recovery(done_at: list[float], fault_at: float, window: float = 30.0) -> flo
     return max(b - a for a, b in pairwise([fault_at, *inside]))
 
 
+@dataclass
+class Report:
+    """What survived a run: the numbers ``make chaos`` prints and the short test checks."""
+
+    accepted: int
+    statuses: Counter[str]
+    stuck: int
+    twice: int  # tasks whose work was done more than once
+    twice_with_cause: int  # of those, the ones first run on a killed or frozen agent
+    victims: list[str]
+    failed_after: Counter[str]  # failed client requests, by the fault before them
+    recovery: list[tuple[str, float, str, float]]  # (fault, at, detail, longest gap)
+    down: list[str]  # processes not running at the end
+    processes: int
+
+    @property
+    def failed_requests(self) -> int:
+        return sum(self.failed_after.values())
+
+    def failed_outside(self, fault: str) -> int:
+        """Failed client requests that came after another fault than ``fault``."""
+        return sum(n for where, n in self.failed_after.items() if not where.startswith(fault))
+
+
 @click.command()
 @click.option("--tasks", "count", default=2000, show_default=True)
 @click.option("--seconds", default=120.0, show_default=True, help="how long submitting lasts")
+@click.option(
+    "--outage",
+    type=float,
+    default=None,
+    help="seconds Kafka, ZooKeeper and Redis each stay down (default: restarts, ZooKeeper 5 s)",
+)
 @click.option("--keep", type=click.Path(path_type=Path), help="keep logs and data in this folder")
-def main(count: int, seconds: float, keep: Path | None) -> None:
+def main(count: int, seconds: float, outage: float | None, keep: Path | None) -> None:
     with tempfile.TemporaryDirectory(prefix="chaos-") as folder:
         workdir = keep or Path(folder)
         workdir.mkdir(parents=True, exist_ok=True)
-        system = System(workdir)
-        try:
-            click.echo("starting the system")
-            system.start()
-            report(system, run(system, count, seconds), seconds)
-        finally:
-            system.stop()
+        print_report(chaos(workdir, count, seconds, outage), seconds)
 
 
-def run(system: System, count: int, seconds: float) -> tuple[Outcome, list, float]:
+def chaos(workdir: Path, count: int, seconds: float, outage: float | None = None) -> Report:
+    """Start a private system, run the faults while ``count`` tasks go in, and measure."""
+    system = System(workdir)
+    try:
+        click.echo("starting the system")
+        system.start()
+        return measure(system, run(system, count, seconds, outage))
+    finally:
+        system.stop()
+
+
+def run(
+    system: System, count: int, seconds: float, outage: float | None = None
+) -> tuple[Outcome, list, float]:
     outcome = Outcome()
     started = time.monotonic()
-    plan = faults(system, seconds)
+    plan = faults(system, seconds, outage)
     happened: list[tuple[float, float, str, str]] = []  # (run time, wall clock, what, detail)
 
     def inject() -> None:
@@ -284,7 +334,8 @@ def run(system: System, count: int, seconds: float) -> tuple[Outcome, list, floa
     return outcome, happened, started
 
 
-def report(system: System, result: tuple[Outcome, list, float], seconds: float) -> None:
+def measure(system: System, result: tuple[Outcome, list, float]) -> Report:
+    """Wait for every accepted task to end (or ``SETTLE`` to pass), then count."""
     outcome, happened, started = result
     store = TaskStore(redis.Redis.from_url(system.servers["redis"].endpoint, decode_responses=True))
     ids = list(outcome.accepted.values())
@@ -300,36 +351,50 @@ def report(system: System, result: tuple[Outcome, list, float], seconds: float) 
         statuses = Counter(t.status if (t := store.get(i)) else "MISSING" for i in ids)
     except redis.RedisError as exc:
         statuses = Counter({f"unknown (Redis: {exc})": len(ids)})
-    stuck = sum(n for status, n in statuses.items() if status not in TERMINAL)
     lines = done_lines(system)
     runs: dict[str, list[tuple[int, str]]] = {}
     for task_id, attempt, agent, _ in lines:
         runs.setdefault(task_id, []).append((attempt, agent))
     twice = {task_id: r for task_id, r in runs.items() if len(r) > 1}
-    with_cause = sum(1 for r in twice.values() if sorted(r)[0][1] in system.victims)
-    click.echo(f"\nchaos report: {len(outcome.accepted)} of the tasks accepted in {seconds:g}s")
-    click.echo(f"  final status:          {dict(statuses)}")
-    click.echo(f"  stuck (not ended):     {stuck}")
-    click.echo(
-        f"  work done twice:       {len(twice)} ({with_cause} first ran on a killed or frozen"
-        f" agent: {sorted(system.victims)})"
-    )
-    click.echo(f"  failed client requests: {len(outcome.failed_requests)}, after:")
     after = Counter(
         next((what for when, _, what, _ in reversed(happened) if when <= at), "no fault yet")
         + f" ({why.split()[0]})"
         for at, why in outcome.failed_requests
     )
-    for where, count in after.most_common():
+    done_at = [when for *_, when in lines]
+    alive = {name: proc.alive for name, proc in system.current.items()}
+    return Report(
+        accepted=len(ids),
+        statuses=statuses,
+        stuck=sum(n for status, n in statuses.items() if status not in TERMINAL),
+        twice=len(twice),
+        twice_with_cause=sum(1 for r in twice.values() if sorted(r)[0][1] in system.victims),
+        victims=sorted(system.victims),
+        failed_after=after,
+        recovery=[
+            (what, at, detail, recovery(done_at, wall)) for at, wall, what, detail in happened
+        ],
+        down=[name for name, running in alive.items() if not running],
+        processes=len(alive),
+    )
+
+
+def print_report(report: Report, seconds: float) -> None:
+    click.echo(f"\nchaos report: {report.accepted} of the tasks accepted in {seconds:g}s")
+    click.echo(f"  final status:          {dict(report.statuses)}")
+    click.echo(f"  stuck (not ended):     {report.stuck}")
+    click.echo(
+        f"  work done twice:       {report.twice} ({report.twice_with_cause} first ran on a"
+        f" killed or frozen agent: {report.victims})"
+    )
+    click.echo(f"  failed client requests: {report.failed_requests}, after:")
+    for where, count in report.failed_after.most_common():
         click.echo(f"      {where}: {count}")
     click.echo("  recovery (longest time without a task done, in the 30 s after each fault):")
-    done_at = [when for *_, when in lines]
-    for at, wall, what, detail in happened:
-        gap = recovery(done_at, wall)
+    for what, at, detail, gap in report.recovery:
         click.echo(f"      {what:<26} at {at:6.1f}s ({detail}): {gap:5.1f}s")
-    alive = {name: proc.alive for name, proc in system.current.items()}
-    down = [name for name, running in alive.items() if not running]
-    click.echo(f"  processes running at the end: {len(alive) - len(down)} of {len(alive)} {down}")
+    running = report.processes - len(report.down)
+    click.echo(f"  processes running at the end: {running} of {report.processes} {report.down}")
 
 
 if __name__ == "__main__":

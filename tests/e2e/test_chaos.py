@@ -1,0 +1,22 @@
+"""A short ``make chaos``: the same faults, fewer tasks, on a private phase 5 system."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared.devtools.chaos import chaos
+
+TASKS = 300
+SECONDS = 45.0
+
+
+def test_a_short_chaos_run_ends_every_task_once_and_keeps_every_process(tmp_path: Path) -> None:
+    report = chaos(tmp_path, TASKS, SECONDS)
+    assert report.accepted == TASKS
+    assert dict(report.statuses) == {"SUCCESS": TASKS}, report
+    assert report.stuck == 0
+    assert report.twice == report.twice_with_cause, report  # only where an agent was cut
+    assert report.failed_outside("restart redis") == 0, report.failed_after
+    assert len(report.recovery) == 8, report.recovery  # every fault was made
+    assert all("failed" not in detail for _, _, detail, _ in report.recovery), report.recovery
+    assert report.down == [] and report.processes == 8
