@@ -5,11 +5,35 @@ or a cancel can kill everything the task started, grandchildren included, with o
 ``killpg``. Output is read by two threads into buffers that keep only the last
 ``task_output_limit`` bytes: a chatty task cannot fill the agent's memory, and the tail
 is what explains a failure. Bytes that are not UTF-8 are replaced, never fatal.
+
+A task dies with its agent. Its own session keeps it out of the agent's process group,
+so without help a ``kill -9`` of the agent would leave the task running while failover
+runs it again elsewhere. Each task therefore starts through a guard (``GUARD_SCRIPT``):
+``setpriv --pdeathsig HUP`` makes the kernel send SIGHUP to the guard shell when the
+agent's thread that started it dies (it lives until the task is over), and the guard,
+leader of the task's group, answers with ``kill -KILL 0``: the whole group, grandchildren
+included. The guard passes a timeout's or a cancel's SIGTERM on to the task and keeps
+waiting, so the task still gets its grace period, and it exits with the task's code. A
+task ended by signal N shows exit code 128+N, as in a shell (-9 if the guard itself was
+SIGKILLed when the grace ran out). The guard costs about 6 ms per task: in rounds of
+200 runs of ``true`` through ``run_command``, 7.3 to 9.7 ms each with it against 1.7 to
+2.7 ms without (two shared, busy cores; the ``env`` that restores SIGINT is about 1.5 ms
+of it). A child that leaves the group (``setsid``) escapes the guard, as it escapes a
+timeout.
+
+Where the guard cannot run (no ``setpriv`` or ``env --default-signal``: util-linux and
+coreutils 9 on Linux), tasks run directly, and a warning at the first task says that
+they would outlive a killed agent.
 """
 
 from __future__ import annotations
 
+import errno
+import functools
+import logging
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +50,8 @@ from shared.core.config import get_settings
 from shared.core.states import Status
 from shared.core.task import TaskType
 
+log = logging.getLogger(__name__)
+
 
 def NEVER() -> bool:  # noqa: N802 - reads as a constant: "cancelled=NEVER"
     return False
@@ -39,6 +65,37 @@ POLL_SECONDS = 0.05
 
 # Seconds to wait for a killed process group to be gone before reporting anyway.
 GROUP_EXIT_WAIT = 5.0
+
+
+# The guard every task starts through (see the module docstring). It runs as
+# ``sh -c GUARD_SCRIPT taskflow-guard AGENT_PID ARGV...`` with SIGHUP as its parent death
+# signal. The task runs in the background because a shell runs traps only between
+# commands or inside ``wait``, never while a foreground child runs; ``env`` gives it back
+# the SIGINT and SIGQUIT a shell ignores in background commands. ``$PPID`` is not the
+# agent when the agent died before the death signal was set: the task then never starts;
+# nor does it after a SIGTERM that came first (it would miss that stop).
+# A trapped SIGTERM ends ``wait`` early with 143 (the task may have ended with it, or
+# not): the guard waits again for the task's own code. A shell that has already handed
+# that code out answers 127 for an unknown pid (bash: -1); 143 then stands. bash also
+# reports a background job killed by a signal on stderr: ``2>/dev/null`` keeps that
+# out of the task's stderr.
+GUARD_SCRIPT = """\
+interrupted=
+trap 'kill -KILL 0' HUP
+trap 'interrupted=1' TERM
+[ "$PPID" = "$1" ] || exit 129
+[ -z "$interrupted" ] || exit 143
+shift
+{env} --default-signal=INT,QUIT "$@" &
+task=$!
+wait "$task" 2>/dev/null; code=$?
+while [ -n "$interrupted" ] && [ "$code" = 143 ]; do
+  interrupted=
+  wait "$task" 2>/dev/null; again=$?
+  [ "$again" -lt 0 ] || [ "$again" = 127 ] || code=$again
+done
+exit "$code"
+"""
 
 
 class UnknownTaskType(ValueError):
@@ -134,6 +191,52 @@ def _group_runs(pgid: int) -> bool:
     return False
 
 
+@functools.cache
+def _guard() -> tuple[str, ...]:
+    """The argv prefix that ties a task's group to the agent's life; () where none works.
+
+    Tried once, on the first task: a guard that cannot start would fail every task, and
+    a missing tool is better said once in the log than in every task's stderr.
+    """
+    setpriv, env = shutil.which("setpriv"), shutil.which("env")
+    if setpriv and env:
+        script = GUARD_SCRIPT.format(env=shlex.quote(env))
+        prefix = (setpriv, "--pdeathsig", "HUP", "--", "/bin/sh", "-c", script, "taskflow-guard")
+        if _guard_runs(prefix):
+            return prefix
+    log.warning(
+        "tasks run without a guard (needs setpriv and env --default-signal): "
+        "a task keeps running if its agent is killed"
+    )
+    return ()
+
+
+def _guard_runs(prefix: tuple[str, ...]) -> bool:
+    """Whether a task started through ``prefix`` runs and exits 0."""
+    try:
+        probe = subprocess.run(
+            [*prefix, str(os.getpid()), "/bin/sh", "-c", "exit 0"],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return probe.returncode == 0
+
+
+def _guarded(argv: list[str]) -> list[str]:
+    """``argv`` started through the guard, or as it is where the guard cannot run.
+
+    A program that does not exist is refused here, as ``Popen`` refuses it: through the
+    guard it would only be a task that exits 127.
+    """
+    if shutil.which(argv[0]) is None:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", argv[0])
+    prefix = _guard()
+    return [*prefix, str(os.getpid()), *argv] if prefix else argv
+
+
 # --8<-- [start:run]
 def run_command(
     argv: list[str],
@@ -141,10 +244,13 @@ def run_command(
     cancelled: Callable[[], bool] = NEVER,
     env: Mapping[str, str] | None = None,
 ) -> ExecutionResult:
-    """Run ``argv`` in its own process group; kill the group on timeout or cancel."""
+    """Run ``argv`` in its own process group; kill the group on timeout or cancel.
+
+    The group also dies with this process, however it dies (see ``GUARD_SCRIPT``).
+    """
     settings = get_settings()
     process = subprocess.Popen(
-        argv,
+        _guarded(argv),
         env={**os.environ, **(env or {})},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

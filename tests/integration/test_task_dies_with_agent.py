@@ -1,0 +1,142 @@
+"""A task's processes die with the process that runs them, however it dies (real processes).
+
+An agent runs its tasks in their own sessions, so a ``kill -9`` of the agent alone would
+leave them running while failover runs them again elsewhere.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.core.config import get_settings
+from shared.core.states import Status
+from shared.core.waiting import wait_until
+from shared.execution.executors import PythonScriptExecutor, run_command, wait_group_gone
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# The task: its shell, a child, and a grandchild under a second shell, each appending its
+# pid to $PIDS (one short line, one write); all sleep long past the test.
+TASK = (
+    'sleep 60 & echo $! >> "$PIDS"; '
+    'sh -c \'sleep 60 & echo $! >> "$PIDS"; echo $$ >> "$PIDS"; wait\' & '
+    'echo $$ >> "$PIDS"; wait'
+)
+TASK_PROCESSES = 4
+
+# Stands in for an agent: runs the task the way an agent does, until it is killed.
+AGENT = textwrap.dedent(
+    """
+    import sys
+    from shared.execution.executors import run_command
+    run_command(["/bin/sh", "-c", sys.argv[1]], timeout=120, env={"PIDS": sys.argv[2]})
+    """
+)
+
+
+def state(pid: int) -> str | None:
+    """The state letter of ``pid`` in /proc (R, S, Z...), None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]
+
+
+def runs(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie runs nothing and waits only to be reaped."""
+    return state(pid) not in (None, "Z")
+
+
+def recorded_pids(path: Path) -> list[int]:
+    """The pids written so far, whole lines only (a line may be half written)."""
+    if not path.exists():
+        return []
+    return [int(line) for line in path.read_text().splitlines(keepends=True) if line.endswith("\n")]
+
+
+def group_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2])
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """A process running TASK through ``run_command``; killed at the end whatever happens."""
+    pids = tmp_path / "pids"
+    process = subprocess.Popen(
+        [sys.executable, "-c", AGENT, TASK, str(pids)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,
+    )
+    yield process, pids
+    process.kill()
+    process.wait()
+    for pid in recorded_pids(pids):  # only if the test failed: leave nothing behind
+        if runs(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_kill_9_of_the_agent_kills_every_process_of_its_task(
+    agent: tuple[subprocess.Popen[bytes], Path],
+) -> None:
+    process, pids_file = agent
+
+    def all_running() -> list[int] | None:
+        pids = recorded_pids(pids_file)
+        return pids if len(pids) == TASK_PROCESSES and all(map(runs, pids)) else None
+
+    pids = wait_until(all_running, timeout=15)
+    assert pids, f"the task did not start its processes: {recorded_pids(pids_file)}"
+    group = group_of(pids[0])
+    assert group != os.getpgrp() and all(group_of(pid) == group for pid in pids)
+
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=5)
+
+    left = wait_until(lambda: not any(map(runs, pids)), timeout=5)
+    assert left, {pid: state(pid) for pid in pids if runs(pid)}
+    assert wait_group_gone(group, timeout=1), f"group {group} still runs"
+
+
+def test_a_normal_run_still_gives_exit_code_output_and_environment() -> None:
+    result = run_command(
+        ["/bin/sh", "-c", 'echo "out $TASKFLOW_X"; echo err >&2; exit 3'],
+        timeout=10,
+        env={"TASKFLOW_X": "x"},
+    )
+    assert (result.status, result.exit_code) == (Status.FAILED, 3)
+    assert (result.stdout, result.stderr) == ("out x\n", "err\n")
+
+
+def test_a_python_task_gets_its_exit_code_and_default_sigint() -> None:
+    script = "import signal, sys\nprint(signal.getsignal(signal.SIGINT).__name__)\nsys.exit(0)"
+    result = PythonScriptExecutor().run(script, 10)
+    assert (result.status, result.exit_code) == (Status.SUCCESS, 0)
+    assert result.stdout == "default_int_handler\n"
+
+
+def test_timeout_still_gives_the_task_its_grace_then_kills_grandchildren() -> None:
+    task = "sh -c 'sleep 100 & echo $!; wait' & trap 'echo stopping; exit 5' TERM; wait"
+    result = run_command(["/bin/sh", "-c", task], timeout=1)
+    assert result.status is Status.FAILED
+    assert result.error == "timed out after 1s"
+    assert result.exit_code == 5, "the task's own exit code, after its TERM trap ran"
+    grandchild = int(result.stdout.split()[0])
+    assert result.stdout.endswith("stopping\n")
+    assert not runs(grandchild), f"grandchild {grandchild} survived the timeout"
+
+
+def test_a_task_that_ignores_sigterm_is_killed_after_the_grace() -> None:
+    grace = get_settings().task_kill_grace
+    result = run_command(["/bin/sh", "-c", "trap '' TERM; sleep 100"], timeout=0.5)
+    assert result.status is Status.FAILED
+    assert result.exit_code == -signal.SIGKILL, f"SIGKILLed after {grace}s"
