@@ -188,12 +188,22 @@ class Agent:
                 elif result is not None:
                     self.reporter.finished(task.taskId, task.attempt, self.info.id, result)
                     tlog.info("%s (%s) reported", result.status, result.error or "exit code 0")
+        except Exception as exc:  # a slot thread must not die silently: say it, and hand over
+            tlog.exception("the agent failed running this task")
+            self.give_up(task, f"agent error: {type(exc).__name__}: {exc}"[:500])
         finally:
             self.running.pop(key, None)
             self.offsets.finished(offset)
             self.slots.release()
 
     # --8<-- [end:run]
+
+    def give_up(self, task: Task, reason: str) -> None:
+        """Report an attempt this agent could not see through as lost: it runs again."""
+        try:
+            self.reporter.lost(task.taskId, task.attempt, self.info.id, reason)
+        except Exception:  # even that failed: the watchdog and failover are left
+            task_log(log, task.taskId, task.attempt).exception("could not report it lost")
 
     def execute(self, task: Task, running: Running) -> ExecutionResult:
         """Report RUNNING, then run the task until it ends, is cancelled or given up."""

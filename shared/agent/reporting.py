@@ -22,7 +22,8 @@ from shared.messaging.messages import Heartbeat, StatusUpdate
 log = logging.getLogger(__name__)
 
 # A report is retried until the broker has it: the outcome of a run is never dropped.
-_retry_forever = retry_while(lambda exc: isinstance(exc, KafkaError), log)
+# Only while the broker is away: an error no retry cures (a message too large) goes up.
+_retry_forever = retry_while(lambda exc: isinstance(exc, KafkaError) and exc.retriable, log)
 
 
 class Reporter:
