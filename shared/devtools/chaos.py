@@ -310,19 +310,20 @@ def run(
     outcome = Outcome()
     started = time.monotonic()
     plan = faults(system, seconds, outage)
-    happened: list[tuple[float, float, str, str]] = []  # (run time, wall clock, what, detail)
+    # (run time when it began, wall clock when it was over, what, detail)
+    happened: list[tuple[float, float, str, str]] = []
 
     def inject() -> None:
         for at, what, act in plan:
             if system.stopping.wait(max(0.0, started + at - time.monotonic())):
                 return
-            wall = time.time()
+            began = time.monotonic() - started
             try:
                 detail = act()
             except Exception as exc:  # a fault that could not be made is reported, not fatal
                 detail = f"failed: {exc}"
-            happened.append((time.monotonic() - started, wall, what, detail))
-            click.echo(f"  {time.monotonic() - started:6.1f}s  {what}: {detail}")
+            happened.append((began, time.time(), what, detail))
+            click.echo(f"  {began:6.1f}s  {what}: {detail}")
 
     injector = threading.Thread(target=inject, name="faults", daemon=True)
     injector.start()
@@ -390,7 +391,7 @@ def print_report(report: Report, seconds: float) -> None:
     click.echo(f"  failed client requests: {report.failed_requests}, after:")
     for where, count in report.failed_after.most_common():
         click.echo(f"      {where}: {count}")
-    click.echo("  recovery (longest time without a task done, in the 30 s after each fault):")
+    click.echo("  recovery (longest time without a task done, in the 30 s after each fault ended):")
     for what, at, detail, gap in report.recovery:
         click.echo(f"      {what:<26} at {at:6.1f}s ({detail}): {gap:5.1f}s")
     running = report.processes - len(report.down)
