@@ -30,6 +30,7 @@ from shared.messaging.messages import StatusUpdate
 
 # The steps an attempt goes through on its agent, in order.
 ON_AGENT = [Status.SCHEDULED, Status.DISPATCHED, Status.RUNNING]
+READS = 3  # a report is walked again when the task moved on its agent while it was applied
 
 
 # --8<-- [start:apply]
@@ -37,15 +38,25 @@ def apply_report(
     store: TaskStore, report: StatusUpdate, settings: Settings | None = None
 ) -> Outcome:
     settings = settings or get_settings()
-    target = Status(report.status)
-    task = store.get(report.taskId)
-    if task is None:
-        return Outcome(Result.MISSING, None, 0)
-    if task.attempt != report.attempt:
-        return Outcome(Result.STALE, task.state, task.attempt)
-    if task.state not in ON_AGENT:
-        return Outcome(Result.FORBIDDEN, task.state, task.attempt)
+    for _ in range(READS):
+        task = store.get(report.taskId)
+        if task is None:
+            return Outcome(Result.MISSING, None, 0)
+        if task.attempt != report.attempt:
+            return Outcome(Result.STALE, task.state, task.attempt)
+        if task.state not in ON_AGENT:
+            return Outcome(Result.FORBIDDEN, task.state, task.attempt)
+        outcome = walk(store, task, report, settings)
+        moved = outcome.status is not task.state and outcome.status in ON_AGENT
+        if not (outcome.result is Result.FORBIDDEN and moved):
+            break  # else the leader marked it dispatched meanwhile: read it again
+    count(task, report, outcome)
+    return outcome
 
+
+def walk(store: TaskStore, task: Task, report: StatusUpdate, settings: Settings) -> Outcome:
+    """Move the task from where it is through the missing steps to the reported status."""
+    target = Status(report.status)
     steps = ON_AGENT[ON_AGENT.index(task.state) + 1 :]
     if target is not Status.RUNNING:
         steps.append(target)
@@ -53,14 +64,13 @@ def apply_report(
     for step in steps:
         if step is Status.FAILED and report.lost:
             fields = _fields(step, report, task)
-            outcome = store.retry_later(task, report.agentId, fields, 0, Ending.LOST)
-            break
+            return store.retry_later(task, report.agentId, fields, 0, Ending.LOST)
         if step is Status.FAILED and task.retries < task.maxRetries:
             delay = retry_delay(task.retries + 1, settings)
             outcome = store.retry_later(task, report.agentId, _fields(step, report, task), delay)
             if outcome.ok:
                 metrics.TASK_RETRIES.labels(task.type).inc()
-            break
+            return outcome
         outcome = store.transition(
             report.taskId,
             step,
@@ -71,7 +81,6 @@ def apply_report(
         )
         if not outcome.ok or step is target:
             break
-    count(task, report, outcome)
     return outcome
 
 

@@ -103,3 +103,27 @@ def test_a_failover_records_the_lost_attempt(store: TaskStore) -> None:
     [run] = store.runs(task_id)
     assert (run.attempt, run.status, run.agentId) == (1, Ending.LOST, "a1")
     assert store.redis.hget(task_key(task_id), "retries") == "0"  # a loss spends no retry
+
+
+class LeaderMarksFirst(TaskStore):
+    """A store where the leader's SCHEDULED -> DISPATCHED lands inside the report's apply."""
+
+    marked = False
+
+    def transition(self, task_id: str, target: Status, **move: object) -> object:
+        if not self.marked:
+            self.marked = True
+            super().transition(
+                task_id, Status.DISPATCHED, attempt=1, expected=Status.SCHEDULED, agent="a1"
+            )
+        return super().transition(task_id, target, **move)
+
+
+def test_a_report_is_not_lost_when_the_task_moves_while_it_is_applied(
+    redis_client: redis.Redis,
+) -> None:
+    store = LeaderMarksFirst(redis_client)
+    task, _ = store.create(TaskSpec.from_fields({"name": "t", "type": "SHELL", "content": "true"}))
+    TaskStore.transition(store, task.taskId, Status.SCHEDULED, attempt=1, agent="a1")
+    assert apply_report(store, report(task.taskId, Status.RUNNING)).ok
+    assert store.marked and store.get(task.taskId).state is Status.RUNNING
