@@ -76,8 +76,10 @@ def send_sync(
     value: bytes,
     key: str | None = None,
     partition: int | None = None,
+    timeout: float = SEND_TIMEOUT,
 ) -> None:
-    """Send and wait until the broker has stored the message (``acks=all``)."""
+    """Send and wait until the broker has stored the message (``acks=all``); a caller
+    with a deadline of its own (a gRPC call) waits no longer than that."""
     future = producer.send(
         topic,
         value=value,
@@ -85,7 +87,7 @@ def send_sync(
         partition=partition,
         headers=context_headers(),
     )
-    future.get(timeout=SEND_TIMEOUT)
+    future.get(timeout=timeout)
 
 
 def poll_or_wait(consumer: KafkaConsumer, kafka: Outage, **poll: int) -> dict | None:

@@ -122,6 +122,7 @@ class TaskService(pb_grpc.TaskServiceServicer):
             message.to_bytes(),
             task.taskId,
             agent.partition,
+            timeout=self.settings.grpc_deadline,  # the caller waits no longer
         )
         task_log(log, task.taskId, task.attempt).info("cancel sent to %s", agent.id)
 
