@@ -287,6 +287,9 @@ class Report:
 )
 @click.option("--keep", type=click.Path(path_type=Path), help="keep logs and data in this folder")
 def main(count: int, seconds: float, outage: float | None, keep: Path | None) -> None:
+    if keep is not None and keep.exists() and any(keep.iterdir()):
+        # its Redis would still hold an earlier run's tasks, answering this run's submits
+        raise click.BadParameter(f"{keep} is not empty; name a new folder", param_hint="--keep")
     with tempfile.TemporaryDirectory(prefix="chaos-") as folder:
         workdir = keep or Path(folder)
         workdir.mkdir(parents=True, exist_ok=True)
