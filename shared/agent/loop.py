@@ -76,6 +76,11 @@ class Running:
     def stopped(self) -> bool:
         return self.cancel.is_set() or bool(self.lost)
 
+    def given_up(self, result: ExecutionResult) -> bool:
+        """True when the run was killed because the agent gave the attempt up (not by a
+        cancel, and not a task that had ended by itself before the fence came)."""
+        return bool(self.lost) and result.status is Status.CANCELLED and not self.cancel.is_set()
+
 
 class Agent:
     def __init__(
@@ -182,10 +187,10 @@ class Agent:
             # the trace of the task's submit goes on here; the reports sent inside carry it
             with record_span("run", headers, **{"taskflow.task_id": task.taskId}):
                 result = None if running.lost else self.execute(task, running)
-                if running.lost:  # given up before it started, or while it ran
+                if result is None or running.given_up(result):
                     self.reporter.lost(task.taskId, task.attempt, self.info.id, running.lost)
                     tlog.warning("given up (%s): reported lost, it runs again", running.lost)
-                elif result is not None:
+                else:  # it ended by itself, even if given up a moment later: say how
                     self.reporter.finished(task.taskId, task.attempt, self.info.id, result)
                     tlog.info("%s (%s) reported", result.status, result.error or "exit code 0")
         except Exception as exc:  # a slot thread must not die silently: say it, and hand over
