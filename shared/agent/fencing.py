@@ -36,7 +36,12 @@ log = logging.getLogger("agent")
 
 
 class SessionFence:
-    """Calls ``fence(reason)`` when the session may be lost, ``restore()`` once it is back."""
+    """Calls ``fence(reason)`` when the session may be lost, ``restore()`` once it is back.
+
+    Both only set flags, so they run under one lock, in the order ZooKeeper's states came:
+    a timer that fires after the connection came back (a new state since it started)
+    does nothing.
+    """
 
     def __init__(
         self,
@@ -48,22 +53,25 @@ class SessionFence:
         self.after = after
         self.fence = fence
         self.restore = restore
-        self.timer: threading.Timer | None = None
+        self.state_number = 0  # one more at each state change: a timer knows if it is late
         self.lock = threading.Lock()
         zk.add_listener(self.on_state)
 
     def on_state(self, state: str) -> None:
-        """kazoo's listener: runs on its thread, so it only starts or stops a timer."""
+        """kazoo's listener: runs on its thread, so it only sets flags or starts a timer."""
         with self.lock:
-            if self.timer is not None:
-                self.timer.cancel()
-                self.timer = None
+            self.state_number += 1
             if state == KazooState.SUSPENDED:
                 reason = f"cut off from ZooKeeper for {self.after:g}s"
-                self.timer = threading.Timer(self.after, self.fence, args=(reason,))
-                self.timer.daemon = True
-                self.timer.start()
+                timer = threading.Timer(self.after, self.expire, args=(self.state_number, reason))
+                timer.daemon = True
+                timer.start()
             elif state == KazooState.LOST:
-                threading.Thread(target=self.fence, args=("ZooKeeper session expired",)).start()
+                self.fence("ZooKeeper session expired")
             elif state == KazooState.CONNECTED:
                 self.restore()
+
+    def expire(self, started_at: int, reason: str) -> None:
+        with self.lock:
+            if started_at == self.state_number:  # still suspended since the timer started
+                self.fence(reason)

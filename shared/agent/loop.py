@@ -91,8 +91,10 @@ class Agent:
         consumer: KafkaConsumer,
         reporter: Reporter,
         stop: GracefulStop,
+        session: Callable[[], str] = str,
     ) -> None:
         self.settings = settings
+        self.session = session  # this run's ZooKeeper session ('' when unknown)
         self.info = info
         self.store = store
         self.consumer = consumer
@@ -118,6 +120,9 @@ class Agent:
         kafka = Outage("Kafka", self.stop, log)
         while not self.stop.stopping:
             self.loop_seen = time.monotonic()
+            if self.fenced:  # cut off from ZooKeeper: take nothing until it is back
+                self.stop.wait(self.settings.queue_poll_seconds)
+                continue
             if not self.slots.acquire(timeout=self.settings.queue_poll_seconds):
                 continue  # every slot is busy
             batch = poll_or_wait(
@@ -167,10 +172,13 @@ class Agent:
 
     @redis_retry(log)
     def current(self, dispatch: Dispatch) -> Task | None:
-        """The task, if the dispatch is of its current attempt and nothing ran it yet."""
+        """The task, if the dispatch is of its current attempt, given to this run of the
+        agent (its session), and nothing ran it yet."""
         task = self.store.get(dispatch.taskId)
         if task is None or task.attempt != dispatch.attempt:
             return None
+        if task.agentSession and task.agentSession != self.session():
+            return None  # given to an earlier run of this agent: the leader fails it over
         return task if task.state in (Status.SCHEDULED, Status.DISPATCHED) else None
 
     # --8<-- [start:run]
@@ -194,7 +202,7 @@ class Agent:
                     self.reporter.finished(task.taskId, task.attempt, self.info.id, result)
                     tlog.info("%s (%s) reported", result.status, result.error or "exit code 0")
         except Exception as exc:  # a slot thread must not die silently: say it, and hand over
-            tlog.exception("the agent failed running this task")
+            tlog.exception("the agent failed running this task; reporting it FAILED")
             self.give_up(task, f"agent error: {type(exc).__name__}: {exc}"[:500])
         finally:
             self.running.pop(key, None)
@@ -204,15 +212,20 @@ class Agent:
     # --8<-- [end:run]
 
     def give_up(self, task: Task, reason: str) -> None:
-        """Report an attempt this agent could not see through as lost: it runs again."""
+        """Report an attempt this agent could not see through as FAILED with the reason:
+        an error that repeats every time then ends the task once its retries are spent."""
+        failed = ExecutionResult(Status.FAILED, None, "", "", reason)
         try:
-            self.reporter.lost(task.taskId, task.attempt, self.info.id, reason)
-        except Exception:  # even that failed: the watchdog and failover are left
-            task_log(log, task.taskId, task.attempt).exception("could not report it lost")
+            self.reporter.finished(task.taskId, task.attempt, self.info.id, failed)
+        except Exception:  # even that failed: it stays RUNNING, and TasksOverdue alerts
+            task_log(log, task.taskId, task.attempt).exception("could not report it failed")
 
-    def execute(self, task: Task, running: Running) -> ExecutionResult:
+    def execute(self, task: Task, running: Running) -> ExecutionResult | None:
         """Report RUNNING, then run the task until it ends, is cancelled or given up."""
         self.reporter.running(task.taskId, task.attempt, self.info.id)
+        if self.fenced:  # given up while the report waited for the broker: do not start
+            running.lost = running.lost or self.fenced
+            return None
         task_log(log, task.taskId, task.attempt).info(
             "running %s task %r (timeout %gs)", task.type, task.name, task.timeout
         )
@@ -248,13 +261,20 @@ class Agent:
         """Every interval, a heartbeat, but only while the main loop turns: a hung loop
         (a stuck poll, a deadlock) falls silent, and the leader stops sending it work."""
         while not self.stop.stopping:
-            if time.monotonic() - self.loop_seen < self.settings.agent_suspect_seconds / 2:
+            if self.fenced:
+                log.warning("cut off from ZooKeeper: heartbeats withheld")
+            elif time.monotonic() - self.loop_seen < self.settings.agent_suspect_seconds / 2:
                 running = len(self.running)
                 beat = measure(self.info.id, running, self.info.capacity, self.info.startedAt)
                 self.reporter.heartbeat(beat)
             else:
                 log.warning("main loop stalled: heartbeats withheld")
             self.stop.wait(self.settings.heartbeat_seconds)
+
+
+def session_of(zk: KazooClient) -> str:
+    """The client's ZooKeeper session id, as the registry reads it from a znode's owner."""
+    return f"{zk.client_id[0]:x}" if zk.client_id else ""
 
 
 # --8<-- [start:run_agent]
@@ -293,7 +313,7 @@ def run_agent(
     after_session_loss(zk, register_again)
     try:
         reporter = Reporter(producer, settings)
-        agent = Agent(settings, info, store, consumer, reporter, stop)
+        agent = Agent(settings, info, store, consumer, reporter, stop, lambda: session_of(zk))
         SessionFence(zk, settings.fence_seconds, agent.fence, agent.restore)
         if also is not None:
             also(agent)

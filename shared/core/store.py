@@ -275,6 +275,12 @@ class MoveSpec:
             return {source.value: self.ending.value for source in taken_back}
         return {}
 
+    def cleared(self) -> list[str]:
+        """The fields a new attempt deletes: the old result, and a stored cancel when a
+        person retries a finished task (its cancel is over; a failover keeps it)."""
+        retried = all(source in TERMINAL for source in self.sources)
+        return [*RESULT_FIELDS, *(["cancelRequestedAt"] if retried else [])]
+
     def to_json(self) -> str:
         restart = self.target is Status.PENDING  # back to the queue: a new attempt
         return json.dumps(
@@ -286,7 +292,7 @@ class MoveSpec:
                 "agent": self.agent,
                 "holds": self.target in IN_FLIGHT,
                 "restart": restart,
-                "clear": list(RESULT_FIELDS) if restart else [],
+                "clear": self.cleared() if restart else [],
                 "ends": self.ends(),
                 "result": self.result,
             }

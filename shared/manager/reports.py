@@ -65,7 +65,7 @@ def walk(store: TaskStore, task: Task, report: StatusUpdate, settings: Settings)
         if step is Status.FAILED and report.lost:
             fields = _fields(step, report, task)
             return store.retry_later(task, report.agentId, fields, 0, Ending.LOST)
-        if step is Status.FAILED and task.retries < task.maxRetries:
+        if step is Status.FAILED and task.retries < task.maxRetries and not task.cancelRequestedAt:
             delay = retry_delay(task.retries + 1, settings)
             outcome = store.retry_later(task, report.agentId, _fields(step, report, task), delay)
             if outcome.ok:

@@ -87,8 +87,11 @@ class TaskService(pb_grpc.TaskServiceServicer):
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"task is {task.status}: only queued or running tasks can be cancelled",
                 )
-            if task.state is Status.RUNNING and task.agentId in self.directory.live():
-                # stored first: if the agent dies before it obeys, the next attempt is not run
+            if task.state is Status.RUNNING:
+                # Stored first: if the agent dies before it obeys, the failover's next
+                # attempt is cancelled instead of run. An agent that is gone may still be
+                # running it (fenced only after a while): the failover, not this call,
+                # ends that attempt.
                 self.store.request_cancel(task.taskId)
                 self._tell_agent(task)  # it kills the process group and reports CANCELLED
                 return pb.TaskReply(task=to_proto(task))

@@ -128,6 +128,7 @@ class Scheduler:
             log.info("returned %d half-placed entries to pending", parked)
         next_release = 0.0
         self.next_reconcile = 0.0
+        self.first_seen = {}  # a new term waits from its own first look
         while self.leadership.still_leading():
             if self.directory.changed.is_set() or time.monotonic() >= self.next_reconcile:
                 self.directory.changed.clear()
@@ -156,10 +157,11 @@ class Scheduler:
         gone, so a cut-off agent has killed them first (``shared/agent/fencing.py``).
         """
         live = self.directory.live()
+        looked: dict[tuple[str, str], float] = {}
         for agent_id in sorted(self.handover.agents_holding_tasks()):
             agent = live.get(agent_id)
             session = agent.session if agent else ""
-            if not self.gone_long_enough(agent_id, session):
+            if not self.gone_long_enough(agent_id, session, looked):
                 continue
             requeued = self.handover.fail_over(agent_id, epoch, keep_session=session)
             if requeued:
@@ -168,12 +170,16 @@ class Scheduler:
         margin = self.settings.task_kill_grace + self.settings.watchdog_grace_seconds
         suspect = self.settings.agent_suspect_seconds
         fail_over_overdue(self.handover, epoch, sorted(live), margin, suspect)
+        self.first_seen = looked  # an agent seen again later starts a new wait
 
-    def gone_long_enough(self, agent_id: str, session: str) -> bool:
+    def gone_long_enough(
+        self, agent_id: str, session: str, looked: dict[tuple[str, str], float]
+    ) -> bool:
         """True once ``agent_id`` has been seen without (or with another) session than its
-        tasks' for ``failover_delay`` seconds; a new leader counts from its first look."""
+        tasks' for ``failover_delay`` seconds, in every reconcile since; a new leader
+        counts from its first look. ``looked`` collects what this reconcile saw."""
         now = time.monotonic()
-        seen = self.first_seen.setdefault((agent_id, session), now)
+        seen = looked[agent_id, session] = self.first_seen.get((agent_id, session), now)
         if now - seen >= self.settings.failover_delay:
             return True
         self.next_reconcile = min(self.next_reconcile, seen + self.settings.failover_delay)

@@ -127,3 +127,15 @@ def test_a_report_is_not_lost_when_the_task_moves_while_it_is_applied(
     TaskStore.transition(store, task.taskId, Status.SCHEDULED, attempt=1, agent="a1")
     assert apply_report(store, report(task.taskId, Status.RUNNING)).ok
     assert store.marked and store.get(task.taskId).state is Status.RUNNING
+
+
+def test_a_retry_by_hand_forgets_the_cancel_a_failover_keeps(store: TaskStore) -> None:
+    handover = Handover(store)
+    task_id = running(store)
+    store.request_cancel(task_id)
+    assert handover.requeue(store.get(task_id)).ok  # failover: the cancel still holds
+    assert store.get(task_id).cancelRequestedAt is not None
+    cancelled = store.get(task_id)
+    assert store.transition(task_id, Status.CANCELLED, attempt=cancelled.attempt).ok
+    assert handover.requeue(store.get(task_id)).ok  # a person's retry: a new start
+    assert store.get(task_id).cancelRequestedAt is None
