@@ -54,7 +54,7 @@ from shared.messaging.topics import ensure_topics
 
 RESTART_AFTER = 3.0  # seconds from a kill -9 to the process' new start
 CLIENTS = 8
-SUBMIT_TRIES = 30  # a client's tries of one submit, 0.5 s apart
+PATIENCE = 15.0  # seconds a client tries one submit (0.5 s apart), plus any outage
 SETTLE = 300.0  # seconds for every accepted task to end after the last submit
 
 
@@ -205,7 +205,9 @@ def outage_of(system: System, server: str, down: float) -> tuple[str, Callable[[
     return what, lambda: system.restart_server(server, down)
 
 
-def submit(system: System, outcome: Outcome, number: int, started: float) -> None:
+def submit(
+    system: System, outcome: Outcome, number: int, started: float, patience: float = PATIENCE
+) -> None:
     """One task, tried until accepted (same requestId each time, so never twice)."""
     body = {
         "name": f"chaos-{number}",
@@ -216,7 +218,7 @@ def submit(system: System, outcome: Outcome, number: int, started: float) -> Non
         "requestId": f"chaos-{number}",
     }
     with api_session() as session:
-        for _ in range(SUBMIT_TRIES):
+        for _ in range(int(patience / 0.5)):
             try:
                 reply = session.post(f"{system.url}/api/v1/tasks", json=body, timeout=10)
                 if reply.status_code in (200, 201):
@@ -333,7 +335,8 @@ def run(
     with ThreadPoolExecutor(CLIENTS) as clients:
         for number in range(count):
             time.sleep(max(0.0, started + number * seconds / count - time.monotonic()))
-            clients.submit(submit, system, outcome, number, started)
+            patience = PATIENCE + (outage or 0)  # a careful client outlasts the outage
+            clients.submit(submit, system, outcome, number, started, patience)
     injector.join()
     return outcome, happened, started
 
