@@ -177,7 +177,8 @@ class Agent:
         task = self.store.get(dispatch.taskId)
         if task is None or task.attempt != dispatch.attempt:
             return None
-        if task.agentSession and task.agentSession != self.session():
+        session = self.session()
+        if task.agentSession and session and task.agentSession != session:
             return None  # given to an earlier run of this agent: the leader fails it over
         return task if task.state in (Status.SCHEDULED, Status.DISPATCHED) else None
 
@@ -272,9 +273,22 @@ class Agent:
             self.stop.wait(self.settings.heartbeat_seconds)
 
 
-def session_of(zk: KazooClient) -> str:
-    """The client's ZooKeeper session id, as the registry reads it from a znode's owner."""
-    return f"{zk.client_id[0]:x}" if zk.client_id else ""
+def session_of(zk: KazooClient) -> Callable[[], str]:
+    """The client's ZooKeeper session id, as the registry reads it from a znode's owner.
+
+    kazoo says nothing (``client_id`` is None) while the connection is down, though the
+    session may well live on: the last one known is the answer then.
+    """
+    last = ""
+
+    def session() -> str:
+        nonlocal last
+        if zk.client_id:
+            last = f"{zk.client_id[0]:x}"
+        return last
+
+    session()  # known from the start: the agent registered on this session
+    return session
 
 
 # --8<-- [start:run_agent]
@@ -313,7 +327,7 @@ def run_agent(
     after_session_loss(zk, register_again)
     try:
         reporter = Reporter(producer, settings)
-        agent = Agent(settings, info, store, consumer, reporter, stop, lambda: session_of(zk))
+        agent = Agent(settings, info, store, consumer, reporter, stop, session_of(zk))
         SessionFence(zk, settings.fence_seconds, agent.fence, agent.restore)
         if also is not None:
             also(agent)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from kazoo.client import KazooState
 
 from shared.agent.fencing import SessionFence
-from shared.agent.loop import Running
+from shared.agent.loop import Running, session_of
 from shared.core.states import Status
 from shared.core.waiting import wait_until
 from shared.execution.executors import ExecutionResult
@@ -80,3 +80,16 @@ def test_only_a_run_the_fence_killed_is_reported_lost() -> None:
     cancelled.cancel.set()
     assert not cancelled.given_up(result(Status.CANCELLED))  # a cancel is a cancel
     assert not Running(1).given_up(result(Status.CANCELLED))
+
+
+class Client:
+    client_id: tuple[int, bytes] | None = (0x1A2B, b"")
+
+
+def test_the_session_is_known_while_the_connection_is_down() -> None:
+    zk = Client()
+    session = session_of(zk)  # type: ignore[arg-type]
+    zk.client_id = None  # kazoo, SUSPENDED
+    assert session() == "1a2b"
+    zk.client_id = (0x3C, b"")  # a new session
+    assert session() == "3c"
