@@ -45,8 +45,9 @@ from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.task import Task
 from shared.core.traces import Headers, record_span
-from shared.execution.executors import ExecutionResult
+from shared.execution.executors import ExecutionResult, check_sandbox
 from shared.execution.runner import execute
+from shared.execution.sandbox import SandboxError
 from shared.messaging.clients import make_consumer, make_producer, poll_or_wait, record_lag
 from shared.messaging.dead_letters import send_to_dead_letters
 from shared.messaging.messages import Dispatch, InvalidMessage, parse_message
@@ -193,6 +194,11 @@ class Agent:
                 tlog.info("cancelled before it started; not run")
                 self.reporter.finished(task.taskId, task.attempt, self.info.id, NOT_RUN)
                 return
+            if task.type not in self.info.types:  # the leader's affinity should not allow it
+                refused = ExecutionResult(Status.FAILED, None, "", "", self.refusal(task))
+                tlog.warning("refused: %s", refused.error)
+                self.reporter.finished(task.taskId, task.attempt, self.info.id, refused)
+                return
             # the trace of the task's submit goes on here; the reports sent inside carry it
             with record_span("run", headers, **{"taskflow.task_id": task.taskId}):
                 result = None if running.lost else self.execute(task, running)
@@ -211,6 +217,10 @@ class Agent:
             self.slots.release()
 
     # --8<-- [end:run]
+
+    def refusal(self, task: Task) -> str:
+        allowed = ",".join(self.info.types)
+        return f"agent {self.info.id} does not run {task.type} tasks (AGENT_TASK_TYPES={allowed})"
 
     def give_up(self, task: Task, reason: str) -> None:
         """Report an attempt this agent could not see through as FAILED with the reason:
@@ -303,6 +313,10 @@ def run_agent(
     ``also(agent)`` runs before the agent serves: a later phase starts more of the agent's
     work there (phase 4: the cancel listener).
     """
+    try:
+        check_sandbox(settings)  # tasks run as the settings say, or the agent does not start
+    except SandboxError as exc:
+        raise SystemExit(f"agent {settings.agent_id}: {exc}") from None
     ensure_topics(settings.kafka_bootstrap_servers, settings=settings)
     partition = claim_partition(zk, settings.agent_id, settings.dispatch_partitions)
     info = AgentInfo(

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     )
     agent_capacity: int = Field(2, gt=0, description="tasks one agent runs at the same time")
     agent_task_types: str = Field("SHELL,PYTHON", description="task types this agent runs")
+    agent_run_as: str = Field("", description="user tasks run as ('' = the agent's); needs root")
+    agent_task_env: str = Field("", description="agent variables passed to tasks, by name")
+    task_python: str = Field("", description="interpreter of PYTHON tasks ('' = the agent's)")
+    task_limit_cpu_seconds: int = Field(0, ge=0, description="a task's CPU seconds; 0: none")
+    task_limit_memory_bytes: int = Field(0, ge=0, description="a task's address space; 0: none")
+    task_limit_open_files: int = Field(0, ge=0, description="a task's open files; 0: none")
+    task_limit_processes: int = Field(0, ge=0, description="processes of the task user; 0: none")
     scheduler_id: str = Field(
         default_factory=_default_process_id, description="this scheduler's id"
     )

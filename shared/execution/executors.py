@@ -23,7 +23,9 @@ timeout.
 
 Where the guard cannot run (no ``setpriv`` or ``env --default-signal``: util-linux and
 coreutils 9 on Linux), tasks run directly, and a warning at the first task says that
-they would outlive a killed agent.
+they would outlive a killed agent; unless the settings ask for a sandbox (another user,
+limits: ``sandbox.py``), which then refuses. The guard also starts the task as its user,
+under its limits, with a clean environment.
 """
 
 from __future__ import annotations
@@ -46,9 +48,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from shared.core.config import get_settings
+from shared.core.config import Settings, get_settings
 from shared.core.states import Status
 from shared.core.task import TaskType
+from shared.execution import sandbox
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +195,7 @@ def _group_runs(pgid: int) -> bool:
 
 
 @functools.cache
-def _guard() -> tuple[str, ...]:
+def _guard(settings: Settings) -> tuple[str, ...]:
     """The argv prefix that ties a task's group to the agent's life; () where none works.
 
     Tried once, on the first task: a guard that cannot start would fail every task, and
@@ -201,9 +204,26 @@ def _guard() -> tuple[str, ...]:
     setpriv, env = shutil.which("setpriv"), shutil.which("env")
     if setpriv and env:
         script = GUARD_SCRIPT.format(env=shlex.quote(env))
-        prefix = (setpriv, "--pdeathsig", "HUP", "--", "/bin/sh", "-c", script, "taskflow-guard")
+        user = sandbox.switch_user(sandbox.task_user(settings.agent_run_as))
+        prefix = (
+            *sandbox.limits(settings),
+            setpriv,
+            *user,
+            "--pdeathsig",
+            "HUP",
+            "--",
+            "/bin/sh",
+            "-c",
+            script,
+            "taskflow-guard",
+        )
         if _guard_runs(prefix):
             return prefix
+    if sandbox.asked_for(settings):
+        raise sandbox.SandboxError(
+            "tasks cannot start as AGENT_RUN_AS with the TASK_LIMIT_* limits here "
+            "(needs setpriv and prlimit from util-linux, and root for another user)"
+        )
     log.warning(
         "tasks run without a guard (needs setpriv and env --default-signal): "
         "a task keeps running if its agent is killed"
@@ -225,7 +245,12 @@ def _guard_runs(prefix: tuple[str, ...]) -> bool:
     return probe.returncode == 0
 
 
-def _guarded(argv: list[str]) -> list[str]:
+def check_sandbox(settings: Settings) -> None:
+    """Raise ``SandboxError`` now if tasks could not run as the settings ask (at start-up)."""
+    _guard(settings)
+
+
+def _guarded(argv: list[str], settings: Settings) -> list[str]:
     """``argv`` started through the guard, or as it is where the guard cannot run.
 
     A program that does not exist is refused here, as ``Popen`` refuses it: through the
@@ -233,7 +258,7 @@ def _guarded(argv: list[str]) -> list[str]:
     """
     if shutil.which(argv[0]) is None:
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", argv[0])
-    prefix = _guard()
+    prefix = _guard(settings)
     return [*prefix, str(os.getpid()), *argv] if prefix else argv
 
 
@@ -250,8 +275,8 @@ def run_command(
     """
     settings = get_settings()
     process = subprocess.Popen(
-        _guarded(argv),
-        env={**os.environ, **(env or {})},
+        _guarded(argv, settings),
+        env={**sandbox.environment(settings, os.environ), **(env or {})},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -322,8 +347,9 @@ class PythonScriptExecutor:
     """Runs the content as a script file with this interpreter (tracebacks name the file)."""
 
     def run(self, content: str, timeout: float, cancelled=NEVER, env=None) -> ExecutionResult:
+        python = get_settings().task_python or sys.executable  # one the task's user may run
         with _script_file(content) as path:
-            return run_command([sys.executable, path], timeout, cancelled, env)
+            return run_command([python, path], timeout, cancelled, env)
 
 
 @contextmanager
@@ -332,6 +358,8 @@ def _script_file(content: str) -> Iterator[str]:
         path = os.path.join(folder, "task.py")
         with open(path, "w", encoding="utf-8") as script:
             script.write(content)
+        for mine in (folder, path):  # the task's user reads its own script
+            sandbox.give_to_task_user(mine, get_settings())
         yield path
 
 

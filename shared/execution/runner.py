@@ -16,6 +16,7 @@ from shared.core.states import Status
 from shared.core.store import Outcome, TaskStore
 from shared.core.task import Task, now_ms
 from shared.execution.executors import NEVER, ExecutionResult, UnknownTaskType, executor_for
+from shared.execution.sandbox import SandboxError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def execute(task: Task, agent_id: str, cancelled: Callable[[], bool] = NEVER) ->
     }
     try:
         return executor.run(task.content, task.timeout, cancelled, env)
-    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+    except (OSError, ValueError, subprocess.SubprocessError, SandboxError) as exc:
         return ExecutionResult(Status.FAILED, None, "", "", f"could not start: {exc}")
 
 

@@ -1,0 +1,100 @@
+"""What a task runs as: its user, its resource limits and its environment.
+
+An agent holds the servers' addresses and, from phase 5 on, their credentials; the tasks
+it runs are whatever a client sent. So a task gets:
+
+* **its own user** (``AGENT_RUN_AS``): ``setpriv`` switches to it, with that user's groups
+  only, before the task starts (the agent must run as root for that);
+* **resource limits** (``TASK_LIMIT_*``, 0 for none): ``prlimit`` sets them, and they bind
+  the task and everything it starts: CPU seconds, address space, open files and
+  processes (the last one counts every process of the task's user);
+* **a clean environment**: the few variables a program expects (``PATH``, ``LANG``, ...),
+  the ones named in ``AGENT_TASK_ENV``, and ``TASKFLOW_*``; never the agent's own, which
+  name and open the servers.
+
+Both tools come with util-linux and wrap the guard of ``executors.py``. Where they cannot
+do what the settings ask (no root, no such user), the agent refuses to start: a sandbox
+that silently does not apply is worse than none.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+
+from shared.core.config import Settings
+
+# What a program may need from its environment, passed on from the agent's.
+SAFE_VARIABLES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
+
+
+class SandboxError(RuntimeError):
+    """The settings ask for a sandbox this agent cannot give."""
+
+
+@dataclass(frozen=True)
+class TaskUser:
+    name: str
+    uid: int
+    gid: int
+    home: str
+
+
+@cache
+def task_user(name: str) -> TaskUser | None:
+    """``AGENT_RUN_AS`` resolved; None when tasks run as the agent's own user."""
+    if not name:
+        return None
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise SandboxError(f"AGENT_RUN_AS={name!r}: no such user on this host") from None
+    if os.geteuid() != 0 and entry.pw_uid != os.geteuid():
+        raise SandboxError(f"AGENT_RUN_AS={name!r} needs an agent running as root")
+    return TaskUser(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir)
+
+
+def limits(settings: Settings) -> list[str]:
+    """``prlimit --cpu=... --`` for the limits that are set; [] when none is."""
+    asked = {
+        "--cpu": settings.task_limit_cpu_seconds,
+        "--as": settings.task_limit_memory_bytes,
+        "--nofile": settings.task_limit_open_files,
+        "--nproc": settings.task_limit_processes,
+    }
+    options = [f"{option}={value}" for option, value in asked.items() if value]
+    return ["prlimit", *options, "--"] if options else []
+
+
+def switch_user(user: TaskUser | None) -> list[str]:
+    """``setpriv`` options that make the task ``user``, with only that user's groups."""
+    if user is None:
+        return []
+    return [f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups"]
+
+
+def environment(settings: Settings, own: Mapping[str, str]) -> dict[str, str]:
+    """The task's environment: safe variables and the named ones from ``own``, and a home."""
+    names = [*SAFE_VARIABLES, *filter(None, settings.agent_task_env.split(","))]
+    env = {name: own[name] for name in names if name in own}
+    user = task_user(settings.agent_run_as)
+    if user is not None:
+        env.update(HOME=user.home, USER=user.name, LOGNAME=user.name)
+    elif "HOME" in own:
+        env["HOME"] = own["HOME"]
+    return env
+
+
+def asked_for(settings: Settings) -> bool:
+    """Whether the settings ask for more than the agent's own user, unlimited."""
+    return bool(settings.agent_run_as or limits(settings))
+
+
+def give_to_task_user(path: str, settings: Settings) -> None:
+    """Let the task's user read what the agent wrote for it (a Python task's script)."""
+    user = task_user(settings.agent_run_as)
+    if user is not None:
+        os.chown(path, user.uid, user.gid)
