@@ -15,6 +15,7 @@ from kafka.errors import KafkaError
 
 from shared.core.config import Settings
 from shared.core.outages import retry_while
+from shared.core.states import Status
 from shared.execution.executors import ExecutionResult
 from shared.messaging.clients import send_sync
 from shared.messaging.messages import Heartbeat, StatusUpdate
@@ -40,7 +41,14 @@ class Reporter:
             StatusUpdate(taskId=task_id, attempt=attempt, agentId=agent_id, status="RUNNING")
         )
 
-    def finished(self, task_id: str, attempt: int, agent_id: str, result: ExecutionResult) -> None:
+    def finished(
+        self,
+        task_id: str,
+        attempt: int,
+        agent_id: str,
+        result: ExecutionResult,
+        lost: bool = False,
+    ) -> None:
         self.status(
             StatusUpdate(
                 taskId=task_id,
@@ -51,21 +59,14 @@ class Reporter:
                 stdout=result.stdout,
                 stderr=result.stderr,
                 error=result.error,
+                lost=lost,
             )
         )
 
     def lost(self, task_id: str, attempt: int, agent_id: str, reason: str) -> None:
         """This agent gave the attempt up (fencing): the task-manager queues a new one."""
-        self.status(
-            StatusUpdate(
-                taskId=task_id,
-                attempt=attempt,
-                agentId=agent_id,
-                status="FAILED",
-                error=f"killed: {reason}",
-                lost=True,
-            )
-        )
+        killed = ExecutionResult(Status.FAILED, None, "", "", f"killed: {reason}")
+        self.finished(task_id, attempt, agent_id, killed, lost=True)
 
     def heartbeat(self, heartbeat: Heartbeat) -> None:
         """Best effort: a lost heartbeat is replaced by the next one."""

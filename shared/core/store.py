@@ -127,6 +127,17 @@ class TaskStore:
         data = self.redis.hgetall(task_key(task_id))
         return Task.from_hash(data) if data else None
 
+    def cancel(self, task: Task) -> Outcome:
+        """Move ``task`` (as read) from its status to CANCELLED, fenced by its attempt."""
+        return self.transition(
+            task.taskId,
+            Status.CANCELLED,
+            attempt=task.attempt,
+            expected=task.state,
+            fields={"error": "cancelled", "finishedAt": now_ms()},
+            agent=task.agentId,
+        )
+
     def request_cancel(self, task_id: str) -> None:
         """Store that the task is to be cancelled: whoever holds it later obeys."""
         self.redis.hset(task_key(task_id), "cancelRequestedAt", now_ms())

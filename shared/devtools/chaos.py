@@ -332,10 +332,10 @@ def run(
 
     injector = threading.Thread(target=inject, name="faults", daemon=True)
     injector.start()
+    patience = PATIENCE + (outage or 0)  # a careful client outlasts the outage
     with ThreadPoolExecutor(CLIENTS) as clients:
         for number in range(count):
             time.sleep(max(0.0, started + number * seconds / count - time.monotonic()))
-            patience = PATIENCE + (outage or 0)  # a careful client outlasts the outage
             clients.submit(submit, system, outcome, number, started, patience)
     injector.join()
     return outcome, happened, started

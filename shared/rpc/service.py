@@ -96,14 +96,7 @@ class TaskService(pb_grpc.TaskServiceServicer):
                 self._tell_agent(task)  # it kills the process group and reports CANCELLED
                 return pb.TaskReply(task=to_proto(task))
             # Not started (or its agent is gone): cancel it here, at once.
-            outcome = self.store.transition(
-                task.taskId,
-                Status.CANCELLED,
-                attempt=task.attempt,
-                expected=task.state,
-                fields={"error": "cancelled", "finishedAt": now_ms()},
-                agent=task.agentId,
-            )
+            outcome = self.store.cancel(task)
             if outcome.ok:
                 metrics.TASKS_FINISHED.labels(task.type, Status.CANCELLED.value).inc()
                 if task.state in (Status.SCHEDULED, Status.DISPATCHED):

@@ -35,7 +35,7 @@ from shared.core.outages import REDIS_AWAY, Outage
 from shared.core.queues import parse_or_set_aside
 from shared.core.states import Status
 from shared.core.store import Outcome, Result
-from shared.core.task import Task, now_ms
+from shared.core.task import Task
 from shared.core.traces import start_task_span
 from shared.scheduling.gauges import report_system
 from shared.scheduling.handover import Handover
@@ -158,7 +158,8 @@ class Scheduler:
         """
         live = self.directory.live()
         looked: dict[tuple[str, str], float] = {}
-        for agent_id in sorted(self.handover.agents_holding_tasks()):
+        holders = sorted(self.handover.agents_holding_tasks())  # one SCAN for both passes
+        for agent_id in holders:
             agent = live.get(agent_id)
             session = agent.session if agent else ""
             if not self.gone_long_enough(agent_id, session, looked):
@@ -169,7 +170,8 @@ class Scheduler:
                 log.warning("agent %s %s: %d tasks back to pending", agent_id, why, requeued)
         margin = self.settings.task_kill_grace + self.settings.watchdog_grace_seconds
         suspect = self.settings.agent_suspect_seconds
-        fail_over_overdue(self.handover, epoch, sorted(live), margin, suspect)
+        live_holders = [agent_id for agent_id in holders if agent_id in live]
+        fail_over_overdue(self.handover, epoch, live_holders, sorted(live), margin, suspect)
         self.first_seen = looked  # an agent seen again later starts a new wait
 
     def gone_long_enough(
@@ -226,13 +228,7 @@ class Scheduler:
             self.handover.drop(entry)
             return Placement.DROPPED
         if task.cancelRequestedAt is not None:  # asked while an earlier attempt ran
-            outcome = self.store.transition(
-                task.taskId,
-                Status.CANCELLED,
-                attempt=task.attempt,
-                expected=Status.PENDING,
-                fields={"error": "cancelled", "finishedAt": now_ms()},
-            )
+            outcome = self.store.cancel(task)
             tlog.info("a cancel was asked for: %s", outcome.describe(Status.CANCELLED))
             self.handover.drop(entry)
             return Placement.DROPPED

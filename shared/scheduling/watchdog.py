@@ -24,13 +24,16 @@ from shared.scheduling.handover import Handover
 log = logging.getLogger("scheduler")
 
 
-def overdue(handover: Handover, margin: float) -> list[tuple[str, str]]:
-    """(agent, taskId) of every task held longer than its timeout plus ``margin`` seconds."""
+def overdue(
+    handover: Handover, margin: float, holders: list[str] | None = None
+) -> list[tuple[str, str]]:
+    """(agent, taskId) of every task held by ``holders`` (default: every agent holding
+    tasks) longer than its timeout plus ``margin`` seconds."""
     redis = handover.redis
+    if holders is None:
+        holders = sorted(handover.agents_holding_tasks())
     held = [
-        (agent, task_id)
-        for agent in sorted(handover.agents_holding_tasks())
-        for task_id in redis.smembers(assigned_key(agent))
+        (agent, task_id) for agent in holders for task_id in redis.smembers(assigned_key(agent))
     ]
     pipe = redis.pipeline(transaction=False)
     for _, task_id in held:
@@ -57,10 +60,16 @@ def silent(handover: Handover, agents: list[str], suspect_seconds: float) -> set
 
 
 def fail_over_overdue(
-    handover: Handover, epoch: int, live: list[str], margin: float, suspect: float
+    handover: Handover,
+    epoch: int,
+    holders: list[str],
+    live: list[str],
+    margin: float,
+    suspect: float,
 ) -> int:
-    """Requeue the overdue tasks of silent agents among the ``live`` ones; how many."""
-    late = overdue(handover, margin)
+    """Requeue the overdue tasks that live ``holders`` hold, if they fell silent while
+    other ``live`` agents were heard; how many went back to pending."""
+    late = overdue(handover, margin, holders)
     if not late:
         return 0
     quiet = silent(handover, live, suspect)
