@@ -13,6 +13,20 @@ from shared.core.waiting import wait_until
 STOP_SECONDS = 30
 
 
+def process_state(pid: int) -> str | None:
+    """The state letter of ``pid`` in /proc (R, S, Z...), None once it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[0]  # comm, in parentheses, may hold spaces
+
+
+def process_runs(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie runs nothing and waits only to be reaped."""
+    return process_state(pid) not in (None, "Z")
+
+
 class Proc:
     """One process of the system (``python -m <module>``) with its log in a file."""
 
@@ -66,6 +80,10 @@ class Processes:
         proc = Proc(name, module, {**self.env, **env}, self.log_dir, list(args))
         self.started.append(proc)
         return proc
+
+    def named(self, name: str) -> Proc:
+        """The process last started as ``name`` (a restarted one replaces the first)."""
+        return next(proc for proc in reversed(self.started) if proc.name == name)
 
     def close(self) -> None:
         for proc in self.started:

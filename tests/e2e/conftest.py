@@ -15,7 +15,7 @@ from shared.core.store import TaskStore
 from shared.devtools.infra.ports import free_port
 from shared.devtools.isolation import private_kafka_env, private_zk_root
 from shared.devtools.procs import Processes
-from shared.devtools.stacks import start_api_stack
+from shared.devtools.stacks import PHASE4, start_api_stack
 
 # Short timeouts so failover happens in seconds (ZooKeeper's minimum session is 2 ticks).
 FAST = {
@@ -72,19 +72,23 @@ def emptied(redis_url: str) -> Iterator[None]:
 
 @dataclass
 class ApiStack:
-    """A running phase 4 system: its processes and the API's base URL."""
+    """A running phase 4 (or 5) system: its processes, the API's base URL, the store."""
 
     url: str
     procs: Processes
     store: TaskStore
 
 
-@pytest.fixture(scope="module")
-def api_stack(
-    redis_url: str, zk_hosts: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def running_api_stack(
+    redis_url: str,
+    zk_hosts: str,
+    kafka_bootstrap: str,
+    workdir: Path,
+    modules: dict[str, str] = PHASE4,
+    managers: int = 2,
 ) -> Iterator[ApiStack]:
-    """Phase 4 for a whole test module: 2 task-managers, 2 agents, a scheduler, the API."""
-    port = free_port()
+    """A whole API stack on an empty Redis, its own ZooKeeper root and Kafka topics."""
     with private_zk_root(zk_hosts) as zk_root, emptied(redis_url):
         env = {
             "REDIS_URL": redis_url,
@@ -92,10 +96,20 @@ def api_stack(
             **FAST,
             **private_kafka_env(kafka_bootstrap),
         }
-        procs = Processes(env, tmp_path_factory.mktemp("phase4"))
+        procs = Processes(env, workdir)
         try:
-            url = start_api_stack(procs, port)
+            url = start_api_stack(procs, free_port(), modules, managers=managers)
             store = TaskStore(redis.Redis.from_url(redis_url, decode_responses=True))
             yield ApiStack(url, procs, store)
         finally:
             procs.close()
+
+
+@pytest.fixture(scope="module")
+def api_stack(
+    redis_url: str, zk_hosts: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiStack]:
+    """Phase 4 for a whole test module: 2 task-managers, 2 agents, a scheduler, the API."""
+    workdir = tmp_path_factory.mktemp("phase4")
+    with running_api_stack(redis_url, zk_hosts, kafka_bootstrap, workdir) as stack:
+        yield stack

@@ -19,52 +19,25 @@ from dataclasses import dataclass, field
 
 import psutil
 import pytest
-import redis
 import requests
 
 from shared.core.states import Status
-from shared.core.store import TaskStore
 from shared.core.waiting import wait_until
-from shared.devtools.infra.ports import free_port
-from shared.devtools.isolation import private_kafka_env, private_zk_root
-from shared.devtools.procs import Proc, Processes
-from shared.devtools.stacks import PHASE5, start_api_stack
+from shared.devtools.procs import Proc
+from shared.devtools.stacks import PHASE5
 from shared.devtools.tasks import WAIT, api_session, wait_all_terminal
-from tests.e2e.conftest import FAST, emptied
+from tests.e2e.conftest import ApiStack, running_api_stack
 
 AFTER_KILL = 100  # requests answered after the kill before the clients stop
-
-
-@dataclass
-class Stack:
-    """The module's running system: its processes, the API's URL, the store to check."""
-
-    url: str
-    procs: Processes
-    store: TaskStore
-
-    def proc(self, name: str) -> Proc:
-        return next(p for p in self.procs.started if p.name == name)
 
 
 @pytest.fixture(scope="module")
 def stack(
     redis_url: str, zk_hosts: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    with private_zk_root(zk_hosts) as zk_root, emptied(redis_url):
-        env = {
-            "REDIS_URL": redis_url,
-            "ZK_HOSTS": zk_root,
-            **FAST,
-            **private_kafka_env(kafka_bootstrap),
-        }
-        procs = Processes(env, tmp_path_factory.mktemp("availability"))
-        try:
-            url = start_api_stack(procs, free_port(), PHASE5, managers=2)
-            store = TaskStore(redis.Redis.from_url(redis_url, decode_responses=True))
-            yield Stack(url, procs, store)
-        finally:
-            procs.close()
+) -> Iterator[ApiStack]:
+    workdir = tmp_path_factory.mktemp("availability")
+    with running_api_stack(redis_url, zk_hosts, kafka_bootstrap, workdir, PHASE5) as running:
+        yield running
 
 
 @dataclass
@@ -108,7 +81,7 @@ class Clients:
         return len(self.accepted) - count
 
 
-def all_succeed(stack: Stack, task_ids: list[str]) -> None:
+def all_succeed(stack: ApiStack, task_ids: list[str]) -> None:
     tasks = wait_all_terminal(stack.store, task_ids, WAIT)
     statuses = {task.status for task in tasks.values()}
     assert statuses == {Status.SUCCESS}, statuses
@@ -124,10 +97,10 @@ def grpc_address(manager: Proc) -> str:
     return found.group(1)
 
 
-def test_a_task_manager_killed_with_kill_9_fails_no_request(stack: Stack) -> None:
-    victim, other = stack.proc("manager-1"), stack.proc("manager-2")
+def test_a_task_manager_killed_with_kill_9_fails_no_request(stack: ApiStack) -> None:
+    victim, other = stack.procs.named("manager-1"), stack.procs.named("manager-2")
     address = grpc_address(victim)
-    api = stack.proc("api")
+    api = stack.procs.named("api")
     with Clients(stack.url, threads=2) as clients:
         # the API knows both task-managers and spreads calls over them: both serve some
         assert wait_until(lambda: serves(victim) and serves(other), 30), api.log()
@@ -142,8 +115,8 @@ def test_a_task_manager_killed_with_kill_9_fails_no_request(stack: Stack) -> Non
     assert tried <= 2 * 8, tried
 
 
-def test_an_api_worker_killed_with_kill_9_fails_no_request(stack: Stack) -> None:
-    master = psutil.Process(stack.proc("api").process.pid)
+def test_an_api_worker_killed_with_kill_9_fails_no_request(stack: ApiStack) -> None:
+    master = psutil.Process(stack.procs.named("api").process.pid)
     assert wait_until(lambda: len(master.children()) == 2, 30)
     with Clients(stack.url, threads=3) as clients:
         assert wait_until(lambda: len(clients.accepted) >= 30, 30)

@@ -21,7 +21,7 @@ from shared.devtools.infra.backends import private_settings
 from shared.devtools.infra.catalog import SERVICES
 from shared.devtools.infra.launcher import Launcher
 from shared.devtools.infra.ports import free_port
-from shared.devtools.procs import Processes
+from shared.devtools.procs import Processes, process_runs
 from shared.devtools.stacks import PHASE5, start_api_stack
 from shared.devtools.tasks import WAIT, start_agents, submit, submit_through_api
 
@@ -41,14 +41,6 @@ def running_on(store: TaskStore, task_id: str) -> str:
     task = wait_until(lambda: (t := store.get(task_id)) and t.state is Status.RUNNING and t, WAIT)
     assert task, store.get(task_id)
     return task.agentId
-
-
-def gone(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state == "Z"
 
 
 def first_pid(path: Path) -> int:
@@ -76,7 +68,8 @@ def test_an_agent_cut_off_from_zookeeper_kills_its_task_before_it_runs_again(
         os.kill(zk_pid, signal.SIGSTOP)  # every client is cut off; nobody can expire
         try:
             # suspended within 2/3 of the session (4 s), fenced 2 s later
-            assert wait_until(lambda: gone(pid), 15, interval=0.1), "the task outlived the fence"
+            fenced = wait_until(lambda: not process_runs(pid), 15, interval=0.1)
+            assert fenced, "the task outlived the fence"
         finally:
             os.kill(zk_pid, signal.SIGCONT)
         task = store.wait_for_terminal(task_id, WAIT)
@@ -105,20 +98,20 @@ def test_the_watchdog_fails_over_a_task_of_a_frozen_agent(
     done = tmp_path / "done"
     task_id = submit(store, f'sleep 0.3; echo "$TASKFLOW_ATTEMPT" >> {done}', timeout=1)
     frozen = running_on(store, task_id)
-    agent = next(p for p in kprocs.started if p.name == frozen)
+    agent = kprocs.named(frozen)
     os.kill(agent.process.pid, signal.SIGSTOP)
     try:
         task = store.wait_for_terminal(task_id, WAIT)
     finally:
         os.kill(agent.process.pid, signal.SIGCONT)
-    scheduler = next(p for p in kprocs.started if p.name == "scheduler")
+    scheduler = kprocs.named("scheduler")
     assert task is not None and (task.state, task.attempt) == (Status.SUCCESS, 2), scheduler.log()
     assert task.agentId != frozen
     lost, succeeded = store.runs(task_id)
     assert (lost.attempt, lost.status, lost.agentId) == (1, Ending.LOST, frozen)
     assert succeeded.status is Ending.SUCCESS
     # thawed, the frozen agent reports attempt 1: refused by the attempt fence
-    manager = next(p for p in kprocs.started if p.name == "manager")
+    manager = kprocs.named("manager")
     refused = f"SUCCESS from {frozen} ignored: refused: attempt is now 2"
     assert manager.wait_for_log(refused, WAIT), manager.log()
     assert wait_until(lambda: done.read_text().split() == ["1", "2"], WAIT), done.read_text()
@@ -135,14 +128,15 @@ def test_a_cancel_holds_when_the_agent_dies_before_it_obeys(
     pid_file, ran = tmp_path / "pid", tmp_path / "ran"
     content = f'echo "$TASKFLOW_ATTEMPT" >> {ran}; echo $$ > {pid_file}; sleep 60'
     task_id = submit_through_api(url, content, timeout=120)
-    holder = next(p for p in kprocs.started if p.name == running_on(store, task_id))
+    holder = kprocs.named(running_on(store, task_id))
     pid = first_pid(pid_file)
     os.kill(holder.process.pid, signal.SIGSTOP)  # it cannot obey the cancel
     reply = requests.delete(f"{url}/api/v1/tasks/{task_id}", timeout=10)
     assert reply.status_code in (200, 202), reply.text
     assert store.get(task_id).cancelRequestedAt is not None
     holder.kill()  # kill -9 before it obeyed
-    assert wait_until(lambda: gone(pid), 10, interval=0.1), "the task outlived its agent"
+    killed = wait_until(lambda: not process_runs(pid), 10, interval=0.1)
+    assert killed, "the task outlived its agent"
     task = store.wait_for_terminal(task_id, WAIT)
     assert task is not None and (task.state, task.attempt) == (Status.CANCELLED, 2), task
     assert [(r.attempt, r.status) for r in store.runs(task_id)] == [

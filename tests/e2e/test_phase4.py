@@ -220,7 +220,7 @@ def test_100_tasks_in_a_burst_all_succeed(api_stack: ApiStack) -> None:
 
 
 def test_a_stopped_task_manager_does_not_fail_api_calls(api_stack: ApiStack) -> None:
-    manager = next(p for p in api_stack.procs.started if p.name == "manager-1")
+    manager = api_stack.procs.named("manager-1")
     results = []
     for n in range(40):
         if n == 10:

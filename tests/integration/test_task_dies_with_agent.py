@@ -19,6 +19,7 @@ import pytest
 from shared.core.config import get_settings
 from shared.core.states import Status
 from shared.core.waiting import wait_until
+from shared.devtools.procs import process_runs, process_state
 from shared.execution.executors import PythonScriptExecutor, run_command, wait_group_gone
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,20 +41,6 @@ AGENT = textwrap.dedent(
     run_command(["/bin/sh", "-c", sys.argv[1]], timeout=120, env={"PIDS": sys.argv[2]})
     """
 )
-
-
-def state(pid: int) -> str | None:
-    """The state letter of ``pid`` in /proc (R, S, Z...), None once it is gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[0]
-
-
-def runs(pid: int) -> bool:
-    """True while ``pid`` runs; a zombie runs nothing and waits only to be reaped."""
-    return state(pid) not in (None, "Z")
 
 
 def recorded_pids(path: Path) -> list[int]:
@@ -81,7 +68,7 @@ def agent(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     process.kill()
     process.wait()
     for pid in recorded_pids(pids):  # only if the test failed: leave nothing behind
-        if runs(pid):
+        if process_runs(pid):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -92,7 +79,7 @@ def test_kill_9_of_the_agent_kills_every_process_of_its_task(
 
     def all_running() -> list[int] | None:
         pids = recorded_pids(pids_file)
-        return pids if len(pids) == TASK_PROCESSES and all(map(runs, pids)) else None
+        return pids if len(pids) == TASK_PROCESSES and all(map(process_runs, pids)) else None
 
     pids = wait_until(all_running, timeout=15)
     assert pids, f"the task did not start its processes: {recorded_pids(pids_file)}"
@@ -102,8 +89,8 @@ def test_kill_9_of_the_agent_kills_every_process_of_its_task(
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=5)
 
-    left = wait_until(lambda: not any(map(runs, pids)), timeout=5)
-    assert left, {pid: state(pid) for pid in pids if runs(pid)}
+    left = wait_until(lambda: not any(map(process_runs, pids)), timeout=5)
+    assert left, {pid: process_state(pid) for pid in pids if process_runs(pid)}
     assert wait_group_gone(group, timeout=1), f"group {group} still runs"
 
 
@@ -132,7 +119,7 @@ def test_timeout_still_gives_the_task_its_grace_then_kills_grandchildren() -> No
     assert result.exit_code == 5, "the task's own exit code, after its TERM trap ran"
     grandchild = int(result.stdout.split()[0])
     assert result.stdout.endswith("stopping\n")
-    assert not runs(grandchild), f"grandchild {grandchild} survived the timeout"
+    assert not process_runs(grandchild), f"grandchild {grandchild} survived the timeout"
 
 
 def test_a_task_that_ignores_sigterm_is_killed_after_the_grace() -> None:

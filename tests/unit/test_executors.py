@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
 from shared.core.config import get_settings
 from shared.core.states import Status
 from shared.core.task import Task
+from shared.devtools.procs import process_runs
 from shared.execution.executors import (
     PythonScriptExecutor,
     ShellTaskExecutor,
@@ -20,15 +20,6 @@ from shared.execution.executors import (
 from shared.execution.runner import execute
 
 shell = ShellTaskExecutor()
-
-
-def process_gone(pid: int) -> bool:
-    """True when ``pid`` no longer runs (absent, or a zombie waiting to be reaped)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return True
-    return state == "Z"
 
 
 def test_exit_code_zero_is_success_with_output() -> None:
@@ -53,13 +44,13 @@ def test_timeout_kills_the_whole_process_group_grandchildren_included() -> None:
     assert result.status is Status.FAILED
     assert result.error == "timed out after 1s"
     grandchild = int(result.stdout.split()[0])
-    assert process_gone(grandchild), f"grandchild {grandchild} survived the timeout"
+    assert not process_runs(grandchild), f"grandchild {grandchild} survived the timeout"
 
 
 def test_background_children_do_not_outlive_a_finished_task() -> None:
     result = shell.run("sleep 100 & echo $!", timeout=10)
     assert result.status is Status.SUCCESS
-    assert process_gone(int(result.stdout))
+    assert not process_runs(int(result.stdout))
 
 
 def test_output_is_capped_keeping_the_tail() -> None:
