@@ -151,7 +151,10 @@ phase4-down: venv  ## stop the phase 4 processes, then Kafka, ZooKeeper and Redi
 ZIPKIN_ENDPOINT ?= http://127.0.0.1:9411/api/v2/spans
 PROMETHEUS_URL ?= http://127.0.0.1:9090
 phase5_servers := redis,zookeeper,kafka,prometheus,zipkin
-phase5_env = ZIPKIN_ENDPOINT=$(ZIPKIN_ENDPOINT)
+# Tasks run as nobody when the agents can switch users (as root); otherwise as the
+# agents' own user, still with limits and a clean environment. Set TASK_USER to choose.
+TASK_USER ?= $(if $(filter 0,$(shell id -u)),nobody,)
+phase5_env = ZIPKIN_ENDPOINT=$(ZIPKIN_ENDPOINT) TASK_USER=$(TASK_USER)
 
 phase5-up: venv infra-install  ## the production system: phase 4's processes observed, Prometheus, Zipkin
 	REDIS_APPENDFSYNC=always $(PY) -m shared.devtools.infra up --services $(phase5_servers)
