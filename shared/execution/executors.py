@@ -205,8 +205,12 @@ def _guard(settings: Settings) -> tuple[str, ...]:
     if setpriv and env:
         script = GUARD_SCRIPT.format(env=shlex.quote(env))
         user = sandbox.switch_user(sandbox.task_user(settings.agent_run_as))
+        # An agent started with SIGHUP ignored (nohup) passes that on, and a shell cannot
+        # trap a signal ignored when it started: the guard then gets SIGHUP back first.
+        hup_ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
         prefix = (
             *sandbox.limits(settings),
+            *((env, "--default-signal=HUP") if hup_ignored else ()),
             setpriv,
             *user,
             "--pdeathsig",

@@ -36,8 +36,10 @@ TASK_PROCESSES = 4
 # Stands in for an agent: runs the task the way an agent does, until it is killed.
 AGENT = textwrap.dedent(
     """
-    import sys
+    import signal, sys
     from shared.execution.executors import run_command
+    if sys.argv[3] == "nohup":  # started with SIGHUP ignored, which its children inherit
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     run_command(["/bin/sh", "-c", sys.argv[1]], timeout=120, env={"PIDS": sys.argv[2]})
     """
 )
@@ -54,12 +56,15 @@ def group_of(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2])
 
 
-@pytest.fixture
-def agent(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
-    """A process running TASK through ``run_command``; killed at the end whatever happens."""
+@pytest.fixture(params=["default", "nohup"])
+def agent(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """A process running TASK through ``run_command``, with SIGHUP as it comes or ignored
+    (``nohup``, or a parent that ignores it); killed at the end whatever happens."""
     pids = tmp_path / "pids"
     process = subprocess.Popen(
-        [sys.executable, "-c", AGENT, TASK, str(pids)],
+        [sys.executable, "-c", AGENT, TASK, str(pids), request.param],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdin=subprocess.DEVNULL,
