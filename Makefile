@@ -17,13 +17,31 @@ help:  ## list the targets
 
 # ---------------------------------------------------------------- install
 
-$(VENV)/.installed: pyproject.toml
+# requirements.lock pins every package (the project's and the dev tools') to one version
+# and its hashes: every install gets the same files. `make lock` writes it from
+# pyproject.toml, keeping the versions already pinned.
+LOCK := requirements.lock
+
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --require-hashes -r $(LOCK)
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-venv: $(VENV)/.installed  ## create .venv with the project and its dev tools
+venv: $(VENV)/.installed  ## create .venv with the project and its dev tools, as locked
+
+# pip-compile keeps the versions pinned in its output file, so it starts from a copy of the
+# lock; the lock is replaced only when it changed (else `make venv` would run again).
+lock: venv  ## pin pyproject.toml's dependencies in requirements.lock; ARGS="--upgrade-package NAME"
+	@cp $(LOCK) $(LOCK).new
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --extra dev --generate-hashes \
+		--strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links \
+		--output-file $(LOCK).new $(ARGS) pyproject.toml || { rm -f $(LOCK).new; exit 1; }
+	@if cmp -s $(LOCK).new $(LOCK); then rm $(LOCK).new; else mv $(LOCK).new $(LOCK); fi
+
+audit: venv  ## the locked packages against known vulnerabilities; fails on one with a fix
+	$(PY) -m shared.devtools.dependency_audit $(LOCK) $(ARGS)
 
 # ---------------------------------------------------------------- infrastructure
 # (see docs/infrastructure.md)
@@ -213,12 +231,12 @@ bench: venv infra-install  ## measure throughput, latency and failover times (pr
 chaos: venv infra-install  ## faults against a private phase 5 system; prints what survived (CHAOS_TASKS, CHAOS_SECONDS)
 	$(PY) -m shared.devtools.chaos --tasks $(or $(CHAOS_TASKS),2000) --seconds $(or $(CHAOS_SECONDS),120) $(ARGS)
 
-test: venv infra-install  ## lint, every test, and the docs build
+test: venv infra-install audit  ## lint, the dependency audit, every test, and the docs build
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q
 	$(BIN)/mkdocs build --strict --site-dir $(CURDIR)/site
 
-.PHONY: help venv lint docs test bench chaos proto api-docs phase1-up phase1-demo phase1-ctl phase1-down \
+.PHONY: help venv lock audit lint docs test bench chaos proto api-docs phase1-up phase1-demo phase1-ctl phase1-down \
 	phase2-up phase2-demo phase2-ctl phase2-down phase3-up phase3-demo phase3-ctl phase3-down \
 	phase4-up phase4-demo phase4-ctl phase4-down phase5-up phase5-demo phase5-screenshots phase5-ctl phase5-down
