@@ -173,24 +173,34 @@ phase5_servers := redis,zookeeper,kafka,prometheus,zipkin
 # agents' own user, still with limits and a clean environment. Set TASK_USER to choose.
 TASK_USER ?= $(if $(filter 0,$(shell id -u)),nobody,)
 phase5_env = ZIPKIN_ENDPOINT=$(ZIPKIN_ENDPOINT) TASK_USER=$(TASK_USER)
+# The servers are closed too: Redis (ACL user), ZooKeeper (digest, ACLs), Kafka (SASL/SCRAM).
+# Their credentials are made once into PHASE5_SECRETS (folder 0700, files 0600); every
+# phase 5 process reads them from there (SECRETS_DIR), never from its environment. The
+# servers keep their data in run/phase5/servers, apart from the open ones of phases 1-4.
+PHASE5_SECRETS ?= $(RUN_DIR)/phase5/secrets
+phase5_env += SECRETS_DIR=$(PHASE5_SECRETS)
+phase5_infra = SECRETS_DIR=$(PHASE5_SECRETS) $(PY) -m shared.devtools.infra
+phase5_run_dir = --run-dir $(RUN_DIR)/phase5/servers
 
 phase5-up: venv infra-install  ## the production system: phase 4's processes observed, Prometheus, Zipkin
-	REDIS_APPENDFSYNC=always $(PY) -m shared.devtools.infra up --services $(phase5_servers)
+	@$(PY) -m shared.devtools.credentials $(PHASE5_SECRETS)
+	REDIS_APPENDFSYNC=always $(phase5_infra) up $(phase5_run_dir) --services $(phase5_servers)
 	@$(call supervisord,phase5,phase5_observability,$(phase5_env))
-	@$(call stack,phase5,phase5_observability) $(PY) -m shared.devtools.ready \
+	@$(call stack,phase5,phase5_observability) SECRETS_DIR=$(PHASE5_SECRETS) $(PY) -m shared.devtools.ready \
 		--api http://$(API_BIND) --prometheus $(PROMETHEUS_URL)
 	@echo "API:        http://$(API_BIND)/api/v1/tasks  (stats: /api/v1/stats)"
 	@echo "Prometheus: $(PROMETHEUS_URL)/targets  $(PROMETHEUS_URL)/alerts"
 	@echo "Zipkin:     $(patsubst %/api/v2/spans,%,$(ZIPKIN_ENDPOINT))/zipkin/"
 	@echo "logs:       $(RUN_DIR)/phase5/ (one JSON object a line)"
+	@echo "secrets:    $(PHASE5_SECRETS)/ (the servers' credentials, SECRETS_DIR)"
 
 phase5-demo: venv  ## tasks that succeed, fail, time out, get cancelled, and a burst; where to look
-	@$(call stack,phase5,phase5_observability) $(PY) -m phase5_observability.demo \
+	@$(call stack,phase5,phase5_observability) SECRETS_DIR=$(PHASE5_SECRETS) $(PY) -m phase5_observability.demo \
 		--api http://$(API_BIND) --prometheus $(PROMETHEUS_URL) --zipkin $(patsubst %/api/v2/spans,%,$(ZIPKIN_ENDPOINT))
 
 phase5-screenshots: venv  ## the docs' screenshots of Prometheus and Zipkin, from the running phase 5 stack
 	@$(call apt-ensure,chromium,chromium)
-	$(PY) -m shared.devtools.screenshots --out docs/img --api http://$(API_BIND) \
+	SECRETS_DIR=$(PHASE5_SECRETS) $(PY) -m shared.devtools.screenshots --out docs/img --api http://$(API_BIND) \
 		--prometheus $(PROMETHEUS_URL) --zipkin $(patsubst %/api/v2/spans,%,$(ZIPKIN_ENDPOINT))
 
 phase5-ctl: venv  ## supervisorctl for the phase 5 stack, e.g. ARGS="stop agent:agent-3"
@@ -199,7 +209,7 @@ phase5-ctl: venv  ## supervisorctl for the phase 5 stack, e.g. ARGS="stop agent:
 phase5-down: venv  ## stop the phase 5 processes, then the servers
 	-@$(call supervisorctl,phase5,phase5_observability) stop all
 	-@$(call supervisorctl,phase5,phase5_observability) shutdown
-	$(PY) -m shared.devtools.infra down --services $(phase5_servers)
+	$(PY) -m shared.devtools.infra down $(phase5_run_dir) --services $(phase5_servers)
 
 # ---------------------------------------------------------------- generated files
 # Committed, so that installing needs no code generator; tests/unit/test_generated.py

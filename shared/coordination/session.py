@@ -9,6 +9,7 @@ from collections.abc import Callable
 from kazoo.client import KazooClient, KazooState
 from kazoo.retry import KazooRetry
 
+from shared.coordination.acls import close_open_nodes, zk_security
 from shared.core.config import Settings
 
 log = logging.getLogger(__name__)
@@ -17,14 +18,26 @@ CONNECT_TIMEOUT = 15.0  # seconds to wait for the first session at start-up
 
 
 def connect_zk(settings: Settings) -> KazooClient:
-    """A started client. Lost connections are retried for ever; a lost session is renewed."""
+    """A started client. Lost connections are retried for ever; a lost session is renewed.
+
+    With ``ZK_AUTH`` it authenticates, creates znodes closed to others, and first closes
+    taskflow's znodes that an earlier open run (or someone else) left open.
+    """
     zk = KazooClient(
         hosts=settings.zk_hosts,
         timeout=settings.zk_session_timeout,
         connection_retry=KazooRetry(max_tries=-1, max_delay=2.0),
+        **zk_security(settings),
     )
     zk.add_listener(lambda state: log.log(_LEVEL[state], "ZooKeeper session %s", state))
     zk.start(timeout=CONNECT_TIMEOUT)
+    if settings.zk_auth:
+        try:
+            close_open_nodes(zk, settings.zk_auth)
+        except BaseException:
+            zk.stop()
+            zk.close()
+            raise
     return zk
 
 

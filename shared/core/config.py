@@ -5,6 +5,11 @@ Each field is read from the environment variable of the same name in upper case
 is unset. A value that does not parse (``TASK_MAX_TIMEOUT=ten``) stops the process at
 start-up with a message naming the variable, instead of failing later mid-task.
 
+Secrets are better kept out of process environments (``ps e``, crash reports, children):
+``SECRETS_DIR`` names a folder holding one file per field, named after it (``redis_url``,
+``zk_auth``, ``kafka_sasl_password``), each holding the value. An environment variable
+still wins over a file.
+
 The docs page "Configuration" lists these fields; keep the descriptions short and true.
 """
 
@@ -17,10 +22,36 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Not TASKFLOW_*: the agent passes those on to tasks (shared/execution/sandbox.py).
+SECRETS_DIR = "SECRETS_DIR"
+
+
+class SecretsDirMissing(ValueError):
+    """``SECRETS_DIR`` names a folder that is not there: no credentials, so no start."""
+
+
+def secrets_dir() -> Path | None:
+    """The folder ``SECRETS_DIR`` names, or None when it is unset or empty."""
+    value = os.environ.get(SECRETS_DIR, "")
+    if not value:
+        return None
+    path = Path(value)
+    if not path.is_dir():
+        raise SecretsDirMissing(
+            f"{SECRETS_DIR}={value} is not a folder: create the credentials first "
+            "(make phase5-up does, with python -m shared.devtools.credentials), "
+            f"or unset {SECRETS_DIR}"
+        )
+    return path
 
 
 def _default_process_id() -> str:
@@ -47,15 +78,38 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
+class SaslMechanism(StrEnum):
+    """How a Kafka client proves its password (SCRAM: the password never crosses the wire)."""
+
+    SCRAM_SHA_256 = "SCRAM-SHA-256"
+    SCRAM_SHA_512 = "SCRAM-SHA-512"
+
+
 class Settings(BaseSettings):
     """Settings shared by agents, schedulers, the task-manager, the API and the launcher."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+    # An error names the variable but never quotes its value, which may be a secret.
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
 
     # --- where the servers are (clients) ---
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for tasks and queues")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="Redis for tasks and queues; redis://user:password@host:port/db with ACLs",
+    )
     zk_hosts: str = Field("127.0.0.1:2181", description="ZooKeeper connection string")
     kafka_bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+
+    # --- security: servers ---
+    # '' leaves a server open, as in phases 1 to 4 (docs/security.md). Redis' user and
+    # password ride in REDIS_URL. Best kept in SECRETS_DIR files, not in the environment.
+    zk_auth: str = Field(
+        "", description="ZooKeeper digest 'user:password'; taskflow's znodes get its ACL"
+    )
+    kafka_sasl_username: str = Field("", description="Kafka SASL user; '' for no SASL")
+    kafka_sasl_password: str = Field("", description="that user's password")
+    kafka_sasl_mechanism: SaslMechanism = Field(
+        SaslMechanism.SCRAM_SHA_256, description="SCRAM-SHA-256 or SCRAM-SHA-512"
+    )
 
     # --- processes ---
     log_level: str = Field("INFO", description="logging level of every process")
@@ -175,6 +229,34 @@ class Settings(BaseSettings):
     topic_replication: int = Field(1, gt=0, description="replicas of each topic (1: one broker)")
     topic_retention_ms: int = Field(7 * 24 * 3600 * 1000, gt=0, description="task topic retention")
     heartbeat_retention_ms: int = Field(3600 * 1000, gt=0, description="heartbeat topic retention")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then the files of ``SECRETS_DIR``, read now
+        (not at import), so a process started with the variable set finds its folder."""
+        files = SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir())
+        return init_settings, env_settings, dotenv_settings, files
+
+    @field_validator("zk_auth")
+    @classmethod
+    def _user_and_password(cls, value: str) -> str:
+        user, colon, password = value.partition(":")
+        if value and not (user and colon and password):
+            raise ValueError("must be 'user:password' (or '' for none)")
+        return value
+
+    @model_validator(mode="after")
+    def _sasl_user_with_password(self) -> Settings:
+        if bool(self.kafka_sasl_username) != bool(self.kafka_sasl_password):
+            raise ValueError("KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD go together")
+        return self
 
     @property
     def fence_seconds(self) -> float:

@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from shared.core.config import get_settings
 from shared.core.keys import task_key
+from shared.core.redaction import redact
 from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.task import InvalidTask, TaskSpec, TaskType
@@ -88,7 +89,7 @@ def submit_command(queue: str) -> click.Command:
             print_hash(redis, task_id)
         except RedisError as exc:
             raise click.ClickException(
-                f"cannot reach Redis at {settings.redis_url}: {exc}"
+                f"cannot reach Redis at {redact(settings.redis_url)}: {exc}"
             ) from None
         if task is None:
             raise click.ClickException(f"task {task_id} did not finish within {wait_seconds:g}s")

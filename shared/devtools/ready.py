@@ -25,6 +25,7 @@ import requests
 from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 
+from shared.coordination.acls import zk_security
 from shared.coordination.election import current_leader
 from shared.coordination.registry import LIVE_AGENTS
 from shared.core.config import get_settings
@@ -96,7 +97,8 @@ def main(api: str | None, prometheus: str | None, deadline: float) -> None:
     states = program_states()
     zk = None
     if any(name.startswith("scheduler") for name in states):
-        zk = KazooClient(hosts=get_settings().zk_hosts)
+        settings = get_settings()
+        zk = KazooClient(hosts=settings.zk_hosts, **zk_security(settings))
         zk.start(timeout=15)
     started = time.monotonic()
     try:

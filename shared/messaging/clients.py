@@ -5,6 +5,8 @@
   an offset or writes a status knows the message is stored.
 * Consumers never commit by themselves (``enable_auto_commit=False``): each process
   commits an offset only after it has done what the message asks.
+* With ``KAFKA_SASL_USERNAME`` set, every client (these, the topics' admin client, the
+  launcher's ready check) logs in with SASL/SCRAM: ``kafka_security`` gives the arguments.
 
 A message that does not match its schema goes to the dead-letter topic
 (``shared/messaging/dead_letters.py``). A message sent inside a traced span carries the
@@ -25,10 +27,30 @@ from shared.core.outages import Outage
 from shared.core.traces import context_headers
 
 log = logging.getLogger(__name__)
+# kafka-python warns of "credentials in the clear" at every SCRAM login without TLS; SCRAM
+# sends a proof, never the password, so the warning would only fill the logs.
+logging.getLogger("kafka.net.sasl.scram").setLevel(logging.ERROR)
 
 SEND_TIMEOUT = 30.0  # seconds to wait for the broker's acknowledgement
 METADATA_RETRY = 0.2  # seconds between looks for a topic's partitions
 TOPIC_WAIT = 30.0  # seconds a consumer waits for its topics to be known
+
+
+# --8<-- [start:kafka_security]
+def kafka_security(settings: Settings) -> dict[str, str]:
+    """Keyword arguments of every Kafka client (producer, consumer, admin): SASL when
+    ``KAFKA_SASL_USERNAME`` is set, nothing (an open broker) otherwise."""
+    if not settings.kafka_sasl_username:
+        return {}
+    return {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": settings.kafka_sasl_mechanism.value,
+        "sasl_plain_username": settings.kafka_sasl_username,
+        "sasl_plain_password": settings.kafka_sasl_password,
+    }
+
+
+# --8<-- [end:kafka_security]
 
 
 def make_producer(settings: Settings, client_id: str) -> KafkaProducer:
@@ -39,6 +61,7 @@ def make_producer(settings: Settings, client_id: str) -> KafkaProducer:
         retries=2**31 - 1,
         enable_idempotence=True,
         linger_ms=settings.kafka_linger_ms,
+        **kafka_security(settings),
     )
 
 
@@ -50,6 +73,7 @@ def make_consumer(settings: Settings, group_id: str, client_id: str) -> KafkaCon
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=settings.kafka_session_timeout_ms,
+        **kafka_security(settings),
     )
 
 

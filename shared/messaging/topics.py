@@ -16,6 +16,7 @@ from kafka.admin import NewPartitions
 from kafka.errors import TopicAlreadyExistsError
 
 from shared.core.config import Settings, get_settings
+from shared.messaging.clients import kafka_security
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,9 @@ def ensure_topics(
     """
     settings = settings or get_settings()
     wanted = list(project_topics(settings) if topics is None else topics)
-    with KafkaAdminClient(bootstrap_servers=bootstrap, client_id="taskflow-topics") as admin:
+    with KafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="taskflow-topics", **kafka_security(settings)
+    ) as admin:
         existing = set(admin.list_topics())
         missing = [topic for topic in wanted if topic.name not in existing]
         for topic in missing:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -58,13 +59,18 @@ def test_a_cpu_limit_ends_a_spinning_task(settings_from_env: pytest.MonkeyPatch)
     assert result.status is Status.FAILED and result.exit_code in (128 + 9, 128 + 24), result
 
 
-def test_the_agents_secrets_stay_out_of_the_task(settings_from_env: pytest.MonkeyPatch) -> None:
+def test_the_agents_secrets_stay_out_of_the_task(
+    settings_from_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings_from_env.setenv("SECRETS_DIR", str(tmp_path))
     settings_from_env.setenv("REDIS_URL", "redis://taskflow:s3cret@127.0.0.1:6379/0")
+    settings_from_env.setenv("KAFKA_SASL_USERNAME", "taskflow")
     settings_from_env.setenv("KAFKA_SASL_PASSWORD", "s3cret")
+    settings_from_env.setenv("ZK_AUTH", "taskflow:s3cret")
     settings_from_env.setenv("PROXY_FOR_TASKS", "http://proxy")
     settings_from_env.setenv("AGENT_TASK_ENV", "PROXY_FOR_TASKS")
     out = shell("env")
-    assert "s3cret" not in out and "REDIS_URL" not in out
+    assert "s3cret" not in out and "REDIS_URL" not in out and "SECRETS_DIR" not in out
     assert "PROXY_FOR_TASKS=http://proxy" in out.splitlines()
     assert any(line.startswith("PATH=") for line in out.splitlines())
 

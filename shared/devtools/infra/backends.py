@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from shared.core.config import Settings, get_settings
+from shared.core.redaction import redact
 from shared.devtools.infra.catalog import SERVICES
 from shared.devtools.infra.containers import container, docker_answers
 from shared.devtools.infra.launcher import Launcher
@@ -34,7 +35,7 @@ def server(name: str, workdir: Path) -> Iterator[str]:
     variable = ENV_VARS.get(name, "")
     given = os.environ.get(variable) if variable else None
     if given:
-        log.info("%s: using %s from %s", name, given, variable)
+        log.info("%s: using %s from %s", name, redact(given), variable)
         yield given
     elif variable and docker_answers():
         with container(name) as endpoint:

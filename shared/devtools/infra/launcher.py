@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from tenacity import Retrying, retry_if_not_exception_type, stop_after_delay, wait_fixed
 
 from shared.core.config import Settings
+from shared.core.redaction import redact
 from shared.devtools.infra import process
 from shared.devtools.infra.errors import InfraError
 from shared.devtools.infra.ports import LOOPBACK, accepts, port_in_use
@@ -67,14 +68,14 @@ class Launcher:
     def state(self, service: Service) -> State:
         pid = process.running(service.pid_file)
         listening = pid is not None and accepts(service.port)
-        return State(service.name, pid, service.ports, service.endpoint, listening)
+        return State(service.name, pid, service.ports, redact(service.endpoint), listening)
 
     # --8<-- [start:start]
     def start(self, service: Service) -> None:
         """Start one server unless it already runs; return when it answers its client."""
         pid = process.running(service.pid_file)
         if pid is not None:
-            self.say(f"{service.name}: already running (pid {pid}) at {service.endpoint}")
+            self.say(f"{service.name}: already running (pid {pid}) at {redact(service.endpoint)}")
             return
         self._check_ports(service)
         service.install()
@@ -89,7 +90,8 @@ class Launcher:
             self._kill(service, pid)
             raise
         took = time.monotonic() - began
-        self.say(f"{service.name}: ready in {took:.1f} s at {service.endpoint} (pid {pid})")
+        shown = redact(service.endpoint)
+        self.say(f"{service.name}: ready in {took:.1f} s at {shown} (pid {pid})")
 
     # --8<-- [end:start]
 

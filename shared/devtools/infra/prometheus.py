@@ -20,7 +20,9 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
+from shared.coordination.acls import zk_security
 from shared.coordination.serversets import METRICS_PATH
+from shared.core.config import Settings
 from shared.devtools.infra.errors import InfraError, require
 from shared.devtools.infra.ports import LOOPBACK
 from shared.devtools.infra.service import Service
@@ -81,14 +83,17 @@ def _label_from_path(label: str, replacement: str) -> dict[str, Any]:
 # --8<-- [end:serverset]
 
 
-def create_watched_path(zk_hosts: str) -> None:
+def create_watched_path(settings: Settings) -> None:
     """Create ``<chroot>/metrics`` if ZooKeeper answers; without it, carry on.
 
     Prometheus watches a path only once it exists. Until then it retries every 10 s and logs
     an error each time, so the first process to announce itself could be found 10 s late.
+    With ``ZK_AUTH`` the path gets taskflow's ACL, which lets anyone (Prometheus) read it.
     """
-    servers, chroot = split_hosts(zk_hosts)
-    client = KazooClient(hosts=",".join(servers), timeout=CHECK_TIMEOUT, logger=_QUIET)
+    servers, chroot = split_hosts(settings.zk_hosts)
+    client = KazooClient(
+        hosts=",".join(servers), timeout=CHECK_TIMEOUT, logger=_QUIET, **zk_security(settings)
+    )
     try:
         with contextlib.suppress(KazooException, KazooTimeoutError):
             client.start(timeout=CHECK_TIMEOUT)
@@ -123,7 +128,7 @@ class Prometheus(Service):
         # A rule file that is not there matches nothing: Prometheus would start without alerts.
         if not self.rules.is_file():
             raise InfraError(f"prometheus: no rule file {self.rules} (PROMETHEUS_RULES=...)")
-        create_watched_path(self.settings.zk_hosts)
+        create_watched_path(self.settings)
         # JSON is YAML, and needs no YAML library.
         self.config.write_text(json.dumps(self.configuration(), indent=2))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from string import Template
@@ -55,5 +56,13 @@ class Service(ABC):
 
     def write_config(self, template: Path, target: Path, **values: object) -> Path:
         """Fill a ``$name`` template from this package into the server's folder."""
-        target.write_text(Template(template.read_text()).substitute(values))
+        write_private(target, Template(template.read_text()).substitute(values))
         return target
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner may read: a server's configuration can hold passwords."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)  # a file that was there keeps its mode otherwise
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text)

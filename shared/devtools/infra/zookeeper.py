@@ -1,12 +1,18 @@
-"""Apache ZooKeeper, standalone, from org.apache.zookeeper:zookeeper on Maven Central."""
+"""Apache ZooKeeper, standalone, from org.apache.zookeeper:zookeeper on Maven Central.
+
+``ZK_AUTH`` needs nothing here: ZooKeeper's digest provider is built in, and the ACLs
+are set by the clients that create the znodes (``shared/coordination/acls.py``).
+"""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from kazoo.client import KazooClient
 
+from shared.coordination.acls import zk_security
 from shared.devtools.infra import maven
 from shared.devtools.infra.jvm import java_command
 from shared.devtools.infra.ports import LOOPBACK
@@ -20,9 +26,10 @@ _QUIET = logging.getLogger(f"{__name__}.check")
 _QUIET.setLevel(logging.CRITICAL)
 
 
-def ping(hosts: str) -> None:
-    """Raise unless a kazoo session to ``hosts`` opens and can read the root znode."""
-    client = KazooClient(hosts=hosts, timeout=CHECK_TIMEOUT, logger=_QUIET)
+def ping(hosts: str, security: dict[str, Any] | None = None) -> None:
+    """Raise unless a kazoo session to ``hosts`` opens (authenticated, with ``security``:
+    ``zk_security``'s arguments) and can read the root znode."""
+    client = KazooClient(hosts=hosts, timeout=CHECK_TIMEOUT, logger=_QUIET, **(security or {}))
     try:
         client.start(timeout=CHECK_TIMEOUT)
         client.get_children("/")
@@ -58,4 +65,4 @@ class ZooKeeper(Service):
         return java_command(self.lib(), self.settings.zookeeper_heap, MAIN, str(self.config))
 
     def check(self) -> None:
-        ping(self.endpoint)
+        ping(self.endpoint, zk_security(self.settings))

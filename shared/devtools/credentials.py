@@ -1,0 +1,71 @@
+"""The phase 5 servers' credentials, made once into the folder that ``SECRETS_DIR`` names.
+
+    python -m shared.devtools.credentials run/phase5/secrets
+
+writes one file per setting (``shared/core/config.py`` reads them from ``SECRETS_DIR``):
+``redis_url`` (user ``taskflow`` and a password, on the local Redis' port), ``zk_auth``,
+``kafka_sasl_username`` and ``kafka_sasl_password``. Passwords are random
+(``secrets.token_urlsafe``). The folder is the owner's only (0700), each file too (0600).
+A file already there is kept, so the servers, whose data remembers some of these
+(Kafka's SCRAM user), keep working over restarts; delete a file to get a new value
+(docs/security.md: rotating).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import click
+
+from shared.core.config import Settings, get_settings
+from shared.devtools.infra.ports import LOOPBACK
+
+USER = "taskflow"
+
+
+def new_password() -> str:
+    """32 random characters from ``[A-Za-z0-9_-]``: safe in a URL, an ACL file, JAAS."""
+    return secrets.token_urlsafe(24)
+
+
+def fresh_values(settings: Settings) -> dict[str, str]:
+    """A new value for each credential file."""
+    return {
+        "redis_url": f"redis://{USER}:{new_password()}@{LOOPBACK}:{settings.redis_port}/0",
+        "zk_auth": f"{USER}:{new_password()}",
+        "kafka_sasl_username": USER,
+        "kafka_sasl_password": new_password(),
+    }
+
+
+def ensure_credentials(folder: Path, settings: Settings) -> list[str]:
+    """Write each credential file that is missing; return the names of those written."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    written = []
+    for name, value in fresh_values(settings).items():
+        path = folder / name
+        if path.exists():
+            path.chmod(0o600)
+            continue
+        # O_EXCL: never through a file (or link) that appeared meanwhile
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as out:
+            out.write(f"{value}\n")
+        written.append(name)
+    return written
+
+
+@click.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+def main(folder: Path) -> None:
+    """Make the credentials in FOLDER that are not there yet; print the folder."""
+    written = ensure_credentials(folder, get_settings())
+    made = f"made {', '.join(written)}" if written else "kept"
+    click.echo(f"credentials: {folder.resolve()} ({made})")
+
+
+if __name__ == "__main__":
+    main()

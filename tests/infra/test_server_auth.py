@@ -1,0 +1,372 @@
+"""Servers started with credentials let in only the clients that have them (phase 5).
+
+One Redis, ZooKeeper and Kafka for the module, started by the launcher in a temporary
+folder with a user and password each, as ``make phase5-up`` starts them: Redis with an
+ACL user, ZooKeeper clients with a digest, Kafka with SASL/SCRAM. Each test then tries
+the server as an outsider (no credentials) and as taskflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import UserScramCredentialUpsertion
+from kafka.errors import KafkaTimeoutError
+from kafka.protocol.admin.configs import IncrementalAlterConfigsRequest
+from kafka.protocol.api_message import ApiMessage
+from kafka.protocol.metadata.api_versions import ApiVersionsRequest
+from kafka.protocol.parser import KafkaProtocol
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
+from prometheus_client import CollectorRegistry, Counter, start_http_server
+
+from shared.coordination.acls import close_open_nodes, taskflow_acl
+from shared.coordination.election import ELECTION_PATH, Leadership
+from shared.coordination.registry import LIVE_AGENTS, AgentDirectory, AgentInfo, register_agent
+from shared.coordination.serversets import Role, announce
+from shared.coordination.services import SERVICES_PATH, ServiceDirectory, register_service
+from shared.coordination.session import connect_zk
+from shared.core.config import Settings
+from shared.core.lifecycle import GracefulStop
+from shared.core.waiting import wait_until
+from shared.devtools.infra.backends import local_server, private_settings
+from shared.devtools.infra.catalog import select
+from shared.devtools.infra.launcher import Launcher
+from shared.devtools.infra.ports import LOOPBACK
+from shared.devtools.infra.redis_server import RedisServer
+from shared.devtools.monitoring import targets
+from shared.messaging.clients import kafka_security, make_consumer, make_producer, send_sync
+from shared.messaging.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+USER = "taskflow"
+PASSWORD = f"test-{uuid.uuid4().hex}"
+REFUSAL_MS = 3000  # how long an outsider's Kafka client tries before it gives up
+WAIT = 30  # seconds: Prometheus' discovery plus a 5 s scrape, with a margin
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """Settings that reach Redis, ZooKeeper and Kafka started with credentials."""
+    base = private_settings(tmp_path_factory.mktemp("secured"))
+    settings = base.model_copy(
+        update={
+            "redis_url": f"redis://{USER}:{PASSWORD}@{LOOPBACK}:{base.redis_port}/0",
+            "zk_hosts": f"{LOOPBACK}:{base.zookeeper_port}",
+            "kafka_bootstrap_servers": f"{LOOPBACK}:{base.kafka_port}",
+            "zk_auth": f"{USER}:{PASSWORD}",
+            "kafka_sasl_username": USER,
+            "kafka_sasl_password": PASSWORD,
+        }
+    )
+    launcher = Launcher(settings, say=log.info)
+    services = select("redis,zookeeper,kafka", settings)
+    try:
+        launcher.up(services)
+        yield settings
+    finally:
+        launcher.down(services)
+
+
+# --- Redis ------------------------------------------------------------------------------
+
+
+def redis_replies(port: int, *commands: str) -> list[str]:
+    """Each command's first reply line, as ``redis-cli`` would show it, on one connection."""
+    with socket.create_connection((LOOPBACK, port), timeout=5) as sock:
+        replies = sock.makefile("rb")
+        answers = []
+        for command in commands:
+            sock.sendall(f"{command}\r\n".encode())
+            answers.append(replies.readline().decode().strip())
+        return answers
+
+
+def test_redis_answers_noauth_without_the_password(secured: Settings) -> None:
+    assert redis_replies(
+        secured.redis_port,
+        "PING",
+        f"AUTH {USER} guess",
+        f"AUTH default {PASSWORD}",  # the default user is off, whatever the password
+        "GET anything",
+    ) == [
+        "-NOAUTH Authentication required.",
+        "-WRONGPASS invalid username-password pair or user is disabled.",
+        "-WRONGPASS invalid username-password pair or user is disabled.",
+        "-NOAUTH Authentication required.",
+    ]
+    assert redis_replies(secured.redis_port, f"AUTH {USER} {PASSWORD}", "PING") == ["+OK", "+PONG"]
+
+
+def test_redis_serves_the_user_of_redis_url(secured: Settings) -> None:
+    client = redis.Redis.from_url(secured.redis_url, decode_responses=True)
+    client.set("auth-test", "in")
+    assert client.get("auth-test") == "in"
+    acl_file = RedisServer(secured).acl_file
+    assert acl_file is not None and PASSWORD not in acl_file.read_text()
+
+
+# --- ZooKeeper --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def zk_settings(secured: Settings) -> Iterator[Settings]:
+    """``secured`` chrooted to a fresh path, removed afterwards with taskflow's digest."""
+    chroot = f"/auth-test-{uuid.uuid4().hex[:12]}"
+    admin = KazooClient(hosts=secured.zk_hosts, auth_data=[("digest", secured.zk_auth)])
+    admin.start(timeout=WAIT)
+    admin.ensure_path(chroot)
+    try:
+        yield secured.model_copy(update={"zk_hosts": f"{secured.zk_hosts}{chroot}"})
+    finally:
+        admin.delete(chroot, recursive=True)
+        admin.stop()
+        admin.close()
+
+
+@pytest.fixture
+def outsider(zk_settings: Settings) -> Iterator[KazooClient]:
+    """A ZooKeeper client without credentials, in the same chroot."""
+    client = KazooClient(hosts=zk_settings.zk_hosts)
+    client.start(timeout=WAIT)
+    yield client
+    client.stop()
+    client.close()
+
+
+@pytest.fixture
+def taskflow_zk(zk_settings: Settings) -> Iterator[KazooClient]:
+    zk = connect_zk(zk_settings)
+    yield zk
+    zk.stop()
+    zk.close()
+
+
+def test_an_outsider_can_read_taskflows_znodes_but_not_add_any(
+    taskflow_zk: KazooClient, outsider: KazooClient
+) -> None:
+    AgentDirectory(taskflow_zk)
+    register_agent(taskflow_zk, AgentInfo(id="agent-1", capacity=1, types=("SHELL",)))
+    Leadership(taskflow_zk, "scheduler-1", GracefulStop())  # makes the election path
+    ServiceDirectory(taskflow_zk, "task-manager")
+    register_service(taskflow_zk, "task-manager", f"{LOOPBACK}:50051")
+
+    with pytest.raises(NoAuthError):
+        register_agent(outsider, AgentInfo(id="fake-agent", capacity=99, types=("SHELL",)))
+    with pytest.raises(NoAuthError):
+        outsider.Election(ELECTION_PATH, "usurper").run(lambda: None)
+    with pytest.raises(NoAuthError):
+        register_service(outsider, "task-manager", f"{LOOPBACK}:6666")
+    with pytest.raises(NoAuthError):
+        outsider.delete(f"{LIVE_AGENTS}/agent-1")
+
+    assert outsider.get_children(LIVE_AGENTS) == ["agent-1"]
+    assert ServiceDirectory(outsider, "task-manager").addresses() == [f"{LOOPBACK}:50051"]
+    assert outsider.Election(ELECTION_PATH).contenders() == []
+
+
+def test_znodes_left_open_are_closed_when_taskflow_starts(
+    zk_settings: Settings, outsider: KazooClient
+) -> None:
+    outsider.create(LIVE_AGENTS, acl=OPEN_ACL_UNSAFE)
+    outsider.create(f"{SERVICES_PATH}/task-manager", acl=OPEN_ACL_UNSAFE, makepath=True)
+    zk = connect_zk(zk_settings)
+    try:
+        for path in (LIVE_AGENTS, SERVICES_PATH, f"{SERVICES_PATH}/task-manager"):
+            assert set(zk.get_acls(path)[0]) == set(taskflow_acl(zk_settings.zk_auth)), path
+        with pytest.raises(NoAuthError):
+            outsider.create(f"{LIVE_AGENTS}/fake-agent", ephemeral=True)
+    finally:
+        zk.stop()
+        zk.close()
+
+
+def test_a_znode_closed_by_someone_else_stops_the_start(
+    zk_settings: Settings, outsider: KazooClient
+) -> None:
+    squatter = [make_digest_acl("squatter", "pw", all=True)]
+    outsider.add_auth("digest", "squatter:pw")
+    outsider.create(LIVE_AGENTS, acl=squatter)
+    with pytest.raises(PermissionError, match=f"znode {LIVE_AGENTS} is not taskflow's"):
+        connect_zk(zk_settings)
+    outsider.delete(LIVE_AGENTS)  # the chroot's removal needs it gone
+
+
+def test_a_new_digest_takes_over_the_tree_while_the_old_one_still_works(
+    zk_settings: Settings, taskflow_zk: KazooClient
+) -> None:
+    """Rotation, as docs/security.md tells it: a client holding both digests gives the
+    tree the new ACL; then the new credentials start, and the old ones no longer do."""
+    AgentDirectory(taskflow_zk)
+    ServiceDirectory(taskflow_zk, "task-manager")
+    new_auth = f"{USER}:rotated-{uuid.uuid4().hex}"
+    both = [("digest", zk_settings.zk_auth), ("digest", new_auth)]
+    rotator = KazooClient(hosts=zk_settings.zk_hosts, auth_data=both)
+    rotator.start(timeout=WAIT)
+    try:
+        changed = close_open_nodes(rotator, new_auth)
+        assert set(changed) == {LIVE_AGENTS, SERVICES_PATH, f"{SERVICES_PATH}/task-manager"}
+
+        renewed = connect_zk(zk_settings.model_copy(update={"zk_auth": new_auth}))
+        try:
+            register_agent(renewed, AgentInfo(id="agent-1", capacity=1, types=("SHELL",)))
+        finally:
+            renewed.stop()
+            renewed.close()
+        with pytest.raises(PermissionError):
+            connect_zk(zk_settings)
+    finally:
+        close_open_nodes(rotator, zk_settings.zk_auth)  # back, so the chroot can go
+        rotator.stop()
+        rotator.close()
+
+
+@pytest.fixture
+def metrics_port() -> Iterator[int]:
+    """A metrics endpoint in this process, for Prometheus to scrape."""
+    registry = CollectorRegistry()
+    Counter("auth_test_probes", "probes of this test", registry=registry).inc()
+    httpd, thread = start_http_server(0, addr=LOOPBACK, registry=registry)
+    yield httpd.server_port
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def test_prometheus_still_discovers_what_taskflow_announces(
+    zk_settings: Settings, taskflow_zk: KazooClient, metrics_port: int, tmp_path: Path
+) -> None:
+    overrides = {"zk_hosts": zk_settings.zk_hosts, "zk_auth": zk_settings.zk_auth}
+    with local_server("prometheus", tmp_path, **overrides) as prometheus:
+        # The launcher made the watched path, closed to writes like the rest.
+        assert set(taskflow_zk.get_acls("/metrics")[0]) == set(taskflow_acl(zk_settings.zk_auth))
+        announce(taskflow_zk, Role.AGENT, "agent-7", LOOPBACK, metrics_port)
+
+        def scraped() -> bool:
+            return any(target["health"] == "up" for target in targets(prometheus))
+
+        assert wait_until(scraped, WAIT), targets(prometheus)
+
+
+# --- Kafka ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def topics(secured: Settings) -> list[str]:
+    """The project's topics, created with taskflow's credentials."""
+    return ensure_topics(secured.kafka_bootstrap_servers, settings=secured)
+
+
+def produce(bootstrap: str, topic: str, **security: str) -> None:
+    """Send one message and wait for the broker's acknowledgement."""
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        max_block_ms=REFUSAL_MS,
+        bootstrap_timeout_ms=REFUSAL_MS,
+        request_timeout_ms=REFUSAL_MS,
+        **security,
+    )
+    try:
+        producer.send(topic, b"from outside").get(timeout=REFUSAL_MS / 1000)
+    finally:
+        producer.close(timeout=1)
+
+
+def test_topics_are_created_with_the_credentials(secured: Settings, topics: list[str]) -> None:
+    assert secured.dispatch_topic in topics
+    assert ensure_topics(secured.kafka_bootstrap_servers, settings=secured) == []
+
+
+def test_kafka_lets_in_only_the_sasl_user(secured: Settings, topics: list[str]) -> None:
+    bootstrap, topic = secured.kafka_bootstrap_servers, secured.dispatch_topic
+    produce(bootstrap, topic, **kafka_security(secured))  # in time, with the credentials
+    with pytest.raises(KafkaTimeoutError):
+        produce(bootstrap, topic)
+    with pytest.raises(KafkaTimeoutError):
+        produce(bootstrap, topic, **{**kafka_security(secured), "sasl_plain_password": "guess"})
+
+
+def test_taskflows_clients_produce_and_consume(secured: Settings, topics: list[str]) -> None:
+    token = uuid.uuid4().hex.encode()
+    producer = make_producer(secured, "auth-test")
+    try:
+        send_sync(producer, secured.dispatch_topic, token, partition=0)
+    finally:
+        producer.close()
+    consumer: KafkaConsumer = make_consumer(secured, f"auth-test-{uuid.uuid4().hex}", "auth-test")
+    try:
+        partition = TopicPartition(secured.dispatch_topic, 0)
+        consumer.assign([partition])
+        consumer.seek_to_beginning(partition)
+        seen: list[bytes] = []
+
+        def arrived() -> bool:
+            batches = consumer.poll(timeout_ms=500)
+            seen.extend(record.value for records in batches.values() for record in records)
+            return token in seen
+
+        assert wait_until(arrived, WAIT)
+    finally:
+        consumer.close()
+
+
+def ask(sock: socket.socket, protocol: KafkaProtocol, request: ApiMessage) -> object | None:
+    """Send one request; its response, or None when the server closes the connection."""
+    protocol.send_request(request)
+    sock.sendall(protocol.send_bytes())
+    while True:
+        try:
+            data = sock.recv(65536)
+        except ConnectionError:
+            return None
+        if not data:
+            return None
+        responses = protocol.receive_bytes(data)
+        if responses:
+            return responses[0][1]
+
+
+def test_kafka_controller_refuses_config_changes_without_login(secured: Settings) -> None:
+    """Open, the controller listener would take a broker config change from anyone (a new
+    listener without SASL, say): the request is sent by hand, as no client library would."""
+    change = IncrementalAlterConfigsRequest
+    resource = change.AlterConfigsResource
+    retention = resource.AlterableConfig(name="log.retention.ms", config_operation=0, value="1")
+    request = change(
+        version=0,
+        validate_only=True,
+        resources=[resource(resource_type=4, resource_name="1", configs=[retention])],
+    )
+    protocol = KafkaProtocol(client_id="outsider")
+    with socket.create_connection((LOOPBACK, secured.kafka_controller_port), timeout=5) as sock:
+        # Allowed before a login: proves the conversation itself works.
+        assert ask(sock, protocol, ApiVersionsRequest(version=0)) is not None
+        assert ask(sock, protocol, request) is None
+
+
+def test_a_new_scram_password_takes_over(secured: Settings, topics: list[str]) -> None:
+    """Rotation, as docs/security.md tells it: logged in with the old password, set a new
+    one; clients with the new one get in, the old one no longer does."""
+    bootstrap, topic = secured.kafka_bootstrap_servers, secured.dispatch_topic
+    new = {**kafka_security(secured), "sasl_plain_password": f"rotated-{uuid.uuid4().hex}"}
+
+    def set_password(login: dict[str, str], password: str) -> None:
+        change = UserScramCredentialUpsertion(USER, secured.kafka_sasl_mechanism.value, password)
+        with KafkaAdminClient(bootstrap_servers=bootstrap, **login) as admin:
+            assert admin.alter_user_scram_credentials([change]) == {USER: None}
+
+    set_password(kafka_security(secured), new["sasl_plain_password"])
+    try:
+        produce(bootstrap, topic, **new)
+        with pytest.raises(KafkaTimeoutError):
+            produce(bootstrap, topic, **kafka_security(secured))
+    finally:
+        set_password(new, secured.kafka_sasl_password)  # as it was, for whatever runs next
