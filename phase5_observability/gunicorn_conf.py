@@ -1,0 +1,45 @@
+"""Gunicorn's settings for the phase 5 API: what a request may be, and how long anyone waits.
+
+``processes.conf`` and the test stacks run ``gunicorn -c
+python:phase5_observability.gunicorn_conf --bind ... --workers 2
+'phase5_observability.api:create_app()'``; an option given on the command line wins over
+the value here. Gunicorn reads the lower-case names it knows; ``read_timeout`` is the
+worker's own (gunicorn_worker.py).
+
+The numbers, and why:
+
+* ``limit_request_line`` 4094 bytes (gunicorn's default, kept on purpose): the API's
+  longest URL, a task list with every filter and a cursor, is a few hundred bytes.
+  Longer: 414.
+* ``limit_request_fields`` 50: a client sends about 5 headers (curl 3, a browser 15); a
+  proxy adds ``X-Forwarded-*`` and the trace headers a few more. More: 431.
+* ``limit_request_field_size`` 8190 bytes: the common 8 KiB header buffer of proxies
+  (nginx), so a proxy in front and gunicorn refuse the same requests; a bearer token is
+  well under 100 bytes. Longer: 431.
+* ``read_timeout`` 5 s: the longest a worker waits for the next bytes of a request's
+  headers or body (the threaded worker waits as long for a request's first bytes). A
+  client that sends the whole request at once never waits near it; one that stalls has
+  its connection closed (headers) or gets a 408 (body) after 5 s.
+* ``timeout`` 30 s: a worker silent this long is killed and restarted by the master. The
+  slowest honest request, a submit, makes at most two task-manager calls of
+  ``GRPC_DEADLINE`` (5 s) each; 30 s leaves three times that. It is also the most a
+  client trickling a byte every few seconds can hold a sync worker.
+* ``graceful_timeout`` 12 s: on SIGTERM a worker finishes its request within this, longer
+  than one call to each task-manager (2 x 5 s); supervisord waits longer still
+  (``stopwaitsecs`` 15) before it kills the master.
+* ``keepalive`` 2 s: how long a threaded worker keeps an idle connection for its next
+  request. The sync worker closes every connection after its answer and ignores it.
+"""
+
+# The sync worker, as gunicorn's default, with the API's JSON errors and bounded reads.
+# ``ThreadWorker`` (same module) is the threaded one: ``--worker-class ... --threads N``.
+worker_class = "phase5_observability.gunicorn_worker.SyncWorker"
+
+limit_request_line = 4094
+limit_request_fields = 50
+limit_request_field_size = 8190
+timeout = 30
+graceful_timeout = 12
+keepalive = 2
+
+read_timeout = 5.0
