@@ -172,7 +172,12 @@ phase5_servers := redis,zookeeper,kafka,prometheus,zipkin
 # Tasks run as nobody when the agents can switch users (as root); otherwise as the
 # agents' own user, still with limits and a clean environment. Set TASK_USER to choose.
 TASK_USER ?= $(if $(filter 0,$(shell id -u)),nobody,)
-phase5_env = ZIPKIN_ENDPOINT=$(ZIPKIN_ENDPOINT) TASK_USER=$(TASK_USER)
+# The API is closed: it accepts the tokens hashed in this file (an admin's, made on the
+# first start and saved in admin.token, mode 0600) and those made with `taskctl tokens`.
+phase5_tokens = --file $(RUN_DIR)/phase5/tokens --name admin --role admin \
+	--secret-out $(RUN_DIR)/phase5/admin.token
+phase5_env = ZIPKIN_ENDPOINT=$(ZIPKIN_ENDPOINT) TASK_USER=$(TASK_USER) \
+	API_TOKENS_FILE=$(RUN_DIR)/phase5/tokens
 # The servers are closed too: Redis (ACL user), ZooKeeper (digest, ACLs), Kafka (SASL/SCRAM).
 # Their credentials are made once into PHASE5_SECRETS (folder 0700, files 0600); every
 # phase 5 process reads them from there (SECRETS_DIR), never from its environment. The
@@ -185,6 +190,7 @@ phase5_run_dir = --run-dir $(RUN_DIR)/phase5/servers
 phase5-up: venv infra-install  ## the production system: phase 4's processes observed, Prometheus, Zipkin
 	@$(PY) -m shared.devtools.credentials $(PHASE5_SECRETS)
 	REDIS_APPENDFSYNC=always $(phase5_infra) up $(phase5_run_dir) --services $(phase5_servers)
+	@$(PY) -m shared.security.tokenfile $(phase5_tokens)
 	@$(call supervisord,phase5,phase5_observability,$(phase5_env))
 	@$(call stack,phase5,phase5_observability) SECRETS_DIR=$(PHASE5_SECRETS) $(PY) -m shared.devtools.ready \
 		--api http://$(API_BIND) --prometheus $(PROMETHEUS_URL)

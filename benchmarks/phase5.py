@@ -27,7 +27,6 @@ from pathlib import Path
 
 import click
 import redis
-import requests
 
 from benchmarks.phase4 import ENV
 from shared.core.store import TaskStore
@@ -36,14 +35,14 @@ from shared.devtools.infra.ports import free_port
 from shared.devtools.isolation import private_kafka_env, private_zk_root
 from shared.devtools.procs import Processes
 from shared.devtools.stacks import PHASE4, PHASE5, start_api_stack
-from shared.devtools.tasks import wait_all_terminal
+from shared.devtools.tasks import api_session, wait_all_terminal
 
 MODES = ("phase 4", "metrics", "metrics + traces", "metrics + 10% traces")
 
 
 def drive(url: str, store: TaskStore, count: int, clients: int) -> tuple[float, float]:
     """Submit ``count`` tasks with ``clients`` threads; (submits/s, tasks done/s)."""
-    session = requests.Session()
+    session = api_session()  # with the stack's token (phase 5's API is closed)
     body = {"name": "bench", "type": "SHELL", "content": "true"}
 
     def submit(_: int) -> str:

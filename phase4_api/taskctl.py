@@ -10,6 +10,8 @@
 
 ``--url`` (or the environment variable ``TASKFLOW_API_URL``) says where the API is,
 ``--request-timeout`` how long one HTTP request may take. ``--json`` prints the API's JSON.
+Phase 5's API needs a token: ``--token`` (or ``TASKFLOW_TOKEN``), else the admin token
+``make phase5-up`` wrote to ``run/phase5/admin.token``.
 
 Exit codes, so that scripts can tell outcomes apart without parsing text:
 
@@ -20,6 +22,7 @@ Exit codes, so that scripts can tell outcomes apart without parsing text:
     4  conflict (409: cancel of an ended task, retry of one that neither failed nor was cancelled)
     5  the API is unreachable, did not answer in time, or answered 503 (no task-manager) / 5xx
     6  ``watch`` (or ``submit --wait``) timed out before the task ended
+    7  refused: no token, an unknown or revoked one (401), or one without the role (403)
 
 Errors print the API's message and its field errors on stderr, never a traceback.
 """
@@ -37,8 +40,10 @@ from typing import Any
 import click
 import requests
 
+from shared.core.config import get_settings
 from shared.core.states import TERMINAL, Status
 from shared.core.task import TaskType
+from shared.security.tokens import client_token
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TASKS = "/api/v1/tasks"
@@ -55,6 +60,7 @@ class Exit(IntEnum):
     CONFLICT = 4
     UNAVAILABLE = 5
     TIMED_OUT = 6
+    DENIED = 7
 
 
 EXIT_HELP = {
@@ -65,10 +71,18 @@ EXIT_HELP = {
     Exit.CONFLICT: "conflict (API 409)",
     Exit.UNAVAILABLE: "API unreachable, too slow, or 503 / 5xx",
     Exit.TIMED_OUT: "watch / submit --wait timed out",
+    Exit.DENIED: "refused: no token, unknown or revoked (401), or without the role (403)",
 }
 # \b keeps click from re-wrapping the list into one paragraph.
 EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {int(c)}  {text}" for c, text in EXIT_HELP.items())
-HTTP_EXIT = {400: Exit.INVALID, 404: Exit.NOT_FOUND, 409: Exit.CONFLICT, 413: Exit.INVALID}
+HTTP_EXIT = {
+    400: Exit.INVALID,
+    401: Exit.DENIED,
+    403: Exit.DENIED,
+    404: Exit.NOT_FOUND,
+    409: Exit.CONFLICT,
+    413: Exit.INVALID,
+}
 
 
 class Failure(click.ClickException):
@@ -85,10 +99,12 @@ class Failure(click.ClickException):
 class Api:
     """The REST API at ``url``: JSON in and out, every failure turned into a ``Failure``."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, token: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
         self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
 
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         """(HTTP status, JSON body) of a successful request; raises ``Failure`` otherwise."""
@@ -271,11 +287,16 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the AP
     show_default=True,
     help="Seconds one HTTP request may take.",
 )
+@click.option(
+    "--token",
+    envvar="TASKFLOW_TOKEN",
+    help="API token (env TASKFLOW_TOKEN; default: $RUN_DIR/phase5/admin.token, if any).",
+)
 @click.version_option(package_name="taskflow")
 @click.pass_context
-def main(ctx: click.Context, url: str, request_timeout: float) -> None:
+def main(ctx: click.Context, url: str, request_timeout: float, token: str | None) -> None:
     """Submit, follow, cancel and retry tasks of the taskflow scheduler."""
-    ctx.obj = Api(url, request_timeout)
+    ctx.obj = Api(url, request_timeout, token or client_token(get_settings().run_dir))
 
 
 @main.command(epilog=EPILOG)

@@ -27,9 +27,11 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
+from redis import Redis
 
 from phase4_api.api import agent_json, call_manager
 from phase4_api.api import create_app as create_phase4_app
+from phase5_observability.auth import add_admin_routes, protect, require_tokens
 from phase5_observability.openapi import document
 from shared.coordination.serversets import Role
 from shared.coordination.services import ServiceDirectory
@@ -42,6 +44,8 @@ from shared.observability.process import observed
 from shared.rpc import task_service_pb2 as pb
 from shared.rpc.client import TaskManagerClient
 from shared.rpc.convert import to_json
+from shared.security.audit import Audit
+from shared.security.tokens import Tokens, TokenStore
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 NOT_TRACED = "healthz,readyz"  # probes every few seconds would bury the tasks' traces
@@ -50,6 +54,11 @@ NOT_TRACED = "healthz,readyz"  # probes every few seconds would bury the tasks' 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or get_settings()
     setup_logging(settings)
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    store = TokenStore(redis)
+    tokens = Tokens(store, settings.api_tokens_file)
+    require_tokens(tokens, settings.api_tokens_file)  # closed until someone opens it
+    audit = Audit(redis, settings.audit_max_entries)
     worker = ExitStack()  # the worker's metrics and traces, until it exits
     traced = worker.enter_context(observed(settings, Role.API, f"api-{os.getpid()}"))
     atexit.register(worker.close)
@@ -59,6 +68,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     if traced:
         FlaskInstrumentor().instrument_app(app, excluded_urls=NOT_TRACED)
     count_requests(app)
+    protect(app, tokens, audit)
+    add_admin_routes(app, tokens, store, audit)
 
     # --8<-- [start:stats]
     @app.get("/api/v1/stats")

@@ -11,11 +11,11 @@ from __future__ import annotations
 import time
 
 import click
-import requests
 
 from shared.core.states import TERMINAL, Status
 from shared.core.waiting import wait_until
 from shared.devtools.monitoring import query, trace_services, value
+from shared.devtools.tasks import api_session
 from shared.devtools.tasks import submit_through_api as submit
 from shared.devtools.tasks import task_through_api as task
 
@@ -47,7 +47,8 @@ def main(api: str, prometheus: str, zipkin: str) -> None:
     running = wait_until(lambda: task(api, ids["cancelled"])["status"] == Status.RUNNING, 60)
     if not running:
         raise click.ClickException("the task to cancel never started")
-    requests.delete(f"{api}/api/v1/tasks/{ids['cancelled']}", timeout=10)
+    with api_session() as session:
+        session.delete(f"{api}/api/v1/tasks/{ids['cancelled']}", timeout=10)
 
     step("wait until every task has ended")
     everything = [*ids.values(), *burst]
@@ -63,7 +64,8 @@ def main(api: str, prometheus: str, zipkin: str) -> None:
         click.echo(f"  {what:<10} {found['status']:<9} {found['error'] or ''}")
 
     step("GET /api/v1/stats (also: taskctl stats)")
-    stats = requests.get(f"{api}/api/v1/stats", timeout=10).json()
+    with api_session() as session:
+        stats = session.get(f"{api}/api/v1/stats", timeout=10).json()
     click.echo(f"  tasks by status: {stats['tasks']['byStatus']}")
     click.echo(
         f"  finished in the last {stats['finished']['windowSeconds']}s: "

@@ -1,4 +1,5 @@
-"""Phase 5's OpenAPI document: phase 4's, plus the statistics and a task's runs."""
+"""Phase 5's OpenAPI document: phase 4's, plus the statistics, a task's runs, bearer tokens
+on every route but the probes, and the admin's routes (tokens, audit)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pydantic import BaseModel, Field
 from phase4_api import openapi, schemas
 from phase4_api.openapi import REF, reply
 from shared.core.states import Ending
+from shared.security.audit import Outcome
+from shared.security.tokens import Role, Source
 
 
 class TaskCountView(BaseModel):
@@ -80,12 +83,120 @@ STATS = {
 }
 
 
+class NewToken(BaseModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    role: Role
+
+
+class TokenView(BaseModel):
+    name: str
+    role: Role
+    source: Source = Field(description="store: made through the API; file: API_TOKENS_FILE")
+    createdAt: str = Field(description="ISO 8601; empty for a token of the file")
+
+
+class CreatedToken(TokenView):
+    token: str = Field(description="the secret: shown this once, only its hash is kept")
+
+
+class TokenList(BaseModel):
+    tokens: list[TokenView]
+
+
+class Revoked(BaseModel):
+    name: str
+    revoked: bool
+
+
+class AuditEntry(BaseModel):
+    id: str = Field(description="the Redis stream entry id (time-ordered)")
+    at: str
+    token: str = Field(description="the token's name; empty when it had none or an unknown one")
+    role: str
+    method: str
+    route: str
+    status: str
+    outcome: Outcome
+    taskId: str
+    target: str = Field(description="the token a token call was about")
+
+
+class AuditList(BaseModel):
+    entries: list[AuditEntry] = Field(description="newest first")
+
+
+DENIED = {
+    "401": reply("no token, or an unknown or revoked one (with WWW-Authenticate)"),
+    "403": reply("the token's role may not do this"),
+}
+NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+TOKENS = {
+    "get": {
+        "summary": "Every token the API accepts, without secrets (admin)",
+        "responses": {"200": reply("the tokens", TokenList), "503": openapi.ERRORS["503"]},
+    },
+    "post": {
+        "summary": "Make a token (admin); its secret is in this reply only",
+        "requestBody": {"required": True, "content": openapi.json_content(NewToken)},
+        "responses": {
+            "201": reply("made", CreatedToken),
+            "409": reply("a token of that name exists"),
+            **openapi.ERRORS,
+        },
+    },
+}
+TOKEN = {
+    "parameters": [NAME],
+    "delete": {
+        "summary": "Revoke a token (admin): every API worker refuses it within a second",
+        "responses": {
+            "200": reply("revoked", Revoked),
+            "404": reply("no such token"),
+            "409": reply("a token of API_TOKENS_FILE: remove its line there"),
+            "503": openapi.ERRORS["503"],
+        },
+    },
+}
+AUDIT = {
+    "get": {
+        "summary": "The audit trail of mutating calls, newest first (admin)",
+        "parameters": [
+            {
+                "name": "limit",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+            }
+        ],
+        "responses": {"200": reply("the newest entries", AuditList), **openapi.ERRORS},
+    }
+}
+PROBES = ("/healthz", "/readyz")
+
+
+def secured(paths: dict[str, Any]) -> None:
+    """Every operation but the probes needs a bearer token, and may answer 401 or 403."""
+    for path, item in paths.items():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            if path in PROBES:
+                operation["security"] = []
+            else:
+                operation["responses"].update(DENIED)
+
+
 @cache
 def document() -> dict[str, Any]:
     extended = copy.deepcopy(openapi.document())
     extended["paths"]["/api/v1/stats"] = STATS
     extended["paths"]["/api/v1/tasks/{taskId}/runs"] = RUNS
-    for model in (StatsView, RunList):
+    extended["paths"]["/api/v1/tokens"] = TOKENS
+    extended["paths"]["/api/v1/tokens/{name}"] = TOKEN
+    extended["paths"]["/api/v1/audit"] = AUDIT
+    secured(extended["paths"])
+    extended["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    extended["security"] = [{"bearer": []}]
+    for model in (StatsView, RunList, NewToken, CreatedToken, TokenList, Revoked, AuditList):
         schema = model.model_json_schema(ref_template=REF)
         extended["components"]["schemas"].update(schema.pop("$defs", {}))
         extended["components"]["schemas"][model.__name__] = schema

@@ -189,6 +189,14 @@ class Settings(BaseSettings):
         1.0, ge=0, le=1, description="share of requests whose trace is kept"
     )
 
+    # --- phase 5: who may call the API (docs/security.md) ---
+    api_tokens_file: Path | None = Field(
+        None, description="tokens configured by hand: '<name> <role> sha256:<hex>' a line"
+    )
+    audit_max_entries: int = Field(
+        100_000, gt=0, description="entries the audit stream keeps (the oldest go first)"
+    )
+
     # --- infrastructure launcher ---
     # The local servers that `python -m shared.devtools.infra up` starts (docs/infrastructure.md).
     # Clients still find them through REDIS_URL, ZK_HOSTS and KAFKA_BOOTSTRAP_SERVERS.

@@ -17,6 +17,8 @@
 | ``stats:finished:{st}`` | zset   | attempts that ended in status st, last 5 min, by time |
 | ``runs:{taskId}``       | list   | one JSON entry per ended attempt: agent, times, exit |
 | ``queue:retry``         | zset   | tasks waiting to retry, scored by ``nextAttemptAt``  |
+| ``auth:tokens``         | hash   | phase 5: API token name -> role, SHA-256, createdAt  |
+| ``audit``               | stream | phase 5: every mutating API call, capped             |
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ TASK_COUNTS = "stats:tasks"
 # zsets of the attempts that ended lately, one per final status (SUCCESS, FAILED, CANCELLED)
 FINISHED = ("stats:finished:SUCCESS", "stats:finished:FAILED", "stats:finished:CANCELLED")
 RETRY_QUEUE = "queue:retry"
+API_TOKENS = "auth:tokens"
+AUDIT_STREAM = "audit"
 
 
 def task_key(task_id: str) -> str:

@@ -60,7 +60,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for field in TASK_FIELDS:
+        for field in (*TASK_FIELDS, "audit"):  # audit: phase 5's record of a call
             value = getattr(record, field, None)
             if value:
                 entry[field] = value

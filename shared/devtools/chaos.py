@@ -48,7 +48,7 @@ from shared.devtools.infra.catalog import SERVICES
 from shared.devtools.infra.launcher import Launcher
 from shared.devtools.infra.ports import free_port
 from shared.devtools.procs import Proc, Processes, leader_of
-from shared.devtools.stacks import PHASE5, api_ready
+from shared.devtools.stacks import PHASE5, admit, api_ready, gunicorn_args
 from shared.devtools.tasks import api_session
 from shared.messaging.topics import ensure_topics
 
@@ -106,8 +106,8 @@ class System:
             self.add(f"task-manager-{n}", PHASE5["manager"])
         for n in (1, 2, 3):
             self.add(f"agent-{n}", PHASE5["agent"], AGENT_ID=f"agent-{n}", AGENT_CAPACITY="4")
-        bind = ["-b", f"127.0.0.1:{self.api_port}", "-w", "2", PHASE5["api"]]
-        self.add("api", "gunicorn", *bind)
+        admit(self.procs)  # the API starts only with a token; chaos' clients send it
+        self.add("api", "gunicorn", *gunicorn_args(PHASE5, self.api_port))
         if not wait_until(lambda: api_ready(self.url, agents=3), 90):
             raise click.ClickException(f"the system did not start; logs in {self.done_file.parent}")
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import requests
 
 from shared.core.waiting import wait_until
 from shared.devtools.procs import Processes
+from shared.devtools.tasks import api_session
+from shared.security.tokenfile import ensure
+from shared.security.tokens import TOKEN_ENV, Role
 
 PHASE4 = {
     "manager": "phase4_api.manager",
@@ -18,6 +23,7 @@ PHASE5 = {
     "agent": "phase5_observability.agent",
     "scheduler": "phase5_observability.scheduler",
     "api": "phase5_observability.api:create_app()",
+    "api_config": "python:phase5_observability.gunicorn_conf",  # limits, JSON refusals
 }
 
 
@@ -44,15 +50,34 @@ def start_api_stack(
             PROCESS_NAME=f"scheduler-{n}",
             SCHEDULER_STRATEGY="least-load",
         )
-    procs.start("api", "gunicorn", "-b", f"127.0.0.1:{port}", "-w", "2", modules["api"])
+    if modules["api"] == PHASE5["api"]:
+        admit(procs)
+    procs.start("api", "gunicorn", *gunicorn_args(modules, port))
     url = f"http://127.0.0.1:{port}"
     assert wait_until(lambda: api_ready(url, agents=2), 60), procs.started[-1].log()
     return url
 
 
+def gunicorn_args(modules: dict[str, str], port: int) -> list[str]:
+    """Gunicorn's arguments for the API of ``modules``, with phase 5's own configuration
+    (``processes.conf`` runs it so too); phase 4's runs with gunicorn's defaults."""
+    config = ["-c", modules["api_config"]] if "api_config" in modules else []
+    return [*config, "-b", f"127.0.0.1:{port}", "-w", "2", modules["api"]]
+
+
+def admit(procs: Processes) -> None:
+    """Phase 5's API starts only with a token to accept: an admin token in a tokens file of
+    the stack's own, which this process then sends (``TASKFLOW_TOKEN``)."""
+    secret_file = procs.log_dir / "admin.token"
+    ensure(procs.log_dir / "tokens", "admin", Role.ADMIN, secret_file)
+    procs.env["API_TOKENS_FILE"] = str(procs.log_dir / "tokens")
+    os.environ[TOKEN_ENV] = secret_file.read_text().strip()
+
+
 def api_ready(url: str, agents: int) -> bool:
     try:
-        reply = requests.get(f"{url}/api/v1/agents", timeout=2)
+        with api_session() as session:
+            reply = session.get(f"{url}/api/v1/agents", timeout=2)
     except requests.RequestException:
         return False
     return reply.status_code == 200 and len(reply.json()["agents"]) == agents

@@ -15,12 +15,14 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from shared.core.config import get_settings
 from shared.core.keys import PENDING_QUEUE
 from shared.core.states import TERMINAL
 from shared.core.store import TaskStore
 from shared.core.task import Task, TaskSpec
 from shared.core.waiting import wait_until
 from shared.devtools.procs import Proc, Processes
+from shared.security.tokens import client_token
 
 WAIT = 60
 REPEATS = 3  # times a request to the API is repeated when its connection failed or broke
@@ -69,11 +71,13 @@ class CarefulSession(requests.Session):
         return super().send(request, **kwargs)
 
 
-def api_session() -> requests.Session:
-    """A session that repeats at once (up to 3 times) a request whose connection failed or
-    broke before the answer: an API worker killed with its requests in flight, or a refused
-    connection. Any method: a GET reads, and a submit carries a ``requestId``. An answer,
-    even a 503 with Retry-After, is returned as it is: the caller decides what to do with it.
+def api_session(token: str | None = None) -> requests.Session:
+    """A session that sends ``token`` (by default the client's: ``TASKFLOW_TOKEN``, else
+    the admin token ``make phase5-up`` saved), and repeats at once (up to 3 times) a
+    request whose connection failed or broke before the answer: an API worker killed with
+    its requests in flight, or a refused connection. Any method: a GET reads, and a submit
+    carries a ``requestId``. An answer, even a 503 with Retry-After, is returned as it is:
+    the caller decides what to do with it.
     """
     retry = Retry(
         total=REPEATS,
@@ -85,6 +89,9 @@ def api_session() -> requests.Session:
         respect_retry_after_header=False,  # else urllib3 repeats a 503, then raises
     )
     session = CarefulSession()
+    token = token or client_token(get_settings().run_dir)
+    if token:
+        session.headers["Authorization"] = f"Bearer {token}"
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -15,7 +15,7 @@ from shared.core.store import TaskStore
 from shared.devtools.infra.ports import free_port
 from shared.devtools.isolation import private_kafka_env, private_zk_root
 from shared.devtools.procs import Processes
-from shared.devtools.stacks import PHASE4, start_api_stack
+from shared.devtools.stacks import PHASE4, PHASE5, start_api_stack
 
 # Short timeouts so failover happens in seconds (ZooKeeper's minimum session is 2 ticks).
 FAST = {
@@ -103,6 +103,17 @@ def running_api_stack(
             yield ApiStack(url, procs, store)
         finally:
             procs.close()
+
+
+@pytest.fixture(scope="module")
+def phase5_stack(
+    redis_url: str, zk_hosts: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiStack]:
+    """Phase 5 for a whole test module: a task-manager, 2 agents, a scheduler, the API
+    (closed: the stack's admin token is in ``TASKFLOW_TOKEN``)."""
+    workdir = tmp_path_factory.mktemp("phase5")
+    with running_api_stack(redis_url, zk_hosts, kafka_bootstrap, workdir, PHASE5, 1) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="module")

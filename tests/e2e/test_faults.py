@@ -11,7 +11,6 @@ import signal
 from pathlib import Path
 
 import redis
-import requests
 
 from shared.core.states import Ending, Status
 from shared.core.store import TaskStore
@@ -23,7 +22,7 @@ from shared.devtools.infra.launcher import Launcher
 from shared.devtools.infra.ports import free_port
 from shared.devtools.procs import Processes, process_runs
 from shared.devtools.stacks import PHASE5, start_api_stack
-from shared.devtools.tasks import WAIT, start_agents, submit, submit_through_api
+from shared.devtools.tasks import WAIT, api_session, start_agents, submit, submit_through_api
 
 # The first attempt records its shell's pid and waits; a later attempt ends at once.
 FIRST_WAITS = 'if [ "$TASKFLOW_ATTEMPT" = 1 ]; then echo $$ > {pid}; sleep 60; fi; echo ran'
@@ -131,7 +130,8 @@ def test_a_cancel_holds_when_the_agent_dies_before_it_obeys(
     holder = kprocs.named(running_on(store, task_id))
     pid = first_pid(pid_file)
     os.kill(holder.process.pid, signal.SIGSTOP)  # it cannot obey the cancel
-    reply = requests.delete(f"{url}/api/v1/tasks/{task_id}", timeout=10)
+    with api_session() as session:
+        reply = session.delete(f"{url}/api/v1/tasks/{task_id}", timeout=10)
     assert reply.status_code in (200, 202), reply.text
     assert store.get(task_id).cancelRequestedAt is not None
     holder.kill()  # kill -9 before it obeyed

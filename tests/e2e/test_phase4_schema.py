@@ -21,14 +21,19 @@ CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance"
 def test_no_request_the_document_allows_gets_a_server_error(
     api_stack: ApiStack, tmp_path: Path
 ) -> None:
+    schema_run(api_stack.url, tmp_path, CHECKS)
+
+
+def schema_run(url: str, workdir: Path, checks: str, *options: str) -> None:
+    """Run schemathesis against the API at ``url``; fail with its report unless it passes."""
     schemathesis = Path(sys.executable).with_name("schemathesis")
     done = subprocess.run(
         [
             str(schemathesis),
             "run",
-            f"{api_stack.url}/api/v1/openapi.json",
+            f"{url}/api/v1/openapi.json",
             "--checks",
-            CHECKS,
+            checks,
             "--max-examples",
             "25",
             "--seed",
@@ -37,11 +42,12 @@ def test_no_request_the_document_allows_gets_a_server_error(
             "30",
             "--generation-database",
             "none",
+            *options,
         ],
         capture_output=True,
         text=True,
         timeout=600,
-        cwd=tmp_path,
+        cwd=workdir,
         env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false", "NO_COLOR": "1"},
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]

@@ -8,6 +8,7 @@ that receives their spans.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -30,7 +31,8 @@ from shared.devtools.isolation import private_kafka_env, private_zk_root
 from shared.devtools.monitoring import query, targets, targets_problems, trace_services, value
 from shared.devtools.procs import Processes
 from shared.devtools.stacks import PHASE5, start_api_stack
-from shared.devtools.tasks import run_through_api
+from shared.devtools.tasks import api_session, run_through_api
+from shared.security.tokens import TOKEN_ENV
 from tests.e2e.conftest import FAST, emptied
 from tests.e2e.test_dashboard import panel_queries
 
@@ -84,7 +86,7 @@ def run(stack: Observed, content: str, **fields: object) -> dict:
 
 
 def runs_of(stack: Observed, task_id: str) -> list[dict]:
-    reply = requests.get(f"{stack.url}/api/v1/tasks/{task_id}/runs", timeout=10)
+    reply = api_session().get(f"{stack.url}/api/v1/tasks/{task_id}/runs", timeout=10)
     assert reply.status_code == 200, reply.text
     return reply.json()["runs"]
 
@@ -113,7 +115,7 @@ def test_retries_end_with_the_last_failure_and_say_so(phase5: Observed) -> None:
         (2, "FAILED", 3),
         (3, "FAILED", 3),
     ]
-    missing = requests.get(f"{phase5.url}/api/v1/tasks/nope/runs", timeout=10)
+    missing = api_session().get(f"{phase5.url}/api/v1/tasks/nope/runs", timeout=10)
     assert missing.status_code == 404 and missing.json()["error"]["code"]
     printed = subprocess.run(
         [sys.executable, "-m", "phase4_api.taskctl", "--url", phase5.url, "runs", task["taskId"]],
@@ -236,7 +238,7 @@ def test_json_log_lines_about_a_task_carry_its_ids_and_trace(phase5: Observed) -
 
 def test_stats_count_by_status_and_name_the_leader(phase5: Observed) -> None:
     run(phase5, "true")
-    stats = requests.get(f"{phase5.url}/api/v1/stats", timeout=10).json()
+    stats = api_session().get(f"{phase5.url}/api/v1/stats", timeout=10).json()
     assert stats["tasks"]["byStatus"].get("SUCCESS", 0) >= 1
     assert stats["finished"]["total"] >= 1 and 0 < stats["successRatio"] <= 1
     assert stats["leader"] in {"scheduler-1", "scheduler-2"}
@@ -339,7 +341,8 @@ def test_killing_a_task_manager_fails_no_request(phase5: Observed) -> None:
     stop = threading.Event()
 
     def client() -> None:
-        session = requests.Session()
+        session = requests.Session()  # no repeats: every failure counts
+        session.headers["Authorization"] = f"Bearer {os.environ[TOKEN_ENV]}"
         body = {"name": "t", "type": "SHELL", "content": "true"}
         while not stop.is_set():
             try:

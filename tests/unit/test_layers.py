@@ -26,6 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "manager": {"core", "messaging"},
     "rpc": {"core", "coordination", "messaging", "scheduling"},
     "observability": {"core", "coordination"},
+    "security": {"core"},
     "devtools": {
         "core",
         "execution",
@@ -36,6 +37,7 @@ ALLOWED: dict[str, set[str]] = {
         "manager",
         "rpc",
         "observability",
+        "security",
     },
 }
 PHASES = ["phase1_mvp", "phase2_zookeeper", "phase3_kafka", "phase4_api", "phase5_observability"]

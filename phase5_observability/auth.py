@@ -1,0 +1,199 @@
+"""Phase 5's API is closed: a bearer token with a role for every route, and an audit trail.
+
+* Every route but ``/healthz`` and ``/readyz`` needs ``Authorization: Bearer <token>``
+  (``shared/security/tokens.py``). No token, or one the API does not know: 401 with
+  ``WWW-Authenticate``. A known token without the role: 403.
+* Reading needs ``reader``; submit, cancel and retry need ``operator``; tokens and the
+  audit trail need ``admin``.
+* Every mutating call, allowed or not, is recorded (``shared/security/audit.py``).
+* The API does not start without a token to accept (``require_tokens``): closed until
+  someone opens it on purpose.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import redis
+from flask import Flask, Response, g, jsonify, request
+
+from phase4_api.api import ApiError, error_response, json_body
+from shared.security.audit import Audit, Entry, Outcome
+from shared.security.tokens import (
+    Exists,
+    Role,
+    Source,
+    Token,
+    TokenError,
+    Tokens,
+    TokenStore,
+    Unknown,
+    parse_role,
+)
+
+log = logging.getLogger("phase5.api")
+
+OPEN = {"/healthz", "/readyz"}  # probes: a load balancer has no token
+ADMIN_ROUTES = ("/api/v1/tokens", "/api/v1/audit")
+READS = {"GET", "HEAD", "OPTIONS"}
+REALM = 'Bearer realm="taskflow"'
+AUDIT_LIMIT = 1000  # most entries one GET /api/v1/audit returns
+WORKER_BOOT_ERROR = 3  # gunicorn.arbiter.Arbiter.WORKER_BOOT_ERROR
+
+HOW_TO_START = (
+    "no API token is configured, so the API will not start: it would be closed to "
+    "everyone. Make an admin token: `python -m shared.security.tokenfile --file {file} "
+    "--name admin --role admin --secret-out admin.token` writes its hash to the tokens "
+    "file and the token to admin.token; then set API_TOKENS_FILE={file}. "
+    "`make phase5-up` does this on its first start."
+)
+
+
+# --8<-- [start:required_role]
+def required_role(method: str, path: str) -> Role | None:
+    """The role a request needs; None for the open probes."""
+    if path in OPEN:
+        return None
+    if path.startswith(ADMIN_ROUTES):
+        return Role.ADMIN
+    return Role.READER if method in READS else Role.OPERATOR
+
+
+# --8<-- [end:required_role]
+
+
+def bearer() -> str | None:
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    return secret.strip() if scheme.lower() == "bearer" and secret.strip() else None
+
+
+def unauthenticated(message: str, invalid: bool) -> Response:
+    response = error_response(401, "unauthenticated", message)
+    response.headers["WWW-Authenticate"] = REALM + (', error="invalid_token"' if invalid else "")
+    return response
+
+
+def require_tokens(tokens: Tokens, file: Path | None) -> None:
+    """Refuse to start unless at least one token is configured.
+
+    The exit code is gunicorn's for a worker that cannot boot: its master then stops
+    instead of starting the worker again and again.
+    """
+    how = HOW_TO_START.format(file=file or "run/phase5/tokens")
+    try:
+        known = tokens.all()
+    except redis.RedisError as exc:
+        known, how = [], f"cannot read the API tokens from Redis ({exc}), and {how}"
+    except TokenError as exc:  # a file that is not there, or a line that does not parse
+        known, how = [], str(exc)
+    if not known:
+        log.critical(how)
+        raise SystemExit(WORKER_BOOT_ERROR)
+
+
+# --8<-- [start:protect]
+def protect(app: Flask, tokens: Tokens, audit: Audit) -> None:
+    """Check every request's token and role first; record every mutating call last."""
+
+    @app.before_request
+    def authenticate() -> Response | None:
+        g.token = None
+        needed = required_role(request.method, request.path)
+        if needed is None:
+            return None
+        secret = bearer()
+        if secret is None:
+            return unauthenticated("this route needs 'Authorization: Bearer <token>'", False)
+        token = tokens.identify(secret)
+        if token is None:
+            return unauthenticated("the token is not valid (unknown or revoked)", True)
+        g.token = token
+        if not token.role.allows(needed):
+            return error_response(
+                403, "forbidden", f"token {token.name!r} is {token.role}; this needs {needed}"
+            )
+        return None
+
+    @app.after_request
+    def record(response: Response) -> Response:
+        if request.method not in READS and request.path not in OPEN:
+            audit.record(entry_for(response, g.get("token")))
+        return response
+
+
+# --8<-- [end:protect]
+
+
+def entry_for(response: Response, token: Token | None) -> Entry:
+    view_args = request.view_args or {}
+    task_id = view_args.get("task_id", "")
+    if not task_id and response.is_json and request.path == "/api/v1/tasks":
+        task_id = (response.get_json(silent=True) or {}).get("taskId", "")
+    target = view_args.get("name", "")
+    if not target and request.path == "/api/v1/tokens" and response.is_json:
+        target = (response.get_json(silent=True) or {}).get("name", "")
+    return Entry(
+        token=token.name if token else "",
+        role=token.role.value if token else "",
+        method=request.method,
+        route=request.url_rule.rule if request.url_rule else "unmatched",
+        status=response.status_code,
+        outcome=Outcome.of(response.status_code),
+        task_id=task_id,
+        target=target,
+    )
+
+
+def add_admin_routes(app: Flask, tokens: Tokens, store: TokenStore, audit: Audit) -> None:
+    """Token management and the audit trail (``taskctl tokens ...``, ``taskctl audit``)."""
+
+    @app.post("/api/v1/tokens")
+    def create_token() -> tuple[Response, int]:
+        data = json_body()
+        name, role = data.get("name"), data.get("role")
+        if not isinstance(name, str) or not isinstance(role, str):
+            raise ApiError(400, "invalid_request", "give a token's name and role as strings")
+        if tokens.named(name) is not None:
+            raise ApiError(409, "conflict", f"a token named {name!r} exists")
+        try:
+            token, secret = store.create(name, parse_role(role))
+        except Exists as exc:
+            raise ApiError(409, "conflict", str(exc)) from None
+        except TokenError as exc:  # a bad name or role
+            raise ApiError(400, "invalid_request", str(exc)) from None
+        return jsonify(**token.view(), token=secret), 201
+
+    @app.get("/api/v1/tokens")
+    def list_tokens() -> Response:
+        return jsonify(tokens=[token.view() for token in tokens.all()])
+
+    @app.delete("/api/v1/tokens/<name>")
+    def revoke_token(name: str) -> Response:
+        token = tokens.named(name)
+        if token is not None and token.source is not Source.STORE:
+            raise ApiError(
+                409, "conflict", f"token {name!r} is in API_TOKENS_FILE: remove its line there"
+            )
+        try:
+            store.revoke(name)
+        except Unknown as exc:
+            raise ApiError(404, "not_found", str(exc)) from None
+        tokens.refresh()  # this worker refuses it at once; the others within a second
+        return jsonify(name=name, revoked=True)
+
+    @app.get("/api/v1/audit")
+    def audit_trail() -> Response:
+        limit = request.args.get("limit", "100")
+        if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= AUDIT_LIMIT:
+            raise ApiError(
+                400,
+                "invalid_request",
+                "bad query parameters",
+                {"limit": f"a whole number from 1 to {AUDIT_LIMIT}"},
+            )
+        return jsonify(entries=audit.latest(int(limit)))
+
+    @app.errorhandler(redis.RedisError)
+    def redis_away(exc: redis.RedisError) -> Response:
+        return error_response(503, "unavailable", f"Redis is not reachable: {type(exc).__name__}")

@@ -1,0 +1,221 @@
+"""Phase 5's API is closed: tokens with roles, revocation, the audit trail, fail closed.
+
+One phase 5 stack for the module (``running_api_stack`` with phase 5's processes): the
+API starts with an admin token in a tokens file; the tests make the other tokens with
+``taskctl``, as an admin would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from shared.core.states import Status
+from shared.core.waiting import wait_until
+from shared.devtools.infra.ports import free_port
+from shared.devtools.stacks import PHASE5, gunicorn_args
+from shared.devtools.tasks import api_session, run_through_api
+from shared.security.tokens import TOKEN_ENV
+from tests.e2e.conftest import ApiStack
+from tests.e2e.test_phase4_schema import CHECKS, schema_run
+
+TASKS = "/api/v1/tasks"
+
+
+@pytest.fixture(scope="module")
+def stack(phase5_stack: ApiStack) -> ApiStack:
+    return phase5_stack
+
+
+def taskctl(stack: ApiStack, *args: str, token: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, TOKEN_ENV: token or os.environ[TOKEN_ENV]}
+    command = [sys.executable, "-m", "phase5_observability.taskctl", "--url", stack.url, *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=30)
+
+
+def make_token(stack: ApiStack, name: str, role: str) -> str:
+    done = taskctl(stack, "tokens", "create", "--name", name, "--role", role, "--json")
+    assert done.returncode == 0, done.stderr
+    reply = json.loads(done.stdout)
+    assert (reply["name"], reply["role"]) == (name, role)
+    return reply["token"]
+
+
+def call(stack: ApiStack, method: str, path: str, token: str | None, **kwargs) -> requests.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return requests.request(method, f"{stack.url}{path}", headers=headers, timeout=10, **kwargs)
+
+
+def shell(content: str) -> dict:
+    return {"name": "sec", "type": "SHELL", "content": content}
+
+
+def test_no_token_is_401_with_a_json_error_and_the_probes_stay_open(stack: ApiStack) -> None:
+    for method, path in [("GET", TASKS), ("POST", TASKS), ("GET", "/api/v1/openapi.json")]:
+        reply = call(stack, method, path, None, json=shell("true"))
+        assert reply.status_code == 401, (method, path)
+        assert reply.headers["WWW-Authenticate"] == 'Bearer realm="taskflow"'
+        assert reply.json()["error"]["code"] == "unauthenticated"
+    wrong = call(stack, "GET", TASKS, "tf_not-a-token")
+    assert wrong.status_code == 401
+    assert 'error="invalid_token"' in wrong.headers["WWW-Authenticate"]
+    assert call(stack, "GET", "/healthz", None).status_code == 200
+    assert call(stack, "GET", "/readyz", None).status_code == 200
+
+
+def test_a_reader_reads_and_may_not_submit(stack: ApiStack) -> None:
+    reader = make_token(stack, "reader-1", "reader")
+    assert call(stack, "GET", TASKS, reader).status_code == 200
+    refused = call(stack, "POST", TASKS, reader, json=shell("true"))
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "forbidden"
+    assert call(stack, "GET", "/api/v1/tokens", reader).status_code == 403
+    assert call(stack, "GET", "/api/v1/audit", reader).status_code == 403
+
+
+def test_an_operator_submits_a_task_that_succeeds(stack: ApiStack) -> None:
+    operator = make_token(stack, "operator-1", "operator")
+    reply = call(stack, "POST", TASKS, operator, json=shell("echo secured"))
+    assert reply.status_code == 201
+    task_id = reply.json()["taskId"]
+
+    def ended() -> dict | None:
+        task = call(stack, "GET", f"{TASKS}/{task_id}", operator).json()
+        return task if task["status"] in {"SUCCESS", "FAILED", "CANCELLED"} else None
+
+    task = wait_until(ended, 60, 0.2)
+    assert task and task["status"] == Status.SUCCESS and task["stdout"] == "secured\n"
+    assert call(stack, "POST", "/api/v1/tokens", operator, json={}).status_code == 403
+
+
+def test_a_revoked_token_is_refused_within_a_second_by_every_worker(stack: ApiStack) -> None:
+    token = make_token(stack, "short-lived", "reader")
+    assert call(stack, "GET", TASKS, token).status_code == 200
+    done = taskctl(stack, "tokens", "revoke", "short-lived")
+    assert done.returncode == 0, done.stderr
+    revoked_at = time.monotonic()
+
+    def refused_by_all() -> bool:  # 8 requests: both gunicorn workers answer some
+        return all(call(stack, "GET", TASKS, token).status_code == 401 for _ in range(8))
+
+    assert wait_until(refused_by_all, 5, 0.05)
+    assert time.monotonic() - revoked_at < 1.5  # 1 s, and the 8 requests' own time
+    assert taskctl(stack, "get", "x", token=token).returncode == 7  # taskctl: refused
+
+
+def test_tokens_are_listed_without_secrets_and_names_are_unique(stack: ApiStack) -> None:
+    make_token(stack, "lister", "reader")
+    done = taskctl(stack, "tokens", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    listed = {t["name"]: t for t in json.loads(done.stdout)["tokens"]}
+    assert listed["admin"]["source"] == "file" and listed["lister"]["source"] == "store"
+    assert set(listed["lister"]) == {"name", "role", "source", "createdAt"}  # no hash
+    again = taskctl(stack, "tokens", "create", "--name", "lister", "--role", "admin")
+    assert again.returncode == 4 and "exists" in again.stderr
+    file_token = taskctl(stack, "tokens", "revoke", "admin")
+    assert file_token.returncode == 4 and "API_TOKENS_FILE" in file_token.stderr
+
+
+def test_every_mutating_call_is_audited_with_who_what_and_outcome(stack: ApiStack) -> None:
+    operator = make_token(stack, "auditee", "operator")
+    reader = make_token(stack, "peeker", "reader")
+    task_id = call(stack, "POST", TASKS, operator, json=shell("sleep 30")).json()["taskId"]
+    assert call(stack, "DELETE", f"{TASKS}/{task_id}", operator).status_code in (200, 202)
+    assert call(stack, "DELETE", f"{TASKS}/{task_id}", reader).status_code == 403
+    assert call(stack, "POST", TASKS, None, json=shell("true")).status_code == 401
+    call(stack, "GET", f"{TASKS}/{task_id}", operator)  # a read: not audited
+
+    done = taskctl(stack, "audit", "--limit", "20", "--json")
+    assert done.returncode == 0, done.stderr
+    entries = json.loads(done.stdout)["entries"]
+    about = [(e["token"], e["method"], e["outcome"]) for e in entries if e["taskId"] == task_id]
+    assert about == [
+        ("peeker", "DELETE", "forbidden"),
+        ("auditee", "DELETE", "ok"),
+        ("auditee", "POST", "ok"),
+    ]  # newest first; the read is not there
+    anonymous = next(e for e in entries if e["token"] == "")
+    assert (anonymous["route"], anonymous["outcome"]) == (TASKS, "unauthenticated")
+    made = next(e for e in entries if e["target"] == "peeker")
+    assert (made["token"], made["route"], made["role"]) == ("admin", "/api/v1/tokens", "admin")
+    log = stack.procs.named("api").log()
+    assert f"audit DELETE /api/v1/tasks/<task_id> {task_id} by auditee: ok" in log
+
+
+def test_the_tools_send_the_token_they_are_given(stack: ApiStack) -> None:
+    task = run_through_api(stack.url, "echo tools")
+    assert task["status"] == Status.SUCCESS
+    with api_session("tf_wrong") as session:
+        assert session.get(f"{stack.url}{TASKS}", timeout=10).status_code == 401
+
+
+def test_the_api_will_not_start_without_a_token(redis_url: str, tmp_path: Path) -> None:
+    empty = redis_url.rsplit("/", 1)[0] + "/7"  # a database with no token in it
+    redis.Redis.from_url(empty).flushdb()
+    env = {**os.environ, "REDIS_URL": empty, "API_TOKENS_FILE": ""}
+    env.pop("API_TOKENS_FILE")
+    done = subprocess.run(
+        [sys.executable, "-m", "gunicorn", *gunicorn_args(PHASE5, free_port())],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "no API token is configured, so the API will not start" in done.stderr
+    assert "python -m shared.security.tokenfile" in done.stderr
+
+
+def test_the_schema_driven_run_with_a_token_finds_no_error_and_no_open_route(
+    stack: ApiStack, tmp_path: Path
+) -> None:
+    """Every route the document declares, with an admin token: no 5xx, every answer as
+    declared; and ``ignored_auth``: each one refuses the same request without the token."""
+    header = f"Authorization: Bearer {os.environ[TOKEN_ENV]}"
+    schema_run(stack.url, tmp_path, f"{CHECKS},ignored_auth", "-H", header)
+
+
+@pytest.mark.parametrize(
+    "task_id",
+    [
+        "../../etc/passwd",
+        "..%2F..%2Fetc%2Fpasswd",
+        "%00",
+        "task%0d%0aSet-Cookie:x=1",
+        "é" * 300,
+        "x" * 5000,
+        "*",
+        "task:abc",
+        "{taskId}",
+    ],
+)
+def test_hostile_ids_get_a_4xx_json_answer_and_reach_nothing(stack: ApiStack, task_id: str) -> None:
+    admin = os.environ[TOKEN_ENV]
+    for method, path in [
+        ("GET", f"{TASKS}/{task_id}"),
+        ("GET", f"{TASKS}/{task_id}/runs"),
+        ("DELETE", f"{TASKS}/{task_id}"),
+        ("POST", f"{TASKS}/{task_id}/retry"),
+        ("DELETE", f"/api/v1/tokens/{task_id}"),
+    ]:
+        reply = call(stack, method, path, admin)
+        assert 400 <= reply.status_code < 500, (method, path, reply.status_code)
+        assert reply.headers["Content-Type"] == "application/json", (method, path)
+        assert reply.json()["error"]["status"] == reply.status_code
+    assert call(stack, "GET", "/api/v1/tokens", admin).json()["tokens"]  # all still there
+
+
+def test_an_oversized_body_is_refused_before_it_is_read(stack: ApiStack) -> None:
+    admin = os.environ[TOKEN_ENV]
+    big = b"{" + b" " * (2 * 1024 * 1024) + b"}"
+    reply = call(stack, "POST", TASKS, admin, data=big)
+    assert reply.status_code == 413
+    assert reply.json()["error"]["code"] == "request_entity_too_large"
