@@ -129,11 +129,16 @@ def test_retries_end_with_the_last_failure_and_say_so(phase5: Observed) -> None:
 
 
 def test_every_role_is_discovered_in_zookeeper_and_up(phase5: Observed) -> None:
+    expected = {"scheduler-1", "scheduler-2", "agent-1", "agent-2", "task-manager-1"}
+
+    def instances() -> set[str]:
+        return {t["labels"]["instance"] for t in targets(phase5.prometheus)}
+
+    # discovery and a first scrape of each take a moment on a loaded machine
+    assert wait_until(lambda: expected <= instances(), SCRAPED), instances()
     assert wait_until(lambda: not targets_problems(phase5.prometheus), SCRAPED), targets_problems(
         phase5.prometheus
     )
-    instances = {t["labels"]["instance"] for t in targets(phase5.prometheus)}
-    assert {"scheduler-1", "scheduler-2", "agent-1", "agent-2", "task-manager-1"} <= instances
 
 
 def test_exactly_one_scheduler_leads(phase5: Observed) -> None:
