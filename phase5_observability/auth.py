@@ -154,6 +154,7 @@ def add_admin_routes(app: Flask, tokens: Tokens, store: TokenStore, audit: Audit
         name, role = data.get("name"), data.get("role")
         if not isinstance(name, str) or not isinstance(role, str):
             raise ApiError(400, "invalid_request", "give a token's name and role as strings")
+        tokens.refresh()  # admin calls are rare: each reads the tokens as they are now
         if tokens.named(name) is not None:
             raise ApiError(409, "conflict", f"a token named {name!r} exists")
         try:
@@ -166,10 +167,12 @@ def add_admin_routes(app: Flask, tokens: Tokens, store: TokenStore, audit: Audit
 
     @app.get("/api/v1/tokens")
     def list_tokens() -> Response:
-        return jsonify(tokens=[token.view() for token in tokens.all()])
+        tokens.refresh()  # a token made a moment ago through another worker is listed too
+        return jsonify(tokens=[token.view() for token in tokens.known])
 
     @app.delete("/api/v1/tokens/<name>")
     def revoke_token(name: str) -> Response:
+        tokens.refresh()
         token = tokens.named(name)
         if token is not None and token.source is not Source.STORE:
             raise ApiError(
