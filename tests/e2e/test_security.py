@@ -111,11 +111,24 @@ def test_a_revoked_token_is_refused_within_a_second_by_every_worker(stack: ApiSt
     assert taskctl(stack, "get", "x", token=token).returncode == 7  # taskctl: refused
 
 
-def test_tokens_are_listed_without_secrets_and_names_are_unique(stack: ApiStack) -> None:
-    make_token(stack, "lister", "reader")
+def listed_tokens(stack: ApiStack) -> dict[str, dict]:
     done = taskctl(stack, "tokens", "list", "--json")
     assert done.returncode == 0, done.stderr
-    listed = {t["name"]: t for t in json.loads(done.stdout)["tokens"]}
+    return {t["name"]: t for t in json.loads(done.stdout)["tokens"]}
+
+
+def test_a_token_is_listed_at_once_by_either_worker(stack: ApiStack) -> None:
+    admin = os.environ[TOKEN_ENV]
+    for n in range(10):  # made through one worker, listed at once through either
+        body = {"name": f"fresh-{n}", "role": "reader"}
+        assert call(stack, "POST", "/api/v1/tokens", admin, json=body).status_code == 201
+        names = {t["name"] for t in call(stack, "GET", "/api/v1/tokens", admin).json()["tokens"]}
+        assert f"fresh-{n}" in names
+
+
+def test_tokens_are_listed_without_secrets_and_names_are_unique(stack: ApiStack) -> None:
+    make_token(stack, "lister", "reader")
+    listed = listed_tokens(stack)
     assert listed["admin"]["source"] == "file" and listed["lister"]["source"] == "store"
     assert set(listed["lister"]) == {"name", "role", "source", "createdAt"}  # no hash
     again = taskctl(stack, "tokens", "create", "--name", "lister", "--role", "admin")
