@@ -237,12 +237,15 @@ lint: venv  ## ruff
 docs: venv  ## build the docs site strictly
 	$(BIN)/mkdocs build --strict --site-dir $(CURDIR)/site
 
+# versus_celery also writes benchmarks/results/versus_celery.json and docs/img/versus_celery.png;
+# BENCH_ARGS passes options to it, e.g. BENCH_ARGS="--tasks 1000 --backlog 1000".
 bench: venv infra-install  ## measure throughput, latency and failover times (prints numbers)
 	$(PY) -m benchmarks.phase2
 	$(PY) -m benchmarks.phase3
 	$(PY) -m benchmarks.phase4
 	$(PY) -m benchmarks.phase5
 	$(PY) -m benchmarks.redis_fsync
+	$(PY) -m benchmarks.versus_celery $(BENCH_ARGS)
 
 chaos: venv infra-install  ## faults against a private phase 5 system; prints what survived (CHAOS_TASKS, CHAOS_SECONDS)
 	$(PY) -m shared.devtools.chaos --tasks $(or $(CHAOS_TASKS),2000) --seconds $(or $(CHAOS_SECONDS),120) $(ARGS)
