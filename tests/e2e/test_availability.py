@@ -92,7 +92,9 @@ def serves(manager: Proc) -> bool:
 
 
 def grpc_address(manager: Proc) -> str:
-    found = re.search(r"gRPC TaskService on (\S+)", manager.log())
+    """Where ``manager`` serves, once it does: the API answers as soon as one task-manager
+    does, so the other may still be starting."""
+    found = wait_until(lambda: re.search(r"gRPC TaskService on (\S+)", manager.log()), 30)
     assert found, manager.log()
     return found.group(1)
 
