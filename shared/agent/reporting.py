@@ -14,10 +14,11 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
 from shared.core.config import Settings
+from shared.core.logs import task_log
 from shared.core.outages import retry_while
 from shared.core.states import Status
 from shared.execution.executors import ExecutionResult
-from shared.messaging.clients import send_sync
+from shared.messaging.clients import send, send_sync
 from shared.messaging.messages import Heartbeat, StatusUpdate
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,24 @@ class Reporter:
     def status(self, update: StatusUpdate) -> None:
         send_sync(self.producer, self.settings.status_topic, update.to_bytes(), update.taskId)
 
-    def running(self, task_id: str, attempt: int, agent_id: str) -> None:
-        self.status(
-            StatusUpdate(taskId=task_id, attempt=attempt, agentId=agent_id, status="RUNNING")
+    def running(self, task_id: str, attempt: int, agent_id: str, started_at: int) -> None:
+        """Sent without waiting: the task runs meanwhile. The outcome follows on the same
+        partition (same key), so once the outcome is on the broker, this is too; should
+        this one be lost, the task-manager fills the RUNNING step in from the outcome."""
+        update = StatusUpdate(
+            taskId=task_id,
+            attempt=attempt,
+            agentId=agent_id,
+            status="RUNNING",
+            startedAt=started_at,
         )
+        tlog = task_log(log, task_id, attempt)
+        try:
+            future = send(self.producer, self.settings.status_topic, update.to_bytes(), task_id)
+        except KafkaError as exc:  # the broker is away: the outcome will say it ran
+            tlog.warning("RUNNING not sent: %s", exc)
+            return
+        future.add_errback(lambda exc: tlog.warning("RUNNING not sent: %s", exc))
 
     def finished(
         self,
@@ -48,7 +63,10 @@ class Reporter:
         agent_id: str,
         result: ExecutionResult,
         lost: bool = False,
+        started_at: int | None = None,
     ) -> None:
+        """The outcome, waiting until the broker has it. ``started_at`` lets the
+        task-manager record the start of a run too short to have reported RUNNING."""
         self.status(
             StatusUpdate(
                 taskId=task_id,
@@ -60,6 +78,7 @@ class Reporter:
                 stderr=result.stderr,
                 error=result.error,
                 lost=lost,
+                startedAt=started_at,
             )
         )
 

@@ -162,6 +162,12 @@ class Settings(BaseSettings):
     agent_suspect_seconds: float = Field(10.0, gt=0, description="silent this long: no new tasks")
     kafka_linger_ms: int = Field(0, ge=0, description="producer batching delay")
     kafka_poll_ms: int = Field(500, gt=0, description="consumer poll timeout; bounds SIGTERM delay")
+    running_report_ms: int = Field(
+        50, ge=0, description="a task reports RUNNING once it ran this long (0: at once)"
+    )
+    kafka_commit_ms: int = Field(
+        200, ge=0, description="offsets committed at most this often; a crash redelivers more"
+    )
     manager_group: str = Field("task-manager", description="the task-managers' consumer group")
     kafka_session_timeout_ms: int = Field(
         10_000, ge=6000, description="a silent group member is replaced after this"

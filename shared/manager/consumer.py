@@ -9,13 +9,15 @@ partitions. It consumes
 * ``agent-heartbeat-topic``: each agent's latest heartbeat goes to ``agent:{id}``.
 
 A message that does not match its schema goes to the dead-letter topic with the reason.
-Offsets are committed after the Redis writes of the whole batch, so a crash in between
-means the batch is applied again (idempotently), never that a report is lost.
+Offsets are committed after the Redis writes of the batches they cover (at most every
+``KAFKA_COMMIT_MS``), so a crash in between means those batches are applied again
+(idempotently), never that a report is lost.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -51,6 +53,8 @@ class StatusConsumer:
         self.consumer = consumer
         self.producer = producer
         self.stop = stop
+        self.uncommitted = False  # applied records whose offsets are not committed yet
+        self.next_commit = 0.0  # monotonic time from which the next commit may go
 
     # --8<-- [start:serve]
     def serve(self) -> None:
@@ -66,19 +70,27 @@ class StatusConsumer:
                 for record in records:
                     self.handle(record)
             if batch:
+                self.uncommitted = True
+            if self.uncommitted and time.monotonic() >= self.next_commit:
                 self.commit()
             record_lag(self.consumer, self.settings.manager_group)
+        if self.uncommitted:
+            self.commit()
         log.info("task-manager stopped")
 
     # --8<-- [end:serve]
 
     def commit(self) -> None:
-        """Commit what was polled: all of it is in Redis now.
+        """Commit what was polled: all of it is in Redis now. At most every
+        ``KAFKA_COMMIT_MS``: each commit is a write on the broker, and a crash only means
+        the reports since are applied again, harmlessly.
 
         A commit refused because the group is rebalancing is not an error: the partitions
         go to another member (or back to this one), which reads the uncommitted messages
         again and applies them again, harmlessly.
         """
+        self.uncommitted = False
+        self.next_commit = time.monotonic() + self.settings.kafka_commit_ms / 1000
         try:
             self.consumer.commit()
         except (CommitFailedError, RebalanceInProgressError) as exc:

@@ -94,7 +94,7 @@ def count(before: Task, report: StatusUpdate, outcome: Outcome) -> None:
     metrics.STATUS_UPDATES.labels(outcome.result.value).inc()
     if not outcome.ok:
         return
-    started = before.startedAt or report.at  # RUNNING was applied by this report
+    started = before.startedAt or report.startedAt or report.at  # RUNNING applied now
     first = before.attempt == 1
     if before.startedAt is None and first:
         metrics.TASK_START_LATENCY.labels(before.type).observe(seconds(started - before.createdAt))
@@ -116,7 +116,7 @@ def _fields(step: Status, report: StatusUpdate, task: Task) -> dict[str, object]
     if step is Status.DISPATCHED:
         return {}
     if step is Status.RUNNING:
-        return {"startedAt": report.at}
+        return {"startedAt": report.startedAt or report.at}
     fields: dict[str, object] = {
         "stdout": report.stdout,
         "stderr": report.stderr,

@@ -20,6 +20,7 @@ import time
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
+from kafka.producer.future import FutureRecordMetadata
 
 from shared.core.config import Settings
 from shared.core.metrics import CONSUMER_LAG
@@ -67,8 +68,8 @@ def make_producer(settings: Settings, client_id: str) -> KafkaProducer:
         retries=2**31 - 1,
         enable_idempotence=True,
         linger_ms=settings.kafka_linger_ms,
-        **kafka_security(settings),
         **NO_CLIENT_METRICS,
+        **kafka_security(settings),
     )
 
 
@@ -80,8 +81,8 @@ def make_consumer(settings: Settings, group_id: str, client_id: str) -> KafkaCon
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=settings.kafka_session_timeout_ms,
-        **kafka_security(settings),
         **NO_CLIENT_METRICS,
+        **kafka_security(settings),
     )
 
 
@@ -102,6 +103,24 @@ def subscribe_when_known(
     consumer.subscribe(topics)
 
 
+def send(
+    producer: KafkaProducer,
+    topic: str,
+    value: bytes,
+    key: str | None = None,
+    partition: int | None = None,
+) -> FutureRecordMetadata:
+    """Queue a message, with the current trace in its headers, without waiting: the
+    future says when the broker has it. Messages with one key keep their order."""
+    return producer.send(
+        topic,
+        value=value,
+        key=key.encode() if key else None,
+        partition=partition,
+        headers=context_headers(),
+    )
+
+
 def send_sync(
     producer: KafkaProducer,
     topic: str,
@@ -112,14 +131,7 @@ def send_sync(
 ) -> None:
     """Send and wait until the broker has stored the message (``acks=all``); a caller
     with a deadline of its own (a gRPC call) waits no longer than that."""
-    future = producer.send(
-        topic,
-        value=value,
-        key=key.encode() if key else None,
-        partition=partition,
-        headers=context_headers(),
-    )
-    future.get(timeout=timeout)
+    send(producer, topic, value, key, partition).get(timeout=timeout)
 
 
 def poll_or_wait(consumer: KafkaConsumer, kafka: Outage, **poll: int) -> dict | None:

@@ -86,6 +86,7 @@ class StatusUpdate(Message):
     stderr: str = ""
     error: str = ""
     lost: bool = False  # FAILED because the agent gave the attempt up (fencing): run it again
+    startedAt: int | None = None  # when the run began; an outcome may be the only report
     at: int = Field(default_factory=now_ms)
 
 
