@@ -40,7 +40,8 @@ def main() -> None:
     serve(settings)
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, leader: type[Scheduler] = Scheduler) -> None:
+    """Run for the election until stopped; ``leader`` is the loop run while leading."""
     strategy = make_strategy(settings.scheduler_strategy)
     stop = GracefulStop().install()
     ensure_topics(settings.kafka_bootstrap_servers, settings=settings)
@@ -50,7 +51,7 @@ def serve(settings: Settings) -> None:
     stop.on_stop(leadership.cancel)
     handover = Handover(TaskStore(redis))
     producer = make_producer(settings, client_id=settings.scheduler_id)
-    scheduler = Scheduler(
+    scheduler = leader(
         handover,
         AgentDirectory(zk),
         strategy,

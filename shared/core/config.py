@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(3.0, gt=0, description="agent heartbeat interval")
     agent_suspect_seconds: float = Field(10.0, gt=0, description="silent this long: no new tasks")
     kafka_linger_ms: int = Field(0, ge=0, description="producer batching delay")
+    dispatch_batch: int = Field(
+        64, gt=0, description="tasks the phase 5 leader places per turn, published together"
+    )
     kafka_poll_ms: int = Field(500, gt=0, description="consumer poll timeout; bounds SIGTERM delay")
     running_report_ms: int = Field(
         50, ge=0, description="a task reports RUNNING once it ran this long (0: at once)"

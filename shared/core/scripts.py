@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.commands.core import Script
 
 from shared.core.keys import FINISHED, TASK_COUNTS, runs_key
@@ -41,9 +42,13 @@ class MovingScript:
     def __init__(self, script: Script) -> None:
         self.script = script
 
-    def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    def __call__(
+        self, keys: Sequence[str], args: Sequence[Any], client: Redis | Pipeline | None = None
+    ) -> Any:
+        """Run it; with ``client`` a pipeline, queue it there (the reply comes at execute)."""
         task_id = keys[0].removeprefix("task:")
-        return self.script(keys=[*keys, runs_key(task_id), TASK_COUNTS, *FINISHED], args=args)
+        every_key = [*keys, runs_key(task_id), TASK_COUNTS, *FINISHED]
+        return self.script(keys=every_key, args=args, client=client)
 
 
 def script(redis: Redis, path: Path, *libraries: Path) -> Script | MovingScript:

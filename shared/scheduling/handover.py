@@ -5,7 +5,8 @@ the store's ``move``:
 
 * ``take``: ``BLMOVE queue:pending -> queue:scheduling`` takes the next entry without
   removing it from Redis. A leader that crashes while it holds an entry leaves it in
-  ``queue:scheduling``, where the next leader finds it and puts it back.
+  ``queue:scheduling``, where the next leader finds it and puts it back. ``take_more``
+  parks more entries the same way, without waiting (a batch, phase 5).
 * ``dispatch``: PENDING -> SCHEDULED (recording ``agentId``) -> DISPATCHED, the entry
   leaves ``queue:scheduling`` and ``{taskId, attempt}`` joins the agent's queue, all in
   one step, and only if the caller's leader *epoch* is still the current one. A deposed
@@ -20,8 +21,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from redis import Redis
 
@@ -73,6 +76,33 @@ def holder(agent: AgentInfo, now: int) -> dict[str, object]:
     return {"agentId": agent.id, "agentSession": agent.session, "scheduledAt": now}
 
 
+class Choice(NamedTuple):
+    """A taken entry, its stored task, and the agent chosen to run it."""
+
+    entry: str
+    task: Task
+    agent: AgentInfo
+
+
+def schedule_call(epoch: int, choice: Choice) -> tuple[list[str], list[str]]:
+    """The keys and args of ``schedule.lua`` for one choice."""
+    entry, task, agent = choice
+    keys = [task_key(task.taskId), SCHEDULING, PENDING_QUEUE, LEADER_EPOCH, assigned_key(agent.id)]
+    to_scheduled = move_spec(
+        Status.SCHEDULED, task.attempt, Status.PENDING, holder(agent, now_ms())
+    )
+    return keys, [str(epoch), entry, to_scheduled.to_json()]
+
+
+def mark_call(choice: Choice) -> tuple[list[str], list[str]]:
+    """The keys and args of ``mark_dispatched.lua`` for one choice."""
+    entry, task, agent = choice
+    keys = [task_key(task.taskId), SCHEDULING, assigned_key(agent.id)]
+    fields = {"dispatchedAt": now_ms()}
+    spec = move_spec(Status.DISPATCHED, task.attempt, Status.SCHEDULED, fields, agent.id)
+    return keys, [entry, str(task.attempt), spec.to_json()]
+
+
 class Handover:
     """The Redis side of scheduling: take, dispatch, requeue."""
 
@@ -92,6 +122,21 @@ class Handover:
     def take(self, timeout: float) -> str | None:
         """The next pending entry, parked in ``queue:scheduling`` while it is placed."""
         return self.redis.blmove(PENDING_QUEUE, SCHEDULING, timeout, "RIGHT", "LEFT")
+
+    def take_more(self, count: int) -> list[str]:
+        """Up to ``count`` more pending entries, without waiting, parked like ``take``'s.
+
+        Two round trips at most: how many wait, then that many LMOVEs in one pipeline.
+        Each LMOVE moves one entry whole, so a crash leaves every entry either pending or
+        parked, never only in the leader's memory.
+        """
+        waiting = min(count, self.redis.llen(PENDING_QUEUE))
+        if waiting <= 0:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for _ in range(waiting):
+            pipe.lmove(PENDING_QUEUE, SCHEDULING, "RIGHT", "LEFT")
+        return [entry for entry in pipe.execute() if entry is not None]
 
     def release_due(self) -> int:
         """Move retries whose backoff is over (by Redis' clock) to pending; how many moved."""
@@ -134,29 +179,30 @@ class Handover:
 
     def schedule(self, epoch: int, entry: str, task: Task, agent: AgentInfo) -> Outcome:
         """PENDING -> SCHEDULED on ``agent``; the entry stays parked until marked dispatched."""
-        keys = [
-            task_key(task.taskId),
-            SCHEDULING,
-            PENDING_QUEUE,
-            LEADER_EPOCH,
-            assigned_key(agent.id),
-        ]
-        to_scheduled = move_spec(
-            Status.SCHEDULED, task.attempt, Status.PENDING, holder(agent, now_ms())
-        )
-        args = [str(epoch), entry, to_scheduled.to_json()]
-        return Outcome.parse(self._schedule(keys=keys, args=args))
+        return Outcome.parse(self._schedule(*schedule_call(epoch, Choice(entry, task, agent))))
+
+    def schedule_all(self, epoch: int, choices: Sequence[Choice]) -> list[Outcome]:
+        """``schedule`` for each choice, in one round trip. Each script is still one atomic
+        step, fenced by ``epoch`` on its own: a deposed leader's every one is refused."""
+        pipe = self.redis.pipeline(transaction=False)
+        for choice in choices:
+            self._schedule(*schedule_call(epoch, choice), client=pipe)
+        return [Outcome.parse(reply) for reply in pipe.execute()]
 
     def mark_dispatched(self, entry: str, task: Task, agent: AgentInfo) -> Outcome:
         """SCHEDULED -> DISPATCHED once the agent's message is stored; the entry is done.
 
         Refused, harmlessly, when the agent's first report got there first.
         """
-        keys = [task_key(task.taskId), SCHEDULING, assigned_key(agent.id)]
-        fields = {"dispatchedAt": now_ms()}
-        spec = move_spec(Status.DISPATCHED, task.attempt, Status.SCHEDULED, fields, agent.id)
-        args = [entry, str(task.attempt), spec.to_json()]
-        return Outcome.parse(self._mark_dispatched(keys=keys, args=args))
+        return Outcome.parse(self._mark_dispatched(*mark_call(Choice(entry, task, agent))))
+
+    def mark_all_dispatched(self, choices: Sequence[Choice]) -> list[Outcome]:
+        """``mark_dispatched`` for each choice, in one round trip. Running it again after a
+        lost connection is harmless: a choice already marked is refused."""
+        pipe = self.redis.pipeline(transaction=False)
+        for choice in choices:
+            self._mark_dispatched(*mark_call(choice), client=pipe)
+        return [Outcome.parse(reply) for reply in pipe.execute()]
 
     def requeue(self, task: Task, epoch: int | None = None) -> Outcome:
         """Give an in-flight task back to the pending queue as a new attempt."""

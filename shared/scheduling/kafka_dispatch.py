@@ -16,10 +16,12 @@ did go out, the agent's reports for the old attempt are refused.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from kafka.producer.future import FutureRecordMetadata
 
 from shared.coordination.registry import AgentInfo
 from shared.core.config import Settings
@@ -28,9 +30,9 @@ from shared.core.outages import redis_retry
 from shared.core.states import Status
 from shared.core.store import Outcome, Result
 from shared.core.task import Task
-from shared.messaging.clients import send_sync
+from shared.messaging.clients import SEND_TIMEOUT, send
 from shared.messaging.messages import Dispatch
-from shared.scheduling.handover import Handover
+from shared.scheduling.handover import Choice, Handover
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +48,30 @@ class KafkaDispatch:
         scheduled = self.handover.schedule(epoch, entry, task, agent)
         if not scheduled.ok:
             return scheduled
-        message = Dispatch.of(task, agent.id, epoch)
         try:
-            send_sync(self.producer, self.topic, message.to_bytes(), task.taskId, agent.partition)
+            self.publish(epoch, task, agent).get(timeout=SEND_TIMEOUT)
         except KafkaError as exc:
-            task_log(log, task.taskId, task.attempt).warning("not published: %s", exc)
-            # Undo exactly what ``schedule`` did: this attempt, from SCHEDULED. If the task
-            # moved on meanwhile (cancelled, or the message did arrive), this is refused.
-            as_scheduled = replace(task, status=Status.SCHEDULED.value, agentId=agent.id)
-            self.handover.requeue(as_scheduled, epoch)
-            self.handover.drop(entry)
-            return Outcome(Result.UNPUBLISHED, scheduled.status, scheduled.attempt)
+            return self.undo(epoch, Choice(entry, task, agent), exc)
         self.mark_dispatched(entry, task, agent)
         return scheduled
+
+    def publish(self, epoch: int, task: Task, agent: AgentInfo) -> FutureRecordMetadata:
+        """Send the task's ``Dispatch`` to the agent's partition; the future is done once
+        the broker has it (``acks=all``). Called inside the task's dispatch span, the
+        message carries that span's trace in its headers."""
+        message = Dispatch.of(task, agent.id, epoch)
+        return send(self.producer, self.topic, message.to_bytes(), task.taskId, agent.partition)
+
+    def undo(self, epoch: int, choice: Choice, exc: KafkaError) -> Outcome:
+        """The broker did not take the dispatch: undo exactly what ``schedule`` did (this
+        attempt, from SCHEDULED). If the task moved on meanwhile (cancelled, or the
+        message did arrive after all), this is refused."""
+        entry, task, agent = choice
+        task_log(log, task.taskId, task.attempt).warning("not published: %s", exc)
+        as_scheduled = replace(task, status=Status.SCHEDULED.value, agentId=agent.id)
+        self.handover.requeue(as_scheduled, epoch)
+        self.handover.drop(entry)
+        return Outcome(Result.UNPUBLISHED, Status.SCHEDULED, task.attempt)
 
     # --8<-- [end:dispatch]
 
@@ -67,3 +80,8 @@ class KafkaDispatch:
         """Once the message is published there is no going back: a new term would run the
         task again. So this step waits for Redis, however long it is away."""
         self.handover.mark_dispatched(entry, task, agent)
+
+    @redis_retry(log)
+    def mark_all_dispatched(self, choices: Sequence[Choice]) -> None:
+        """``mark_dispatched`` for a batch's published messages, waiting for Redis alike."""
+        self.handover.mark_all_dispatched(choices)

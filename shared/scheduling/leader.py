@@ -13,7 +13,8 @@ heartbeats from phase 3). The rest does not change:
    changes, and every ``RECONCILE_SECONDS``;
 4. retries whose backoff is over move from ``queue:retry`` to pending, every
    ``RELEASE_SECONDS``;
-5. take the next pending entry, choose an agent that runs its type, dispatch.
+5. take the next pending entry, choose an agent that runs its type, dispatch (phase 5
+   takes a batch of entries a turn and waits for the broker once: ``batches.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from enum import StrEnum
 
 from opentelemetry import trace
+from opentelemetry.trace import Span
 
 from shared.coordination.election import Leadership
 from shared.coordination.registry import AgentDirectory, AgentInfo
@@ -141,11 +143,18 @@ class Scheduler:
             if not agents:
                 self.directory.changed.wait(self.settings.queue_poll_seconds)
                 continue
-            wait = min(self.settings.queue_poll_seconds, RELEASE_SECONDS)  # due retries wait
-            entry = self.handover.take(timeout=wait)
-            if entry is not None and self.place(epoch, entry, agents) is Placement.DEPOSED:
+            if not self.turn(epoch, agents):
                 log.warning("a newer leader's epoch refused this one: stepping down")
                 return
+
+    def turn(self, epoch: int, agents: dict[str, AgentInfo]) -> bool:
+        """Take the next pending entry and place it; False once this leader is deposed."""
+        entry = self.take()
+        return entry is None or self.place(epoch, entry, agents) is not Placement.DEPOSED
+
+    def take(self) -> str | None:
+        """The next pending entry, waiting no longer than due retries may wait."""
+        return self.handover.take(timeout=min(self.settings.queue_poll_seconds, RELEASE_SECONDS))
 
     # --8<-- [end:lead]
 
@@ -192,27 +201,52 @@ class Scheduler:
     # --8<-- [start:place]
     def place(self, epoch: int, entry: str, agents: dict[str, AgentInfo]) -> Placement:
         """Dispatch one taken entry to an agent, or set it aside, or put it back."""
-        spec = parse_or_set_aside(self.store.redis, entry, source=PENDING_QUEUE)
-        if spec is None:
-            self.handover.drop(entry)
-            metrics.PLACEMENTS.labels(Placement.SET_ASIDE.value).inc()
+        task = self.task_of(entry)
+        if task is None:
             return Placement.SET_ASIDE
-        task, _ = self.store.create(spec)  # a raw LPUSH has no hash yet
         started = time.perf_counter()
         span = start_task_span("dispatch", task.traceParent, task.taskId, task.attempt)
         with trace.use_span(span, end_on_exit=False):
             placement = self.place_task(epoch, entry, task, agents)
+        self.finish(placement, span, started)
+        return placement
+
+    def task_of(self, entry: str) -> Task | None:
+        """The stored task a taken entry names; None when it names none (set aside)."""
+        spec = parse_or_set_aside(self.store.redis, entry, source=PENDING_QUEUE)
+        if spec is None:
+            self.handover.drop(entry)
+            metrics.PLACEMENTS.labels(Placement.SET_ASIDE.value).inc()
+            return None
+        task, _ = self.store.create(spec)  # a raw LPUSH has no hash yet
+        return task
+
+    def finish(self, placement: Placement, span: Span, started: float) -> None:
+        """End the placing of one task: its span, its metrics."""
         if placement is not Placement.POSTPONED:  # a postponed entry is back every second
             span.end()
         if placement is Placement.DISPATCHED:
             metrics.DISPATCH.observe(time.perf_counter() - started)
         metrics.PLACEMENTS.labels(placement.value).inc()
-        return placement
 
     def place_task(
         self, epoch: int, entry: str, task: Task, agents: dict[str, AgentInfo]
     ) -> Placement:
         """The placing of a task that is stored: its span in the task's trace is this."""
+        candidates = candidates_for(task.type, agents)
+        settled = self.settle(epoch, entry, task, candidates)
+        if settled is Placement.POSTPONED:
+            self.directory.changed.wait(self.settings.queue_poll_seconds)
+        if settled is not None:
+            return settled
+        agent = self.strategy.choose(candidates, self.loads(candidates))
+        return self.dispatched(task, agent, self.dispatch(epoch, entry, task, agent))
+
+    def settle(
+        self, epoch: int, entry: str, task: Task, candidates: list[AgentInfo]
+    ) -> Placement | None:
+        """What becomes of an entry that goes to no agent; None when one of ``candidates``
+        is to get it."""
         tlog = task_log(log, task.taskId, task.attempt)
         if task.state is Status.SCHEDULED:
             # An earlier leader chose an agent but stopped before handing the task over.
@@ -232,14 +266,15 @@ class Scheduler:
             tlog.info("a cancel was asked for: %s", outcome.describe(Status.CANCELLED))
             self.handover.drop(entry)
             return Placement.DROPPED
-        candidates = candidates_for(task.type, agents)
         if not candidates:
             tlog.warning("no live agent runs %s tasks; back to the end of the queue", task.type)
             self.handover.postpone(entry)
-            self.directory.changed.wait(self.settings.queue_poll_seconds)
             return Placement.POSTPONED
-        agent = self.strategy.choose(candidates, self.loads(candidates))
-        outcome = self.dispatch(epoch, entry, task, agent)
+        return None
+
+    def dispatched(self, task: Task, agent: AgentInfo, outcome: Outcome) -> Placement:
+        """What the dispatch of ``task`` to ``agent`` became, said in the task's log."""
+        tlog = task_log(log, task.taskId, task.attempt)
         if outcome.ok:
             tlog.info("dispatched to %s", agent.id)
             return Placement.DISPATCHED
