@@ -66,7 +66,7 @@ SAMPLE_SECONDS = 0.5  # how often memory is sampled during a burst
 DONE_POLL_SECONDS = 0.01  # how often the end of a burst is looked for
 SEQUENTIAL_POLL_SECONDS = 0.002  # how often a sequential task's status is read
 IDLE_SECONDS = 5.0  # the idle window measured before the burst
-WARM_UP = 50  # tasks run before any measurement: connections, imports, Lua scripts, JIT
+WARM_UP = 500  # tasks run before any measurement: connections, imports, Lua scripts, JIT
 TARGETS = {"throughput": 1.2, "p50": 3.0, "p99": 3.0}  # taskflow / Celery (issue 14)
 # processes.conf's agents: tasks as nobody (as root), with its limits and interpreter
 AGENT_SANDBOX = {
