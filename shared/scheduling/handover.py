@@ -50,6 +50,7 @@ log = logging.getLogger(__name__)
 LUA = Path(__file__).parent / "lua"
 LEADER = LUA / "leader.lua"
 RELEASE_BATCH = 100  # due retries moved to pending per call
+SCAN_COUNT = 1000  # keys SCAN looks at per call while it finds the agents holding tasks
 
 
 @dataclass(frozen=True)
@@ -252,10 +253,14 @@ class Handover:
     # --8<-- [end:fail_over]
 
     def agents_holding_tasks(self) -> set[str]:
-        """Every agent id with an ``assigned:{id}`` set (tasks in flight)."""
-        return {
-            key.removeprefix(ASSIGNED_PREFIX) for key in self.redis.scan_iter(f"{ASSIGNED_PREFIX}*")
-        }
+        """Every agent id with an ``assigned:{id}`` set (tasks in flight).
+
+        SCAN walks the whole keyspace, two keys or more per task; ``SCAN_COUNT`` keys a
+        call make that a few round trips for a backlog of 10,000 tasks, not thousands
+        (Redis' default is 10).
+        """
+        keys = self.redis.scan_iter(f"{ASSIGNED_PREFIX}*", count=SCAN_COUNT)
+        return {key.removeprefix(ASSIGNED_PREFIX) for key in keys}
 
     def return_parked_entries(self) -> int:
         """Put entries a crashed leader left in ``queue:scheduling`` back on pending."""

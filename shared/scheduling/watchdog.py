@@ -68,15 +68,19 @@ def fail_over_overdue(
     suspect: float,
 ) -> int:
     """Requeue the overdue tasks that live ``holders`` hold, if they fell silent while
-    other ``live`` agents were heard; how many went back to pending."""
-    late = overdue(handover, margin, holders)
-    if not late:
-        return 0
+    other ``live`` agents were heard; how many went back to pending.
+
+    The silent ones are found first, one read per agent: only their tasks are read, so a
+    reconcile of a healthy system costs the same with ten tasks held or ten thousand.
+    """
     quiet = silent(handover, live, suspect)
+    silent_holders = [agent for agent in holders if agent in quiet]
+    if not silent_holders:
+        return 0
     requeued = 0
-    for agent, task_id in late:
+    for agent, task_id in overdue(handover, margin, silent_holders):
         task = handover.store.get(task_id)
-        if agent not in quiet or task is None:
+        if task is None:
             continue
         outcome = handover.requeue(task, epoch)
         if outcome.ok:
