@@ -2,6 +2,8 @@
 
 Run any number: ``python -m phase4_api.manager``. Each one
 
+* first puts the tasks of a store older than the status indexes into them, once for the
+  store (``TaskStore.index_statuses``), so that listing by status finds them;
 * serves ``TaskService`` over gRPC (``shared/rpc/service.py``) on ``GRPC_HOST:GRPC_PORT``
   (port 0: a free one) and registers that address as an ephemeral znode under
   ``/services/task-manager``, where the API finds it;
@@ -51,6 +53,8 @@ def serve(settings: Settings) -> None:
     stop = GracefulStop().install()
     ensure_topics(settings.kafka_bootstrap_servers, settings=settings)
     store = TaskStore(Redis.from_url(settings.redis_url, decode_responses=True))
+    if indexed := store.index_statuses():  # tasks stored before the status indexes
+        log.info("put %d tasks in the index of their status", indexed)
     zk = connect_zk(settings)
     producer = make_producer(settings, client_id="task-manager")
     consumer = make_consumer(settings, settings.manager_group, client_id="task-manager")

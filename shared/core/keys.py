@@ -5,6 +5,8 @@
 | ``task:{taskId}``       | hash   | one task: spec, status, attempt, result (camelCase)  |
 | ``request:{requestId}`` | string | the taskId created for a client's requestId          |
 | ``tasks:index``         | zset   | every task, ``<createdAt>:<taskId>``, for listing    |
+| ``tasks:index:{st}``    | zset   | the same members, of the tasks in status st now      |
+| ``tasks:index:version`` | string | 1 once tasks stored before the status indexes are in |
 | ``queue:tasks``         | list   | phase 1: tasks waiting for the agent (LPUSH / BRPOP) |
 | ``queue:tasks:dead``    | list   | entries no agent could read, with the reason         |
 | ``queue:pending``       | list   | phase 2: submitted tasks waiting for the leader      |
@@ -23,8 +25,13 @@
 
 from __future__ import annotations
 
+from shared.core.states import Status
+
 TASK_QUEUE = "queue:tasks"
 TASK_INDEX = "tasks:index"
+# Set to STATUS_INDEXED once every task is in its status's index (TaskStore.index_statuses)
+STATUS_INDEX_VERSION = "tasks:index:version"
+STATUS_INDEXED = "1"
 DEAD_LETTERS = "queue:tasks:dead"
 PENDING_QUEUE = "queue:pending"
 SCHEDULING = "queue:scheduling"
@@ -40,6 +47,15 @@ AUDIT_STREAM = "audit"
 
 def task_key(task_id: str) -> str:
     return f"task:{task_id}"
+
+
+def status_index(status: str) -> str:
+    """The zset of the tasks now in ``status``: listing by status walks it alone."""
+    return f"{TASK_INDEX}:{status}"
+
+
+# every status's index, in the order of Status (move.lua lists the statuses in that order)
+STATUS_INDEXES = tuple(status_index(status) for status in Status)
 
 
 def runs_key(task_id: str) -> str:
@@ -65,3 +81,8 @@ def heartbeat_key(agent_id: str) -> str:
 def index_member(created_at: int, task_id: str) -> str:
     """Sorts by creation time, then id (all scores are 0: the order is lexical)."""
     return f"{created_at:013d}:{task_id}"
+
+
+def task_id_of(member: str) -> str:
+    """The taskId in an index member (``index_member`` the other way)."""
+    return member.split(":", 1)[1]

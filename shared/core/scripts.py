@@ -8,9 +8,10 @@ registers ``lua/create.lua``; ``script(redis, "dispatch", LUA_DIR / "move.lua", 
 puts those files in front.
 
 A script that includes ``move.lua`` also gets the keys that ``move`` keeps up to date
-(the task's ``runs:{taskId}``, ``stats:tasks`` and the ``stats:finished:*`` zsets), appended
-after the caller's own keys, so no caller has to remember them and every key a script
-touches is still declared. The first key of such a script is always the task it moves.
+(the ``tasks:index:{status}`` zsets, the task's ``runs:{taskId}``, ``stats:tasks`` and the
+``stats:finished:*`` zsets), appended after the caller's own keys, so no caller has to
+remember them and every key a script touches is still declared. The first key of such a
+script is always the task it moves.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from redis import Redis
 from redis.client import Pipeline
 from redis.commands.core import Script
 
-from shared.core.keys import FINISHED, TASK_COUNTS, runs_key
+from shared.core.keys import FINISHED, STATUS_INDEXES, TASK_COUNTS, runs_key
 
 LUA_DIR = Path(__file__).parent / "lua"
 MOVE = LUA_DIR / "move.lua"
@@ -47,7 +48,7 @@ class MovingScript:
     ) -> Any:
         """Run it; with ``client`` a pipeline, queue it there (the reply comes at execute)."""
         task_id = keys[0].removeprefix("task:")
-        every_key = [*keys, runs_key(task_id), TASK_COUNTS, *FINISHED]
+        every_key = [*keys, *STATUS_INDEXES, runs_key(task_id), TASK_COUNTS, *FINISHED]
         return self.script(keys=every_key, args=args, client=client)
 
 

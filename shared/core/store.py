@@ -28,12 +28,16 @@ from redis import Redis
 from shared.core.keys import (
     FINISHED,
     RETRY_QUEUE,
+    STATUS_INDEX_VERSION,
+    STATUS_INDEXED,
     TASK_COUNTS,
     TASK_INDEX,
     assigned_key,
     index_member,
     request_key,
     runs_key,
+    status_index,
+    task_id_of,
     task_key,
 )
 from shared.core.runs import Run
@@ -113,7 +117,8 @@ class TaskStore:
         """
         task = Task.from_spec(spec)
         request = request_key(spec.request_id) if spec.request_id else ""
-        keys = [task_key(task.taskId), request, queue, TASK_INDEX, TASK_COUNTS]
+        pending = status_index(Status.PENDING)
+        keys = [task_key(task.taskId), request, queue, TASK_INDEX, TASK_COUNTS, pending]
         member = index_member(task.createdAt, task.taskId)
         args = [task.taskId, spec.to_json() if queue else "", member, json.dumps(task.to_hash())]
         task_id, created = self._create(keys=keys, args=args)
@@ -152,21 +157,27 @@ class TaskStore:
     ) -> tuple[list[Task], str]:
         """Tasks newest first, filtered; returns the page and the cursor of the next one.
 
-        The cursor is the index member of the last task returned, so a page never repeats
-        or skips a task, whatever was created in between.
+        With a status, the walk is over that status's own index ``tasks:index:{status}``,
+        so a page costs about ``limit`` reads however many tasks are in other statuses.
+        A type is checked on the tasks read: there are two, fixed, so each is commonly a
+        large share of a status, and an index per status and type would double what every
+        move writes. The status is checked too: an entry can outlive a move made while
+        ``index_statuses`` filled the indexes.
+
+        The cursor is the index member of the last task returned, the same in every index,
+        so a page never repeats or skips a task, whatever was created in between.
         """
+        index = status_index(status) if status else TASK_INDEX
         found: list[Task] = []
         upper = f"({cursor}" if cursor else "+"
         while len(found) < limit:
-            members = self.redis.zrevrangebylex(TASK_INDEX, upper, "-", 0, LIST_BATCH)
+            # without a type every entry matches: read only what the page still lacks
+            wanted = LIST_BATCH if task_type else min(limit - len(found), LIST_BATCH)
+            members = self.redis.zrevrangebylex(index, upper, "-", 0, wanted)
             if not members:
                 return found, ""
-            pipe = self.redis.pipeline(transaction=False)  # one round trip per batch
-            for member in members:
-                pipe.hgetall(task_key(member.split(":", 1)[1]))
-            for member, data in zip(members, pipe.execute(), strict=True):
+            for member, task in zip(members, self._read(members), strict=True):
                 upper = f"({member}"
-                task = Task.from_hash(data) if data else None
                 if (
                     task
                     and (not status or task.status == status)
@@ -178,6 +189,43 @@ class TaskStore:
         return found, ""
 
     # --8<-- [end:list]
+
+    def _read(self, members: list[str]) -> list[Task | None]:
+        """The tasks of these index members in one round trip; None for one that is gone."""
+        pipe = self.redis.pipeline(transaction=False)
+        for member in members:
+            pipe.hgetall(task_key(task_id_of(member)))
+        return [Task.from_hash(data) if data else None for data in pipe.execute()]
+
+    def index_statuses(self) -> int:
+        """Put every task in its status's index, once; returns how many tasks it read.
+
+        Create and every move keep the status indexes, but a store that holds tasks from
+        before them has those only in ``tasks:index``, and ``list`` by status would not
+        find them. The task-manager calls this as it starts (once every process writing
+        tasks keeps the indexes); ``tasks:index:version`` then says it is done, and later
+        calls cost one GET. Running it twice, or on two task-managers at once, is harmless:
+        a ZADD of a member already there changes nothing.
+        """
+        if self.redis.get(STATUS_INDEX_VERSION) == STATUS_INDEXED:
+            return 0
+        upper, read = "+", 0
+        while members := self.redis.zrevrangebylex(TASK_INDEX, upper, "-", 0, LIST_BATCH):
+            self._index_batch(members)
+            read += len(members)
+            upper = f"({members[-1]}"
+        self.redis.set(STATUS_INDEX_VERSION, STATUS_INDEXED)
+        return read
+
+    def _index_batch(self, members: list[str]) -> None:
+        """Add these ``tasks:index`` members to their task's status index: two round trips."""
+        pipe = self.redis.pipeline(transaction=False)
+        for member in members:
+            pipe.hget(task_key(task_id_of(member)), "status")
+        for member, status in zip(members, pipe.execute(), strict=True):
+            if status:
+                pipe.zadd(status_index(status), {member: 0})
+        pipe.execute()
 
     def counts(self) -> dict[tuple[str, Status], int]:
         """Tasks now in each (type, status): ``stats:tasks``, kept by every move."""

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import itertools
 import threading
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
 
 import pytest
 import redis
 
-from shared.core.keys import TASK_QUEUE, assigned_key, task_key
+from shared.core.keys import TASK_QUEUE, assigned_key, status_index, task_id_of, task_key
 from shared.core.states import Status, can_move
 from shared.core.store import Result, TaskStore
 from shared.core.task import TaskSpec
+
+T = TypeVar("T")
 
 
 def make_spec(**fields: object) -> TaskSpec:
@@ -210,3 +215,94 @@ def test_finished_since_counts_only_the_window(store: TaskStore) -> None:
     now_ms = seconds * 1000 + micros // 1000
     assert store.finished_since(now_ms - 60_000)[Status.CANCELLED] == 1
     assert store.finished_since(now_ms + 1000) == {}
+
+
+def indexed(store: TaskStore, status: Status) -> list[str]:
+    """The task ids in ``status``'s index, newest first."""
+    return [task_id_of(m) for m in store.redis.zrevrangebylex(status_index(status), "+", "-")]
+
+
+def listed(store: TaskStore, status: Status, limit: int) -> list[list[str]]:
+    """The task ids of every page in ``status``, following the cursor to its end."""
+    pages, cursor = [], ""
+    while True:
+        page, cursor = store.list(status=status, limit=limit, cursor=cursor)
+        pages.append([task.taskId for task in page])
+        if not cursor:
+            return pages
+
+
+def finish(store: TaskStore, task_id: str, status: Status) -> None:
+    """PENDING -> RUNNING -> ``status`` on agent a1, as phase 1 moves a task."""
+    assert store.transition(task_id, Status.RUNNING, attempt=1, agent="a1").ok
+    assert store.transition(task_id, status, attempt=1, agent="a1").ok
+
+
+def test_listing_by_status_pages_its_own_index_and_follows_every_move(store: TaskStore) -> None:
+    for n in range(7):
+        store.create(make_spec(taskId=f"t{n}"))
+    page, cursor = store.list(status=Status.PENDING, limit=3)
+    assert [t.taskId for t in page] == ["t6", "t5", "t4"]
+    finish(store, "t5", Status.SUCCESS)  # listed already
+    finish(store, "t2", Status.SUCCESS)  # not yet: leaves the PENDING listing
+    page, cursor = store.list(status=Status.PENDING, limit=3, cursor=cursor)
+    assert [t.taskId for t in page] == ["t3", "t1", "t0"]
+    assert store.list(status=Status.PENDING, limit=3, cursor=cursor) == ([], "")
+    assert listed(store, Status.PENDING, limit=3) == [["t6", "t4", "t3"], ["t1", "t0"]]
+    assert listed(store, Status.SUCCESS, limit=1) == [["t5"], ["t2"], []]  # a full page: a cursor
+    assert indexed(store, Status.PENDING) == ["t6", "t4", "t3", "t1", "t0"]
+    assert indexed(store, Status.RUNNING) == []
+
+    assert store.transition("t3", Status.RUNNING, attempt=1, agent="a1").ok
+    t3 = store.get("t3")
+    assert t3 is not None and store.retry_later(t3, "a1", {}, backoff=60).ok  # a new attempt
+    assert store.transition("t1", Status.CANCELLED, attempt=1).ok
+    assert store.transition("t1", Status.PENDING, attempt=1, expected=Status.CANCELLED).ok
+    assert indexed(store, Status.PENDING) == ["t6", "t4", "t3", "t1", "t0"]  # back in place
+    for status in Status:
+        held = [t.taskId for t in store.list(limit=10)[0] if t.state is status]
+        assert indexed(store, status) == held, status
+
+
+def counting(store: TaskStore, command: str, action: Callable[[], T]) -> tuple[T, int]:
+    """What ``action`` returns, and how many ``command`` calls Redis served meanwhile."""
+    store.redis.config_resetstat()
+    result = action()
+    stats = store.redis.info("commandstats").get(f"cmdstat_{command}", {})
+    return result, stats.get("calls", 0)
+
+
+def test_listing_a_rare_status_reads_about_a_page_of_tasks(store: TaskStore) -> None:
+    failed = [store.create(make_spec(taskId=f"f{n:02}"))[0].taskId for n in range(12)]
+    for task_id in failed:
+        finish(store, task_id, Status.FAILED)
+    for n in range(2000):  # newer than every FAILED task: first in tasks:index
+        finish(store, store.create(make_spec(taskId=f"s{n:04}"))[0].taskId, Status.SUCCESS)
+
+    failed_page = partial(store.list, Status.FAILED, limit=5)
+    (page, cursor), reads = counting(store, "hgetall", failed_page)
+    assert [t.taskId for t in page] == ["f11", "f10", "f09", "f08", "f07"]
+    assert reads <= 5
+    (page, cursor), reads = counting(store, "hgetall", partial(failed_page, cursor=cursor))
+    assert [t.taskId for t in page] == ["f06", "f05", "f04", "f03", "f02"]
+    assert reads <= 5
+
+
+def test_index_statuses_indexes_older_tasks_once(store: TaskStore) -> None:
+    for n in range(250):  # more than one batch
+        task, _ = store.create(make_spec(taskId=f"t{n:03}"))
+        if n % 3 == 1:
+            finish(store, task.taskId, Status.SUCCESS)
+        elif n % 3 == 2:
+            assert store.transition(task.taskId, Status.CANCELLED, attempt=1).ok
+    statuses = {status: indexed(store, status) for status in Status}
+    store.redis.delete(*store.redis.keys("tasks:index:*"))  # a store from before them
+    assert store.list(status=Status.SUCCESS) == ([], "")
+
+    assert store.index_statuses() == 250
+    assert {status: indexed(store, status) for status in Status} == statuses
+    assert len(store.list(status=Status.CANCELLED, limit=200)[0]) == 83
+
+    store.redis.delete(status_index(Status.SUCCESS))
+    assert counting(store, "hget", store.index_statuses) == (0, 0)  # done: not walked again
+    assert indexed(store, Status.SUCCESS) == []

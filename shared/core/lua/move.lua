@@ -24,8 +24,12 @@
 -- 'not-holder' (the attempt is another agent's) or 'forbidden' (not allowed from the
 -- current status)
 --
--- Every script that includes this file gets five more KEYS after its own, appended by
+-- Every script that includes this file gets twelve more KEYS after its own, appended by
 -- shared/core/scripts.py, where each move is recorded in the same atomic step:
+--   KEYS[#KEYS - 11] tasks:index:PENDING, then :SCHEDULED, :DISPATCHED, :RUNNING,
+--   .. KEYS[#KEYS - 5] :SUCCESS, :FAILED and :CANCELLED: zsets of the members of
+--                    tasks:index ('<createdAt>:<taskId>', score 0) of the tasks in that
+--                    status now, so listing by status reads only tasks in that status
 --   KEYS[#KEYS - 4]  runs:{taskId}, one JSON entry per ended attempt (KEYS[1] is the task)
 --   KEYS[#KEYS - 3]  stats:tasks  hash '<type>:<status>' -> tasks in that status now
 --   KEYS[#KEYS - 2]  stats:finished:SUCCESS, then :FAILED, then :CANCELLED: zsets of
@@ -49,6 +53,28 @@ local function count_move(task_key, task_id, attempt, from, to)
   end
 end
 -- --8<-- [end:count_move]
+
+-- --8<-- [start:index_move]
+-- The order of Status in shared/core/states.py, the order of the status indexes in KEYS.
+local STATUSES = {'PENDING', 'SCHEDULED', 'DISPATCHED', 'RUNNING', 'SUCCESS', 'FAILED', 'CANCELLED'}
+
+local function status_index(status)
+  local before_first = #KEYS - 5 - #STATUSES
+  for i, name in ipairs(STATUSES) do
+    if name == status then return KEYS[before_first + i] end
+  end
+  error('no index for status ' .. tostring(status))
+end
+
+local function index_move(task_key, task_id, from, to)
+  local old_index, new_index = status_index(from), status_index(to)
+  -- the member create.lua put in tasks:index: index_member() in shared/core/keys.py
+  local created_at = tonumber(redis.call('HGET', task_key, 'createdAt'))
+  local member = string.format('%013d', created_at) .. ':' .. task_id
+  redis.call('ZREM', old_index, member)
+  redis.call('ZADD', new_index, 0, member)
+end
+-- --8<-- [end:index_move]
 
 -- --8<-- [start:record_run]
 local RUN_FIELDS = {'agentId', 'scheduledAt', 'startedAt'}
@@ -83,6 +109,8 @@ local function move(task_key, assigned_key, spec_json)
   if holder ~= '' and holder ~= spec.agent then return {'not-holder', current, tostring(attempt)} end
 
   local task_id = redis.call('HGET', task_key, 'taskId')
+  -- first: were STATUSES out of step with Status, it stops the script before any write
+  index_move(task_key, task_id, current, spec.target)
   count_move(task_key, task_id, attempt, current, spec.target)
   local ended = spec.ends[current]
   if ended then record_run(task_key, attempt, ended, spec.fields, spec.result) end
