@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import NamedTuple
 
 from redis import Redis
 
@@ -97,6 +98,14 @@ class Outcome:
         if self.result is Result.UNPUBLISHED:
             return "not published: the broker did not take it; undone"
         return f"refused: {self.status} -> {target} is not allowed"
+
+
+class Step(NamedTuple):
+    """One status change of a task, for ``TaskStore.transitions``."""
+
+    target: Status
+    expected: Status | None  # the status the task must be in, None for any allowed one
+    fields: Mapping[str, object]
 
 
 class TaskStore:
@@ -278,6 +287,22 @@ class TaskStore:
         spec = move_spec(target, attempt, expected, fields, agent)
         keys = [task_key(task_id), assigned_key(spec.agent)]
         return Outcome.parse(self._transition(keys=keys, args=[spec.to_json()]))
+
+    def transitions(
+        self, task_id: str, attempt: int, steps: Sequence[Step], agent: str = ""
+    ) -> list[Outcome]:
+        """``transition`` for each step in order, in one round trip.
+
+        Each step is still its own fenced move: one whose expected status is not the
+        task's is refused, and so are the steps after it, unless another writer moved the
+        task there meanwhile. Redis answers them all after one write to disk.
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        for target, expected, fields in steps:
+            spec = move_spec(target, attempt, expected, fields, agent)
+            keys = [task_key(task_id), assigned_key(spec.agent)]
+            self._transition(keys=keys, args=[spec.to_json()], client=pipe)
+        return [Outcome.parse(reply) for reply in pipe.execute()]
 
     # --8<-- [start:retry_later]
     def retry_later(

@@ -24,7 +24,7 @@ from shared.core import metrics
 from shared.core.config import Settings, get_settings
 from shared.core.retries import retry_delay
 from shared.core.states import TERMINAL, Ending, Status
-from shared.core.store import Outcome, Result, TaskStore
+from shared.core.store import Outcome, Result, Step, TaskStore
 from shared.core.task import Task
 from shared.messaging.messages import StatusUpdate
 
@@ -55,33 +55,44 @@ def apply_report(
 
 
 def walk(store: TaskStore, task: Task, report: StatusUpdate, settings: Settings) -> Outcome:
-    """Move the task from where it is through the missing steps to the reported status."""
+    """Move the task from where it is through the missing steps to the reported status.
+
+    The plain steps go to Redis in one round trip (``TaskStore.transitions``); a failure
+    that is to run again ends the walk with ``retry_later`` once they are through.
+    """
     target = Status(report.status)
     steps = ON_AGENT[ON_AGENT.index(task.state) + 1 :]
     if target is not Status.RUNNING:
         steps.append(target)
+    again = target is Status.FAILED and (report.lost or retries_left(task))
+    plain = steps[:-1] if again else steps
     outcome = Outcome(Result.FORBIDDEN, task.state, task.attempt)
-    for step in steps:
-        if step is Status.FAILED and report.lost:
-            fields = _fields(step, report, task)
-            return store.retry_later(task, report.agentId, fields, 0, Ending.LOST)
-        if step is Status.FAILED and task.retries < task.maxRetries and not task.cancelRequestedAt:
-            delay = retry_delay(task.retries + 1, settings)
-            outcome = store.retry_later(task, report.agentId, _fields(step, report, task), delay)
-            if outcome.ok:
-                metrics.TASK_RETRIES.labels(task.type).inc()
+    if plain:
+        moves = [Step(step, before(step), _fields(step, report, task)) for step in plain]
+        outcomes = store.transitions(report.taskId, report.attempt, moves, report.agentId)
+        outcome = outcomes[-1] if outcomes[-1].ok else next(o for o in outcomes if not o.ok)
+        if not outcome.ok:
             return outcome
-        outcome = store.transition(
-            report.taskId,
-            step,
-            attempt=report.attempt,
-            expected=ON_AGENT[ON_AGENT.index(step) - 1] if step in ON_AGENT else Status.RUNNING,
-            fields=_fields(step, report, task),
-            agent=report.agentId,
-        )
-        if not outcome.ok or step is target:
-            break
+    if not again:
+        return outcome
+    fields = _fields(Status.FAILED, report, task)
+    if report.lost:
+        return store.retry_later(task, report.agentId, fields, 0, Ending.LOST)
+    delay = retry_delay(task.retries + 1, settings)
+    outcome = store.retry_later(task, report.agentId, fields, delay)
+    if outcome.ok:
+        metrics.TASK_RETRIES.labels(task.type).inc()
     return outcome
+
+
+def retries_left(task: Task) -> bool:
+    """Whether a failure of this attempt runs the task again (no cancel was asked)."""
+    return task.retries < task.maxRetries and not task.cancelRequestedAt
+
+
+def before(step: Status) -> Status:
+    """The status a task is in right before ``step``."""
+    return ON_AGENT[ON_AGENT.index(step) - 1] if step in ON_AGENT else Status.RUNNING
 
 
 # --8<-- [end:apply]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import redis
 
@@ -110,13 +112,13 @@ class LeaderMarksFirst(TaskStore):
 
     marked = False
 
-    def transition(self, task_id: str, target: Status, **move: object) -> object:
+    def transitions(self, task_id: str, attempt: int, steps: Any, agent: str = "") -> Any:
         if not self.marked:
             self.marked = True
             super().transition(
                 task_id, Status.DISPATCHED, attempt=1, expected=Status.SCHEDULED, agent="a1"
             )
-        return super().transition(task_id, target, **move)
+        return super().transitions(task_id, attempt, steps, agent)
 
 
 def test_a_report_is_not_lost_when_the_task_moves_while_it_is_applied(
