@@ -258,7 +258,7 @@ class Agent:
             nonlocal reported
             if not reported and time.monotonic() >= report_at:
                 reported = True
-                self.reporter.running(task.taskId, task.attempt, self.info.id, running.started_at)
+                self.report_running(task, running)
             return running.stopped()
 
         if self.settings.running_report_ms == 0:
@@ -266,6 +266,14 @@ class Agent:
         return execute(task, self.info.id, cancelled=stopped)
 
     # --8<-- [end:execute]
+
+    def report_running(self, task: Task, running: Running) -> None:
+        """Best effort, from inside the wait for the task: a report that cannot go out
+        must not stop that wait (the outcome says the task ran)."""
+        try:
+            self.reporter.running(task.taskId, task.attempt, self.info.id, running.started_at)
+        except Exception:
+            task_log(log, task.taskId, task.attempt).exception("RUNNING not reported")
 
     def commit(self, now: bool = False) -> None:
         """Commit up to the oldest dispatch whose outcome is not reported yet, at most

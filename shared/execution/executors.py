@@ -298,26 +298,28 @@ def run_command(
     deadline = time.monotonic() + timeout
     stopped_because = ""
     exited = ExitWatch(process.pid)
-    while not _finished(process, exited):
-        if time.monotonic() >= deadline:
-            stopped_because = f"timed out after {timeout:g}s"
-        elif cancelled():
-            stopped_because = "cancelled"
-        if stopped_because:
-            kill_group(process, settings.task_kill_grace)
-            break
-    # The task is over; whatever it left running in the background goes with it
-    # (and releases the output pipes the reader threads wait on). The result is reported
-    # only once the group is gone, so "finished" means nothing of the task runs any more.
-    _signal_group(process.pid, signal.SIGKILL)
-    wait_group_gone(process.pid, GROUP_EXIT_WAIT)
+    try:
+        while not _finished(process, exited):
+            if time.monotonic() >= deadline:
+                stopped_because = f"timed out after {timeout:g}s"
+            elif cancelled():
+                stopped_because = "cancelled"
+            if stopped_because:
+                kill_group(process, settings.task_kill_grace)
+                break
+    finally:  # even when ``cancelled`` raised: nothing of the task outlives this call
+        # The task is over; whatever it left running in the background goes with it
+        # (and releases the output pipes the reader threads wait on). The result is
+        # reported only once the group is gone: "finished" means nothing of it runs.
+        _signal_group(process.pid, signal.SIGKILL)
+        wait_group_gone(process.pid, GROUP_EXIT_WAIT)
+        exited.close()
 
     # A child that left the group (setsid) may hold the pipes open for ever: wait a little
     # for the last output, then report without it rather than hang the slot.
     last_output = time.monotonic() + READER_GRACE
     for reader in readers:
         reader.join(timeout=max(0.0, last_output - time.monotonic()))
-    exited.close()
     return _result(process.returncode, out.text(), err.text(), stopped_because)
 
 

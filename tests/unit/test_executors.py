@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -11,11 +15,13 @@ from shared.core.states import Status
 from shared.core.task import Task
 from shared.devtools.procs import process_runs
 from shared.execution.executors import (
+    ExitWatch,
     PythonScriptExecutor,
     ShellTaskExecutor,
     TailBuffer,
     UnknownTaskType,
     executor_for,
+    run_command,
 )
 from shared.execution.runner import execute
 
@@ -127,3 +133,64 @@ def test_a_task_that_cannot_start_is_failed_not_raised() -> None:
     result = execute(task, "agent-1")
     assert result.status is Status.FAILED
     assert result.error.startswith("could not start:")
+
+
+# ExitWatch: the task loop asks it, every poll, whether the task's main process is over.
+# A wrong True would report a task that still runs as ended (and leave returncode None);
+# a wrong False would hold its slot until the timeout.
+
+
+def watches_exit() -> None:
+    """A running process: False, and not reaped. Killed: True, and reaped with its code."""
+    process = subprocess.Popen(["sleep", "5"])
+    watch = ExitWatch(process.pid)
+    try:
+        assert watch.wait(process, 0.05) is False
+        assert process.returncode is None
+    finally:
+        process.kill()
+    assert watch.wait(process, 10) is True
+    assert process.returncode == -signal.SIGKILL
+    watch.close()
+
+
+def test_exit_watch_is_false_while_the_process_runs_and_true_once_it_is_killed() -> None:
+    watches_exit()
+
+
+def test_exit_watch_is_true_after_exit_with_the_exit_code_reaped() -> None:
+    process = subprocess.Popen(["sh", "-c", "exit 3"])
+    watch = ExitWatch(process.pid)
+    assert watch.fd >= 0  # the pidfd path, where the kernel has pidfds
+    assert watch.wait(process, 10) is True
+    assert process.returncode == 3
+    watch.close()
+    assert watch.fd == -1
+
+
+def test_exit_watch_falls_back_to_popen_wait_without_pidfds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Linux before 5.3 (or a seccomp filter) refuses pidfd_open: the watch still works."""
+
+    def no_pidfd(pid: int) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    assert ExitWatch(os.getpid()).poller is None  # the fallback is what runs below
+    watches_exit()
+
+
+def test_a_failing_cancel_check_still_ends_the_task(tmp_path: Path) -> None:
+    """Whatever goes wrong in the wait (here the cancel check raises), no process of the
+    task outlives ``run_command``."""
+    pid_file = tmp_path / "pid"
+
+    def broken() -> bool:
+        if not pid_file.exists() or not pid_file.read_text().endswith("\n"):
+            return False  # the task has not written its pid yet
+        raise RuntimeError("cancel check failed")
+
+    with pytest.raises(RuntimeError):
+        run_command(["/bin/sh", "-c", f'echo $$ > "{pid_file}"; sleep 30'], 60, broken)
+    assert not process_runs(int(pid_file.read_text()))
