@@ -164,6 +164,9 @@ class Settings(BaseSettings):
     dispatch_batch: int = Field(
         64, gt=0, description="tasks the phase 5 leader places per turn, published together"
     )
+    agent_prefetch: int = Field(
+        2, ge=1, description="phase 5: tasks an agent holds per slot at most, running or queued"
+    )
     kafka_poll_ms: int = Field(500, gt=0, description="consumer poll timeout; bounds SIGTERM delay")
     running_report_ms: int = Field(
         50, ge=0, description="a task reports RUNNING once it ran this long (0: at once)"

@@ -6,7 +6,8 @@ the store's ``move``:
 * ``take``: ``BLMOVE queue:pending -> queue:scheduling`` takes the next entry without
   removing it from Redis. A leader that crashes while it holds an entry leaves it in
   ``queue:scheduling``, where the next leader finds it and puts it back. ``take_more``
-  parks more entries the same way, without waiting (a batch, phase 5).
+  parks more entries the same way, without waiting (a batch, phase 5); ``put_back``
+  returns entries no agent has room for to the head of pending, in their order.
 * ``dispatch``: PENDING -> SCHEDULED (recording ``agentId``) -> DISPATCHED, the entry
   leaves ``queue:scheduling`` and ``{taskId, attempt}`` joins the agent's queue, all in
   one step, and only if the caller's leader *epoch* is still the current one. A deposed
@@ -152,6 +153,20 @@ class Handover:
         pipe = self.redis.pipeline(transaction=True)
         pipe.lrem(SCHEDULING, 1, entry)
         pipe.lpush(PENDING_QUEUE, entry)
+        pipe.execute()
+
+    def put_back(self, entries: Sequence[str]) -> None:
+        """Return taken entries to the head of the pending queue, the end ``take`` reads
+        next, in their order: ``entries[0]`` is the next taken (no agent has room now).
+
+        One MULTI/EXEC: a crash leaves each entry parked or pending, never in neither.
+        """
+        if not entries:
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        for entry in entries:
+            pipe.lrem(SCHEDULING, 1, entry)
+        pipe.rpush(PENDING_QUEUE, *reversed(entries))
         pipe.execute()
 
     def dispatch(self, epoch: int, entry: str, task: Task, agent: AgentInfo) -> Outcome:

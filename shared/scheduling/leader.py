@@ -63,6 +63,7 @@ class Placement(StrEnum):
     DROPPED = "dropped"  # the task needs no dispatch (already placed, or cancelled)
     REQUEUED = "requeued"  # left SCHEDULED by an earlier leader: a new attempt
     POSTPONED = "postponed"  # no live agent runs its type: back to the end of the queue
+    WAITING = "waiting"  # no agent of its type has room: back at the head of the queue
 
 
 class Scheduler:

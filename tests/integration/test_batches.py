@@ -4,7 +4,8 @@ Each test places a burst of pending tasks with ``BatchScheduler`` and checks the
 and the dispatch topic: every task is dispatched once, on its agent's partition; a
 batch the broker does not take goes back to pending as new attempts; a leader deposed
 in the middle of a batch marks what it published, stops, and leaves the rest for the
-next leader.
+next leader. With backpressure, an agent gets no more than ``capacity x AGENT_PREFETCH``
+tasks, the rest waits on pending in its order, and a turn with no room takes nothing.
 """
 
 from __future__ import annotations
@@ -26,22 +27,23 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
+from prometheus_client import REGISTRY
 
 from shared.coordination.registry import AgentDirectory, AgentInfo, register_agent
 from shared.core import traces
 from shared.core.config import Settings
-from shared.core.keys import LEADER_EPOCH, PENDING_QUEUE, SCHEDULING
+from shared.core.keys import LEADER_EPOCH, PENDING_QUEUE, SCHEDULING, assigned_key
 from shared.core.states import Status
-from shared.core.store import Outcome, TaskStore
+from shared.core.store import Outcome, Step, TaskStore
 from shared.core.task import Task, TaskSpec, trace_id_of
 from shared.core.waiting import wait_until
 from shared.devtools.isolation import private_kafka_env
 from shared.messaging.clients import make_producer
-from shared.scheduling.batches import BatchScheduler
+from shared.scheduling.batches import BACKPRESSURE_POLL, BatchScheduler
 from shared.scheduling.handover import Choice, Handover
 from shared.scheduling.kafka_dispatch import KafkaDispatch
 from shared.scheduling.loads import held_tasks
-from shared.scheduling.strategies import LeastLoadStrategy
+from shared.scheduling.strategies import LeastLoadStrategy, RoundRobinStrategy, Strategy
 from tests.integration.test_leader import Elected
 
 AGENTS = {"agent-a": 0, "agent-b": 1, "agent-c": 2}  # id -> dispatch partition
@@ -61,9 +63,18 @@ def zk(zk_root: str) -> Iterator[KazooClient]:
 
 @pytest.fixture
 def settings(kafka_bootstrap: str) -> Settings:
-    """Topics of this test's own; batches of 16; no reconcile during a test."""
+    """Topics of this test's own; batches of 16; no reconcile during a test; room in the
+    agents for every burst (backpressure has tests of its own, with ``tight``)."""
     env = {key.lower(): value for key, value in private_kafka_env(kafka_bootstrap).items()}
-    return Settings(**env, queue_poll_seconds=0.1, reconcile_seconds=60, dispatch_batch=16)
+    return Settings(
+        **env, queue_poll_seconds=0.1, reconcile_seconds=60, dispatch_batch=16, agent_prefetch=100
+    )
+
+
+@pytest.fixture
+def tight(settings: Settings) -> Settings:
+    """Backpressure as deployed: each agent (capacity 2) holds 4 tasks at most."""
+    return settings.model_copy(update={"agent_prefetch": 2})
 
 
 @pytest.fixture
@@ -79,12 +90,13 @@ def make_scheduler(
     settings: Settings,
     producer: Any,
     handover: Handover | None = None,
+    strategy: Strategy | None = None,
 ) -> BatchScheduler:
     handover = handover or Handover(TaskStore(redis_client))
     return BatchScheduler(
         handover,
         AgentDirectory(zk),
-        LeastLoadStrategy(),
+        strategy or LeastLoadStrategy(),
         Elected(),
         settings,
         dispatch=KafkaDispatch(handover, producer, settings),
@@ -92,9 +104,9 @@ def make_scheduler(
     )
 
 
-def submit(store: TaskStore, tracer: Any = None) -> str:
+def submit(store: TaskStore, tracer: Any = None, task_type: str = "SHELL") -> str:
     """A pending task; with ``tracer``, submitted inside a trace of its own."""
-    spec = TaskSpec.from_fields({"name": "t", "type": "SHELL", "content": "true"})
+    spec = TaskSpec.from_fields({"name": "t", "type": task_type, "content": "true"})
     if tracer is None:
         return store.create(spec, queue=PENDING_QUEUE)[0].taskId
     with tracer.start_as_current_span("submit", kind=SpanKind.SERVER):
@@ -288,3 +300,158 @@ def test_a_leader_deposed_mid_batch_marks_what_it_sent_and_leaves_the_rest(
         successor.leadership.stop.set()
         leading.join(timeout=WAIT)
     assert_dispatched_once(settings, tasks_of(store, ids))
+
+
+def pending_ids(redis_client: redis.Redis) -> list[str]:
+    """The task ids on pending, the next one taken first."""
+    entries = redis_client.lrange(PENDING_QUEUE, 0, -1)
+    return [json.loads(entry)["taskId"] for entry in reversed(entries)]
+
+
+def fill_the_agents(scheduler: BatchScheduler, agents: dict[str, AgentInfo]) -> list[str]:
+    """30 tasks submitted, and one turn: each agent gets its 4, the other 18 wait."""
+    ids = [submit(scheduler.store) for _ in range(30)]
+    assert scheduler.turn(scheduler.handover.begin_term(), agents)
+    return ids
+
+
+def finish(store: TaskStore, task: Task) -> None:
+    """The task runs and succeeds, as its agent's reports would have it."""
+    steps = [Step(Status.RUNNING, Status.DISPATCHED, {}), Step(Status.SUCCESS, Status.RUNNING, {})]
+    outcomes = store.transitions(task.taskId, task.attempt, steps, agent=task.agentId)
+    assert all(outcome.ok for outcome in outcomes), outcomes
+
+
+def test_an_agent_gets_no_more_than_capacity_times_prefetch_and_the_rest_waits_in_order(
+    redis_client: redis.Redis, zk: KazooClient, tight: Settings, producer: KafkaProducer
+) -> None:
+    scheduler = make_scheduler(redis_client, zk, tight, producer)
+    waited = placements("waiting")
+    ids = fill_the_agents(scheduler, live_agents(scheduler))
+
+    dispatched = tasks_of(scheduler.store, ids[:12])
+    assert_dispatched_once(tight, dispatched)
+    assert Counter(task.agentId for task in dispatched) == dict.fromkeys(AGENTS, 4)
+    waiting = tasks_of(scheduler.store, ids[12:])
+    assert Counter(task.state for task in waiting) == {Status.PENDING: 18}
+    assert redis_client.llen(SCHEDULING) == 0
+    assert pending_ids(redis_client) == ids[12:], "the rest waits on pending, in submit order"
+    assert placements("waiting") == waited, "and was never taken"
+    taken = scheduler.handover.take(timeout=1)
+    assert taken is not None and json.loads(taken)["taskId"] == ids[12]
+
+
+def test_a_slot_freed_is_filled_and_only_on_the_agent_that_freed_it(
+    redis_client: redis.Redis, zk: KazooClient, tight: Settings, producer: KafkaProducer
+) -> None:
+    # round-robin would go on to agent-b next: only the room an agent has stops it
+    scheduler = make_scheduler(redis_client, zk, tight, producer, strategy=RoundRobinStrategy())
+    agents = live_agents(scheduler)
+    ids = fill_the_agents(scheduler, agents)
+    ended = [task for task in tasks_of(scheduler.store, ids[:12]) if task.agentId == "agent-a"]
+    for task in ended[:2]:
+        finish(scheduler.store, task)
+    assert redis_client.scard(assigned_key("agent-a")) == 2
+
+    assert scheduler.turn(int(redis_client.get(LEADER_EPOCH)), agents)
+
+    more = tasks_of(scheduler.store, ids[12:14])
+    assert [(task.state, task.agentId) for task in more] == [(Status.DISPATCHED, "agent-a")] * 2
+    assert pending_ids(redis_client) == ids[14:], "exactly 2 more, the next 2 in line"
+    assert len(dispatches(tight)) == 14
+
+
+class CountedTakes(Handover):
+    """A handover that counts the entries the leader asks for."""
+
+    def __init__(self, store: TaskStore) -> None:
+        super().__init__(store)
+        self.takes = 0
+
+    def take(self, timeout: float) -> str | None:
+        self.takes += 1
+        return super().take(timeout)
+
+    def take_more(self, count: int) -> list[str]:
+        self.takes += 1
+        return super().take_more(count)
+
+
+class CountedWaits(threading.Event):
+    """The directory's "agents changed" event, counting the leader's waits on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return super().wait(timeout)
+
+
+def test_with_every_agent_full_a_turn_takes_nothing(
+    redis_client: redis.Redis, zk: KazooClient, tight: Settings, producer: KafkaProducer
+) -> None:
+    handover = CountedTakes(TaskStore(redis_client))
+    scheduler = make_scheduler(redis_client, zk, tight, producer, handover)
+    agents = live_agents(scheduler)
+    ids = fill_the_agents(scheduler, agents)
+    handover.takes = 0
+    before = {task.taskId: task.state for task in tasks_of(scheduler.store, ids)}
+    scheduler.directory.changed = changed = CountedWaits()
+
+    assert scheduler.turn(int(redis_client.get(LEADER_EPOCH)), agents), "it returned, leading"
+
+    assert handover.takes == 0, "no entry was taken"
+    assert changed.waits == [BACKPRESSURE_POLL], "it waited a little for room"
+    assert {task.taskId: task.state for task in tasks_of(scheduler.store, ids)} == before
+    assert pending_ids(redis_client) == ids[12:]
+    assert redis_client.llen(SCHEDULING) == 0
+    assert len(dispatches(tight)) == 12
+
+
+def test_entries_whose_type_has_no_room_go_back_to_the_head_of_the_queue_in_order(
+    redis_client: redis.Redis,
+    zk: KazooClient,
+    tight: Settings,
+    producer: KafkaProducer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    monkeypatch.setattr(traces, "tracer", provider.get_tracer("test"))
+    scheduler = make_scheduler(redis_client, zk, tight, producer)
+    shell_agents = live_agents(scheduler)
+    full = [submit(scheduler.store) for _ in range(12)]
+    epoch = scheduler.handover.begin_term()
+    assert scheduler.turn(epoch, shell_agents)  # every SHELL agent is full
+    python = AgentInfo(id="agent-p", capacity=1, types=("PYTHON",), partition=3)  # room: 2
+    agents = {**shell_agents, python.id: python}
+    shells = [submit(scheduler.store) for _ in range(2)]
+    pythons = [submit(scheduler.store, task_type="PYTHON") for _ in range(3)]
+    waited = placements("waiting")
+    scheduler.directory.changed = changed = CountedWaits()
+
+    for _ in range(2):  # room for 2: takes the 2 SHELL entries, no more, and puts them back
+        assert scheduler.turn(epoch, agents)
+        assert pending_ids(redis_client) == shells + pythons, "SHELL still first, in order"
+        assert redis_client.llen(SCHEDULING) == 0
+    assert placements("waiting") - waited == 4
+    assert changed.waits == [BACKPRESSURE_POLL] * 2, "no busy loop"
+
+    finish(scheduler.store, scheduler.store.get(full[0]))  # a SHELL slot is free
+    assert scheduler.turn(epoch, agents)  # room for 3: both SHELL entries, the first PYTHON
+
+    assert scheduler.store.get(shells[0]).state is Status.DISPATCHED
+    assert scheduler.store.get(pythons[0]).agentId == "agent-p"
+    assert pending_ids(redis_client) == [shells[1], *pythons[1:]], "the SHELL one left is first"
+    dispatch_spans = [span for span in spans.get_finished_spans() if span.name == "dispatch"]
+    waited_spans = [s for s in dispatch_spans if s.attributes["taskflow.task_id"] in shells]
+    assert len(waited_spans) == 1, "one dispatch span: the one that placed the first"
+
+
+def placements(placement: str) -> float:
+    """How many entries the leader's metrics count as ``placement`` so far."""
+    value = REGISTRY.get_sample_value("taskflow_placements_total", {"placement": placement})
+    return value or 0.0
