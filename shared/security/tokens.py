@@ -206,11 +206,12 @@ class Tokens:
         self.from_file: list[Token] = []
         self.from_store: list[Token] = []
         self.read_at = float("-inf")
+        self.file_version: tuple[int, int] | None = None  # (mtime_ns, size) last read
 
     def refresh(self) -> None:
         first = self.read_at == float("-inf")
         try:
-            self.from_file = read_file(self.file) if self.file else []
+            self.read_file_if_changed()
         except (OSError, TokenError) as exc:
             if first:  # at start-up: a clear error, and no start
                 raise TokenError(f"cannot read API_TOKENS_FILE: {exc}") from None
@@ -222,6 +223,17 @@ class Tokens:
                 raise
         self.known = self.from_file + self.from_store
         self.read_at = time.monotonic()
+
+    def read_file_if_changed(self) -> None:
+        """Read ``API_TOKENS_FILE`` again only when its modification time or size changed:
+        every request may refresh, and the file changes when a person edits it."""
+        if not self.file:
+            return
+        stat = self.file.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+        if version != self.file_version:
+            self.from_file = read_file(self.file)
+            self.file_version = version
 
     def all(self) -> list[Token]:
         if time.monotonic() - self.read_at >= REFRESH_SECONDS:

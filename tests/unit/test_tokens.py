@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from phase5_observability.auth import required_role
+from shared.security import tokens
 from shared.security.audit import Outcome
 from shared.security.tokenfile import ensure
 from shared.security.tokens import (
@@ -16,6 +17,7 @@ from shared.security.tokens import (
     Source,
     Token,
     TokenError,
+    Tokens,
     digest_of,
     file_line,
     matching,
@@ -102,3 +104,28 @@ def test_an_outcome_says_what_came_of_a_call() -> None:
         Outcome.REJECTED,
         Outcome.ERROR,
     ]
+
+
+class NoStore:
+    """A token store with no tokens: these tests are about the file."""
+
+    def all(self) -> list[Token]:
+        return []
+
+
+def test_the_tokens_file_is_read_again_only_when_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = tmp_path / "tokens"
+    file.write_text(file_line("first", Role.READER, "tf_first"))
+    reads: list[Path] = []
+    monkeypatch.setattr(tokens, "read_file", lambda path: reads.append(path) or read_file(path))
+    known = Tokens(NoStore(), file)  # type: ignore[arg-type]
+    known.refresh()
+    known.refresh()
+    assert len(reads) == 1
+    assert known.identify("tf_second") is None
+    file.write_text(file.read_text() + file_line("second", Role.ADMIN, "tf_second"))
+    found = known.identify("tf_second")  # a miss reads again: the file changed
+    assert found is not None and (found.name, found.role) == ("second", Role.ADMIN)
+    assert len(reads) == 2
