@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import requests
 from kazoo.client import KazooClient
-from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from shared.core.waiting import wait_until
 from shared.devtools.infra.backends import local_server, private_settings
@@ -29,18 +28,6 @@ groups:
       - alert: InfraTestAlwaysFiring
         expr: vector(1)
 """
-
-
-@pytest.fixture
-def metrics_port() -> Iterator[int]:
-    """The port of a metrics endpoint in this process, serving one counter of its own."""
-    registry = CollectorRegistry()
-    Counter("infra_test_probes", "probes of this test", registry=registry).inc()
-    httpd, thread = start_http_server(0, addr=LOOPBACK, registry=registry)
-    yield httpd.server_port
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
 
 
 @pytest.fixture

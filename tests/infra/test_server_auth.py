@@ -26,7 +26,6 @@ from kafka.protocol.parser import KafkaProtocol
 from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
-from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from shared.coordination.acls import close_open_nodes, taskflow_acl
 from shared.coordination.election import ELECTION_PATH, Leadership
@@ -227,18 +226,6 @@ def test_a_new_digest_takes_over_the_tree_while_the_old_one_still_works(
         close_open_nodes(rotator, zk_settings.zk_auth)  # back, so the chroot can go
         rotator.stop()
         rotator.close()
-
-
-@pytest.fixture
-def metrics_port() -> Iterator[int]:
-    """A metrics endpoint in this process, for Prometheus to scrape."""
-    registry = CollectorRegistry()
-    Counter("auth_test_probes", "probes of this test", registry=registry).inc()
-    httpd, thread = start_http_server(0, addr=LOOPBACK, registry=registry)
-    yield httpd.server_port
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
 
 
 def test_prometheus_still_discovers_what_taskflow_announces(
