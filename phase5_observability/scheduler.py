@@ -18,11 +18,15 @@ from shared.observability.process import observed
 from shared.scheduling.batches import BatchScheduler
 
 
+# --8<-- [start:main]
 def main() -> None:
     settings = get_settings()
     setup_logging(settings)
     with observed(settings, Role.SCHEDULER, settings.scheduler_id):
         scheduler.serve(settings, BatchScheduler)
+
+
+# --8<-- [end:main]
 
 
 if __name__ == "__main__":
