@@ -1,17 +1,14 @@
-"""The arithmetic of ``benchmarks/versus_celery.py``: what it counts and divides, not timings."""
+"""The arithmetic of ``benchmarks/versus_celery.py`` and the modules it runs on
+(``systems``, ``observing``, ``measuring``): what it counts and divides, not timings."""
 
 from __future__ import annotations
 
 import pytest
 
-from benchmarks.versus_celery import (
-    OFFSETS_TOPIC,
-    Counters,
-    percentile,
-    port_of,
-    ratios,
-    topic_label,
-)
+from benchmarks.measuring import percentile
+from benchmarks.observing import Counters, topic_label
+from benchmarks.systems import OFFSETS_TOPIC, port_of
+from benchmarks.versus_celery import ratios
 
 
 def test_percentiles_interpolate_between_ranks() -> None:
