@@ -69,8 +69,12 @@ class KafkaDispatch:
         entry, task, agent = choice
         task_log(log, task.taskId, task.attempt).warning("not published: %s", exc)
         as_scheduled = replace(task, status=Status.SCHEDULED.value, agentId=agent.id)
-        self.handover.requeue(as_scheduled, epoch)
-        self.handover.drop(entry)
+        if self.handover.requeue(as_scheduled, epoch).result is Result.DEPOSED:
+            # A newer leader owns the task now: the entry stays, for it to find SCHEDULED
+            # and start again (dropped, the task would stay SCHEDULED for ever).
+            self.handover.postpone(entry)
+        else:
+            self.handover.drop(entry)
         return Outcome(Result.UNPUBLISHED, Status.SCHEDULED, task.attempt)
 
     # --8<-- [end:dispatch]

@@ -1,6 +1,7 @@
 """The watchdog against a real Redis: a task far past its timeout goes back to pending
 only when its agent fell silent, and a reconcile where every agent is heard reads no task
-(its cost does not grow with the tasks held)."""
+(its cost does not grow with the tasks held). And a dispatch a deposed leader could not
+publish leaves its entry for the new leader."""
 
 from __future__ import annotations
 
@@ -8,14 +9,17 @@ from collections.abc import Callable
 
 import pytest
 import redis
+from kafka.errors import KafkaTimeoutError
 
 from shared.coordination.registry import AgentInfo
-from shared.core.keys import PENDING_QUEUE, heartbeat_key
+from shared.core.config import Settings
+from shared.core.keys import PENDING_QUEUE, SCHEDULING, heartbeat_key
 from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.task import TaskSpec, now_ms
 from shared.scheduling import watchdog
-from shared.scheduling.handover import Handover
+from shared.scheduling.handover import Choice, Handover
+from shared.scheduling.kafka_dispatch import KafkaDispatch
 
 AGENTS = ["agent-quiet", "agent-heard"]
 
@@ -79,3 +83,26 @@ def test_an_overdue_task_of_a_silent_agent_goes_back_to_pending(
     requeued, kept = handover.store.get(late), handover.store.get(in_time)
     assert requeued is not None and (requeued.state, requeued.attempt) == (Status.PENDING, 2)
     assert kept is not None and (kept.state, kept.attempt) == (Status.SCHEDULED, 1)
+
+
+def test_an_unpublished_dispatch_of_a_deposed_leader_keeps_its_entry(
+    redis_client: redis.Redis,
+) -> None:
+    """The broker did not take a deposed leader's dispatch: its undo is refused, and the
+    entry stays for the new leader, which finds the task SCHEDULED and starts it again
+    (dropped, the task would stay SCHEDULED for ever)."""
+    handover = Handover(TaskStore(redis_client))
+    epoch = handover.begin_term()
+    spec = TaskSpec.from_fields({"name": "t", "type": "SHELL", "content": "true"})
+    task, _ = handover.store.create(spec, queue=PENDING_QUEUE)
+    entry = handover.take(timeout=1)
+    assert entry is not None
+    agent = AgentInfo(id="agent-a", capacity=2, types=("SHELL",))
+    assert handover.schedule(epoch, entry, task, agent).ok
+    handover.begin_term()  # a newer leader
+    dispatch = KafkaDispatch(handover, None, Settings())  # type: ignore[arg-type]
+    dispatch.undo(epoch, Choice(entry, task, agent), KafkaTimeoutError("no ack"))
+    assert redis_client.lrange(PENDING_QUEUE, 0, -1) == [entry]
+    assert redis_client.llen(SCHEDULING) == 0
+    stored = handover.store.get(task.taskId)
+    assert stored is not None and stored.state is Status.SCHEDULED
