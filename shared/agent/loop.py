@@ -63,6 +63,10 @@ from shared.messaging.topics import ensure_topics
 
 log = logging.getLogger("agent")
 
+# A dispatch older than this when its slot takes it waited behind other tasks in the
+# partition: it reports RUNNING, and waits for the broker, before it starts.
+WAITED_MS = 1000
+
 # What a dispatch cancelled before it started reports.
 NOT_RUN = ExecutionResult(Status.CANCELLED, None, "", "", "cancelled before it started")
 
@@ -204,7 +208,8 @@ class Agent:
                 return
             # the trace of the task's submit goes on here; the reports sent inside carry it
             with record_span("run", headers, **{"taskflow.task_id": task.taskId}):
-                result = None if running.lost else self.execute(task, running)
+                waited = now_ms() - dispatch.sentAt > WAITED_MS
+                result = None if running.lost else self.execute(task, running, waited)
                 if result is None or running.given_up(result):
                     self.reporter.lost(task.taskId, task.attempt, self.info.id, running.lost)
                     tlog.warning("given up (%s): reported lost, it runs again", running.lost)
@@ -237,22 +242,30 @@ class Agent:
             task_log(log, task.taskId, task.attempt).exception("could not report it failed")
 
     # --8<-- [start:execute]
-    def execute(self, task: Task, running: Running) -> ExecutionResult | None:
+    def execute(self, task: Task, running: Running, waited: bool) -> ExecutionResult | None:
         """Run the task until it ends, is cancelled or given up.
 
         RUNNING is reported once the task has run ``RUNNING_REPORT_MS``: most tasks of a
         busy system are shorter, and their outcome, which carries the start time, is then
-        their one report (one Kafka message and one store write fewer each).
+        their one report (one Kafka message and one store write fewer each). A dispatch
+        that ``waited`` in the partition reports RUNNING first and waits for the broker:
+        the watchdog counts a task without a recorded start from when it was scheduled,
+        and must not take a task that started late for one far past its timeout.
         """
         if self.fenced:  # cut off from ZooKeeper meanwhile: do not start
             running.lost = running.lost or self.fenced
             return None
+        running.started_at = now_ms()
+        if waited:
+            self.reporter.running(task.taskId, task.attempt, self.info.id, running.started_at, True)
+            if self.fenced:  # given up while the report waited for the broker: do not start
+                running.lost = running.lost or self.fenced
+                return None
         task_log(log, task.taskId, task.attempt).info(
             "running %s task %r (timeout %gs)", task.type, task.name, task.timeout
         )
-        running.started_at = now_ms()
         report_at = time.monotonic() + self.settings.running_report_ms / 1000
-        reported = False
+        reported = waited
 
         def stopped() -> bool:  # called while the task runs, every poll of its process
             nonlocal reported
@@ -364,6 +377,7 @@ def run_agent(
         partition=partition,
     )
     producer = make_producer(settings, client_id=settings.agent_id)
+    producer.partitions_for(settings.status_topic)  # known now: no report's send waits for it
     group = partition_group(settings.dispatch_topic, partition)
     consumer = make_consumer(settings, group, client_id=settings.agent_id)
     store = TaskStore(Redis.from_url(settings.redis_url, decode_responses=True))

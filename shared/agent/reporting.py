@@ -37,10 +37,13 @@ class Reporter:
     def status(self, update: StatusUpdate) -> None:
         send_sync(self.producer, self.settings.status_topic, update.to_bytes(), update.taskId)
 
-    def running(self, task_id: str, attempt: int, agent_id: str, started_at: int) -> None:
-        """Sent without waiting: the task runs meanwhile. The outcome follows on the same
-        partition (same key), so once the outcome is on the broker, this is too; should
-        this one be lost, the task-manager fills the RUNNING step in from the outcome."""
+    def running(
+        self, task_id: str, attempt: int, agent_id: str, started_at: int, wait: bool = False
+    ) -> None:
+        """Sent without waiting (unless ``wait``): the task runs meanwhile. The outcome
+        follows on the same partition (same key), so once the outcome is on the broker,
+        this is too; should this one be lost, the task-manager fills the RUNNING step in
+        from the outcome. With ``wait``, retried until the broker has it, as an outcome."""
         update = StatusUpdate(
             taskId=task_id,
             attempt=attempt,
@@ -48,6 +51,9 @@ class Reporter:
             status="RUNNING",
             startedAt=started_at,
         )
+        if wait:
+            self.status(update)
+            return
         tlog = task_log(log, task_id, attempt)
         try:
             future = send(self.producer, self.settings.status_topic, update.to_bytes(), task_id)

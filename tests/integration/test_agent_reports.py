@@ -13,7 +13,7 @@ import threading
 import redis
 from kafka import KafkaConsumer
 
-from shared.agent.loop import Agent
+from shared.agent.loop import WAITED_MS, Agent
 from shared.agent.reporting import Reporter
 from shared.coordination.registry import AgentInfo
 from shared.core.config import Settings
@@ -29,10 +29,15 @@ from shared.messaging.partitions import partition_group
 
 
 def reports_of_one_task(
-    kafka_bootstrap: str, redis_client: redis.Redis, content: str, running_report_ms: int
+    kafka_bootstrap: str,
+    redis_client: redis.Redis,
+    content: str,
+    running_report_ms: int,
+    sent_ago_ms: int = 0,
 ) -> tuple[int, list[StatusUpdate]]:
-    """Run one SHELL task on an agent serving partition 0; the time it was dispatched, and
-    the task's reports in the order they are on the status topic, up to its outcome."""
+    """Run one SHELL task on an agent serving partition 0 (its dispatch sent by the leader
+    ``sent_ago_ms`` before); the time it was dispatched, and the task's reports in the
+    order they are on the status topic, up to its outcome."""
     env = private_kafka_env(kafka_bootstrap)
     settings = Settings(
         **{key.lower(): value for key, value in env.items()}, running_report_ms=running_report_ms
@@ -63,7 +68,8 @@ def reports_of_one_task(
 
     try:
         dispatched_at = now_ms()
-        dispatch = Dispatch.of(task, "a1", epoch=1).to_bytes()
+        message = Dispatch.of(task, "a1", epoch=1)
+        dispatch = message.model_copy(update={"sentAt": message.sentAt - sent_ago_ms}).to_bytes()
         send_sync(producer, settings.dispatch_topic, dispatch, task.taskId, partition=0)
         assert wait_until(ended, 60), f"no outcome on the status topic: {reports}"
     finally:
@@ -103,6 +109,19 @@ def test_with_running_report_ms_0_running_goes_before_the_task_starts(
     """Even ``true`` reports RUNNING, made before its process started (the task prints
     the time it starts, in ms)."""
     _, reports = reports_of_one_task(kafka_bootstrap, redis_client, "date +%s%3N", 0)
+    [running, outcome] = reports
+    assert (running.status, outcome.status) == ("RUNNING", "SUCCESS")
+    assert running.startedAt is not None and running.startedAt == outcome.startedAt
+    assert running.at <= int(outcome.stdout)
+
+
+def test_a_dispatch_that_waited_in_the_partition_reports_running_before_it_starts(
+    kafka_bootstrap: str, redis_client: redis.Redis
+) -> None:
+    """The watchdog counts a task without a recorded start from when it was scheduled: a
+    task that waited behind others has its start recorded before it runs."""
+    waited = WAITED_MS * 5
+    _, reports = reports_of_one_task(kafka_bootstrap, redis_client, "date +%s%3N", 5000, waited)
     [running, outcome] = reports
     assert (running.status, outcome.status) == ("RUNNING", "SUCCESS")
     assert running.startedAt is not None and running.startedAt == outcome.startedAt
