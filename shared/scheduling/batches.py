@@ -28,7 +28,10 @@ anywhere a turn takes nothing and waits ``BACKPRESSURE_POLL`` (less once the age
 change). Entries put back keep their order at the head of pending, so the queue stays in
 order; they get no dispatch span (they may come back many times a second): a task's
 trace has the one dispatch that placed it. A turn that put entries back and dispatched
-none waits ``BACKPRESSURE_POLL`` too.
+none waits ``BACKPRESSURE_POLL`` too, and the next one looks ``DISPATCH_BATCH`` entries
+deep: with agents split by task type, tasks whose agents have room then go past earlier
+ones whose agents are full (which keep their order). Whether an entry waits is told by
+the entry alone, before any Redis call, so looking deep costs two round trips.
 
 A crash leaves what a crash of the one-at-a-time leader leaves, for more tasks at once:
 before 2, entries parked in ``queue:scheduling``, which the next leader puts back on
@@ -57,9 +60,8 @@ from opentelemetry.trace import Span
 from shared.coordination.registry import AgentInfo
 from shared.core import metrics
 from shared.core.logs import task_log
-from shared.core.states import Status
 from shared.core.store import Outcome
-from shared.core.task import Task
+from shared.core.task import TaskSpec
 from shared.core.traces import start_task_span
 from shared.messaging.clients import SEND_TIMEOUT
 from shared.scheduling.handover import Choice
@@ -95,6 +97,9 @@ class BatchScheduler(Scheduler):
     agents have room for."""
 
     dispatch: KafkaDispatch  # the batch publishes through its producer
+    # The last turn's entries all waited (their types' agents full) while some agent had
+    # room: this turn looks DISPATCH_BATCH entries deep for tasks that agent runs.
+    looked_short = False
 
     # --8<-- [start:turn]
     def turn(self, epoch: int, agents: dict[str, AgentInfo]) -> bool:
@@ -108,12 +113,14 @@ class BatchScheduler(Scheduler):
         if first is None:
             return True
         started = time.perf_counter()
-        more = min(free, self.settings.dispatch_batch) - 1
-        entries = [first, *self.handover.take_more(more)]
+        # as many as there is room for, or a whole batch when the last turn's all waited
+        wanted = self.settings.dispatch_batch if self.looked_short else free
+        entries = [first, *self.handover.take_more(min(wanted, self.settings.dispatch_batch) - 1)]
         placings, settled = self.choose_all(epoch, entries, agents, loads, started)
         if placings:
             self.dispatch_all(epoch, placings)
         placements = settled + [self.placed(placing) for placing in placings]
+        self.looked_short = Placement.WAITING in placements and not placings
         self.pause(placements)
         return Placement.DEPOSED not in placements
 
@@ -172,13 +179,14 @@ class BatchScheduler(Scheduler):
         An entry that waits for room gets no dispatch span: it may be taken and put back
         many times a second, and its trace gets the one dispatch that places it.
         """
-        task = self.task_of(entry)
-        if task is None:
+        spec = self.spec_of(entry)
+        if spec is None:
             return Placement.SET_ASIDE
-        candidates = candidates_for(task.type, agents)
+        candidates = candidates_for(spec.type.value, agents)
         with_room = [agent for agent in candidates if self.room(agent, loads) > 0]
-        if candidates and not with_room and awaits_agent(task):
-            return no_room(task)
+        if candidates and not with_room:  # told by the entry alone: no Redis call
+            return no_room(spec)
+        task, _ = self.store.create(spec)  # a raw LPUSH has no hash yet
         span = start_task_span("dispatch", task.traceParent, task.taskId, task.attempt)
         with trace.use_span(span, end_on_exit=False):
             placement = self.settle(epoch, entry, task, candidates)
@@ -236,15 +244,12 @@ def wait_for_broker(placings: list[Placing], timeout: float = SEND_TIMEOUT) -> N
             placing.error = exc
 
 
-def awaits_agent(task: Task) -> bool:
-    """True when ``settle`` would hand ``task`` to an agent: pending, and no cancel asked."""
-    return task.state is Status.PENDING and task.cancelRequestedAt is None
-
-
-def no_room(task: Task) -> Placement:
-    """An entry no agent of its type has room for: a debug line (it may be back often)."""
-    task_log(log, task.taskId, task.attempt).debug(
-        "no %s agent has room; back at the head of the queue", task.type
+def no_room(spec: TaskSpec) -> Placement:
+    """An entry no agent of its type has room for: a debug line (it may be back often).
+    Whatever the stored task's state, its entry waits: a cancelled or placed task's
+    entry is dropped once an agent has room."""
+    task_log(log, spec.task_id).debug(
+        "no %s agent has room; back at the head of the queue", spec.type.value
     )
     metrics.PLACEMENTS.labels(Placement.WAITING.value).inc()
     return Placement.WAITING

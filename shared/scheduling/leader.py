@@ -37,7 +37,7 @@ from shared.core.outages import REDIS_AWAY, Outage
 from shared.core.queues import parse_or_set_aside
 from shared.core.states import Status
 from shared.core.store import Outcome, Result
-from shared.core.task import Task
+from shared.core.task import Task, TaskSpec
 from shared.core.traces import start_task_span
 from shared.scheduling.gauges import report_system
 from shared.scheduling.handover import Handover
@@ -214,13 +214,19 @@ class Scheduler:
 
     def task_of(self, entry: str) -> Task | None:
         """The stored task a taken entry names; None when it names none (set aside)."""
+        spec = self.spec_of(entry)
+        if spec is None:
+            return None
+        task, _ = self.store.create(spec)  # a raw LPUSH has no hash yet
+        return task
+
+    def spec_of(self, entry: str) -> TaskSpec | None:
+        """The task a taken entry describes; None when it describes none (set aside)."""
         spec = parse_or_set_aside(self.store.redis, entry, source=PENDING_QUEUE)
         if spec is None:
             self.handover.drop(entry)
             metrics.PLACEMENTS.labels(Placement.SET_ASIDE.value).inc()
-            return None
-        task, _ = self.store.create(spec)  # a raw LPUSH has no hash yet
-        return task
+        return spec
 
     def finish(self, placement: Placement, span: Span, started: float) -> None:
         """End the placing of one task: its span, its metrics."""

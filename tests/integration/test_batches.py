@@ -410,7 +410,7 @@ def test_with_every_agent_full_a_turn_takes_nothing(
     assert len(dispatches(tight)) == 12
 
 
-def test_entries_whose_type_has_no_room_go_back_to_the_head_of_the_queue_in_order(
+def test_entries_whose_type_has_no_room_wait_in_order_and_others_go_past_them(
     redis_client: redis.Redis,
     zk: KazooClient,
     tight: Settings,
@@ -433,19 +433,20 @@ def test_entries_whose_type_has_no_room_go_back_to_the_head_of_the_queue_in_orde
     waited = placements("waiting")
     scheduler.directory.changed = changed = CountedWaits()
 
-    for _ in range(2):  # room for 2: takes the 2 SHELL entries, no more, and puts them back
-        assert scheduler.turn(epoch, agents)
-        assert pending_ids(redis_client) == shells + pythons, "SHELL still first, in order"
-        assert redis_client.llen(SCHEDULING) == 0
-    assert placements("waiting") - waited == 4
-    assert changed.waits == [BACKPRESSURE_POLL] * 2, "no busy loop"
+    assert scheduler.turn(epoch, agents)  # room for 2 (agent-p's): the 2 SHELL ones wait
+    assert pending_ids(redis_client) == shells + pythons, "SHELL still first, in order"
+    assert scheduler.turn(epoch, agents)  # all waited: this turn looks a whole batch deep
+    assert [scheduler.store.get(task_id).agentId for task_id in pythons[:2]] == ["agent-p"] * 2
+    assert pending_ids(redis_client) == [*shells, pythons[2]], "the rest in order, SHELL first"
+    assert redis_client.llen(SCHEDULING) == 0
+    assert placements("waiting") - waited == 5  # 2 in the first turn, 3 in the second
+    assert changed.waits == [BACKPRESSURE_POLL], "no busy loop: a turn that placed none waits"
 
     finish(scheduler.store, scheduler.store.get(full[0]))  # a SHELL slot is free
-    assert scheduler.turn(epoch, agents)  # room for 3: both SHELL entries, the first PYTHON
+    assert scheduler.turn(epoch, agents)  # room for 1: the first SHELL entry
 
     assert scheduler.store.get(shells[0]).state is Status.DISPATCHED
-    assert scheduler.store.get(pythons[0]).agentId == "agent-p"
-    assert pending_ids(redis_client) == [shells[1], *pythons[1:]], "the SHELL one left is first"
+    assert pending_ids(redis_client) == [shells[1], pythons[2]], "the SHELL one left is first"
     dispatch_spans = [span for span in spans.get_finished_spans() if span.name == "dispatch"]
     waited_spans = [s for s in dispatch_spans if s.attributes["taskflow.task_id"] in shells]
     assert len(waited_spans) == 1, "one dispatch span: the one that placed the first"
