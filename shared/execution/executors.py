@@ -236,14 +236,23 @@ def _guard(settings: Settings) -> tuple[str, ...]:
     return ()
 
 
+PROBE = ("/bin/sh", "-c", "exit 0")  # the task that tries the guard out
+
+
 def _guard_runs(prefix: tuple[str, ...]) -> bool:
-    """Whether a task started through ``prefix`` runs and exits 0."""
+    """Whether a task started through ``prefix`` runs and exits 0.
+
+    In a session of its own, as every task: a guard whose agent dies (here, killed during
+    the probe) kills its whole process group, which would otherwise be the agent's, and
+    with it whatever shares that group (a supervisor, a shell, a test run).
+    """
     try:
         probe = subprocess.run(
-            [*prefix, str(os.getpid()), "/bin/sh", "-c", "exit 0"],
+            [*prefix, str(os.getpid()), *PROBE],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=10,
+            start_new_session=True,
         )
     except (OSError, subprocess.SubprocessError):
         return False

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,55 @@ def test_a_task_that_ignores_sigterm_is_killed_after_the_grace() -> None:
     result = run_command(["/bin/sh", "-c", "trap '' TERM; sleep 100"], timeout=0.5)
     assert result.status is Status.FAILED
     assert result.exit_code == -signal.SIGKILL, f"SIGKILLed after {grace}s"
+
+
+# Stands in for an agent killed while it tries its guard out (at start, or at its first
+# task): the probe's task sleeps, so the kill lands inside the probe. A process that
+# shares the stand-in's group (as a supervisor's or a test run's processes share an
+# agent's) prints its pid first.
+PROBING = textwrap.dedent(
+    """
+    import subprocess
+    from shared.core.config import get_settings
+    from shared.execution import executors
+    mate = subprocess.Popen(["sleep", "60"])
+    print(mate.pid, flush=True)
+    executors.PROBE = ("sleep", "61.5")
+    executors.check_sandbox(get_settings())
+    """
+)
+
+
+def probe_tasks() -> list[int]:
+    """The pids of the probe's task (``sleep 61.5``) that run now."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with suppress(OSError):
+            if cmdline.read_bytes() == b"sleep\x0061.5\x00":
+                found.append(int(cmdline.parent.name))
+    return [pid for pid in found if process_runs(pid)]
+
+
+def test_an_agent_killed_during_its_guard_probe_takes_only_the_probe_with_it() -> None:
+    """The probe's guard kills its group when the agent dies: its own group, never the
+    agent's (which would take the agent's supervisor, or the test run, with it)."""
+    agent = subprocess.Popen(
+        [sys.executable, "-c", PROBING],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        start_new_session=True,  # should the probe kill the agent's group, not this run's
+    )
+    mate = int(agent.stdout.readline())
+    try:
+        assert wait_until(probe_tasks, timeout=15), "the probe's task did not start"
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(timeout=5)
+        assert wait_until(lambda: not probe_tasks(), timeout=5), "the probe outlived its agent"
+        assert process_runs(mate), "the probe's guard killed the agent's group"
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(agent.pid, signal.SIGKILL)
+        agent.wait(timeout=5)
+        agent.stdout.close()
