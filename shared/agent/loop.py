@@ -252,20 +252,19 @@ class Agent:
         the watchdog counts a task without a recorded start from when it was scheduled,
         and must not take a task that started late for one far past its timeout.
         """
-        if self.fenced:  # cut off from ZooKeeper meanwhile: do not start
-            running.lost = running.lost or self.fenced
-            return None
         running.started_at = now_ms()
+        reported = waited or not self.settings.running_report_ms  # before it starts
         if waited:
             self.reporter.running(task.taskId, task.attempt, self.info.id, running.started_at, True)
-            if self.fenced:  # given up while the report waited for the broker: do not start
-                running.lost = running.lost or self.fenced
-                return None
+        elif reported:
+            self.report_running(task, running)
+        if self.fenced:  # cut off from ZooKeeper, maybe while the report waited: do not start
+            running.lost = running.lost or self.fenced
+            return None
         task_log(log, task.taskId, task.attempt).info(
             "running %s task %r (timeout %gs)", task.type, task.name, task.timeout
         )
         report_at = time.monotonic() + self.settings.running_report_ms / 1000
-        reported = waited
 
         def stopped() -> bool:  # called while the task runs, every poll of its process
             nonlocal reported
@@ -274,8 +273,6 @@ class Agent:
                 self.report_running(task, running)
             return running.stopped()
 
-        if self.settings.running_report_ms == 0:
-            stopped()
         return execute(task, self.info.id, cancelled=stopped)
 
     # --8<-- [end:execute]
