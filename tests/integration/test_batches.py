@@ -161,21 +161,26 @@ def assert_dispatched_once(settings: Settings, tasks: list[Task]) -> None:
         assert record.partition == AGENTS[task.agentId]
 
 
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> InMemorySpanExporter:
+    """The spans the leader ends, kept in memory (as if the process had installed the SDK)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(traces, "tracer", provider.get_tracer("test"))
+    return exporter
+
+
 def test_a_burst_is_dispatched_in_batches_once_each_and_spread_over_the_agents(
     redis_client: redis.Redis,
     zk: KazooClient,
     settings: Settings,
     producer: KafkaProducer,
-    monkeypatch: pytest.MonkeyPatch,
+    spans: InMemorySpanExporter,
 ) -> None:
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    tracer = provider.get_tracer("test")
-    monkeypatch.setattr(traces, "tracer", tracer)  # as if the process had installed the SDK
     scheduler = make_scheduler(redis_client, zk, settings, producer)
     agents = live_agents(scheduler)
-    ids = [submit(scheduler.store, tracer) for _ in range(50)]
+    ids = [submit(scheduler.store, traces.tracer) for _ in range(50)]
     epoch = scheduler.handover.begin_term()
 
     assert scheduler.turn(epoch, agents)
@@ -415,12 +420,8 @@ def test_entries_whose_type_has_no_room_wait_in_order_and_others_go_past_them(
     zk: KazooClient,
     tight: Settings,
     producer: KafkaProducer,
-    monkeypatch: pytest.MonkeyPatch,
+    spans: InMemorySpanExporter,
 ) -> None:
-    spans = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    monkeypatch.setattr(traces, "tracer", provider.get_tracer("test"))
     scheduler = make_scheduler(redis_client, zk, tight, producer)
     shell_agents = live_agents(scheduler)
     full = [submit(scheduler.store) for _ in range(12)]
