@@ -183,8 +183,8 @@ def agent_settings() -> Iterator[None]:
 
 
 def agent_spawn() -> None:
-    """What an agent's slot does for ``true``: the guard, ``setpriv`` to the task's
-    user, ``prlimit``, a clean environment, the output read by two threads."""
+    """What an agent's slot does for ``true``: the guard (which switches to the task's
+    user and sets its limits), a clean environment, the output read by two threads."""
     result = run_command(["/bin/sh", "-c", "true"], timeout=60)
     assert result.status == Status.SUCCESS, result
 

@@ -8,24 +8,23 @@ is what explains a failure. Bytes that are not UTF-8 are replaced, never fatal.
 
 A task dies with its agent. Its own session keeps it out of the agent's process group,
 so without help a ``kill -9`` of the agent would leave the task running while failover
-runs it again elsewhere. Each task therefore starts through a guard (``GUARD_SCRIPT``):
-``setpriv --pdeathsig HUP`` makes the kernel send SIGHUP to the guard shell when the
-agent's thread that started it dies (it lives until the task is over), and the guard,
-leader of the task's group, answers with ``kill -KILL 0``: the whole group, grandchildren
-included. The guard passes a timeout's or a cancel's SIGTERM on to the task and keeps
-waiting, so the task still gets its grace period, and it exits with the task's code. A
-task ended by signal N shows exit code 128+N, as in a shell (-9 if the guard itself was
-SIGKILLed when the grace ran out). The guard costs about 6 ms per task: in rounds of
-200 runs of ``true`` through ``run_command``, 7.3 to 9.7 ms each with it against 1.7 to
-2.7 ms without (two shared, busy cores; the ``env`` that restores SIGINT is about 1.5 ms
-of it). A child that leaves the group (``setsid``) escapes the guard, as it escapes a
-timeout.
+runs it again elsewhere. Each task therefore starts through a guard, ``taskflow-guard``
+(``guard.c``, built by ``make venv`` next to the interpreter): it asks the kernel for
+SIGHUP when the agent's thread that started it dies (it lives until the task is over),
+and answers that signal with SIGKILL to the whole group, grandchildren included. A
+timeout's or a cancel's SIGTERM reaches the task with the rest of the group while the
+guard keeps waiting, so the task still gets its grace period, and the guard exits with
+the task's code. A task ended by signal N shows exit code 128+N, as in a shell (-9 if
+the guard itself was SIGKILLed when the grace ran out). A child that leaves the group
+(``setsid``) escapes the guard, as it escapes a timeout.
 
-Where the guard cannot run (no ``setpriv`` or ``env --default-signal``: util-linux and
-coreutils 9 on Linux), tasks run directly, and a warning at the first task says that
-they would outlive a killed agent; unless the settings ask for a sandbox (another user,
-limits: ``sandbox.py``), which then refuses. The guard also starts the task as its user,
-under its limits, with a clean environment.
+The guard also starts the task as its user, under its limits (``sandbox.py``). It is a
+small static C program because every ``exec`` counts: one glibc program's start-up takes
+about 0.9 ms of CPU here, and the same steps through ``prlimit``, ``setpriv``, a guard
+shell and ``env`` made five of them, 4.9 ms per task against 1.4 now (``sh -c true``
+through ``run_command``, 200 runs). Where the guard is missing, tasks run directly, and a
+warning at the first task says that they would outlive a killed agent; unless the
+settings ask for a sandbox (another user, limits), which then refuses.
 """
 
 from __future__ import annotations
@@ -35,7 +34,6 @@ import functools
 import logging
 import os
 import select
-import shlex
 import shutil
 import signal
 import subprocess
@@ -69,37 +67,6 @@ POLL_SECONDS = 0.05
 
 # Seconds to wait for a killed process group to be gone before reporting anyway.
 GROUP_EXIT_WAIT = 5.0
-
-
-# The guard every task starts through (see the module docstring). It runs as
-# ``sh -c GUARD_SCRIPT taskflow-guard AGENT_PID ARGV...`` with SIGHUP as its parent death
-# signal. The task runs in the background because a shell runs traps only between
-# commands or inside ``wait``, never while a foreground child runs; ``env`` gives it back
-# the SIGINT and SIGQUIT a shell ignores in background commands. ``$PPID`` is not the
-# agent when the agent died before the death signal was set: the task then never starts;
-# nor does it after a SIGTERM that came first (it would miss that stop).
-# A trapped SIGTERM ends ``wait`` early with 143 (the task may have ended with it, or
-# not): the guard waits again for the task's own code. A shell that has already handed
-# that code out answers 127 for an unknown pid (bash: -1); 143 then stands. bash also
-# reports a background job killed by a signal on stderr: ``2>/dev/null`` keeps that
-# out of the task's stderr.
-GUARD_SCRIPT = """\
-interrupted=
-trap 'kill -KILL 0' HUP
-trap 'interrupted=1' TERM
-[ "$PPID" = "$1" ] || exit 129
-[ -z "$interrupted" ] || exit 143
-shift
-{env} --default-signal=INT,QUIT "$@" &
-task=$!
-wait "$task" 2>/dev/null; code=$?
-while [ -n "$interrupted" ] && [ "$code" = 143 ]; do
-  interrupted=
-  wait "$task" 2>/dev/null; again=$?
-  [ "$again" -lt 0 ] || [ "$again" = 127 ] || code=$again
-done
-exit "$code"
-"""
 
 
 class UnknownTaskType(ValueError):
@@ -195,42 +162,32 @@ def _group_runs(pgid: int) -> bool:
     return False
 
 
+def guard_program() -> str | None:
+    """Where ``taskflow-guard`` is: beside this interpreter (``make venv``), or on PATH."""
+    beside = Path(sys.executable).parent / "taskflow-guard"
+    return str(beside) if os.access(beside, os.X_OK) else shutil.which("taskflow-guard")
+
+
 @functools.cache
 def _guard(settings: Settings) -> tuple[str, ...]:
     """The argv prefix that ties a task's group to the agent's life; () where none works.
 
     Tried once, on the first task: a guard that cannot start would fail every task, and
-    a missing tool is better said once in the log than in every task's stderr.
+    a missing program is better said once in the log than in every task's stderr.
     """
-    setpriv, env = shutil.which("setpriv"), shutil.which("env")
-    if setpriv and env:
-        script = GUARD_SCRIPT.format(env=shlex.quote(env))
+    program = guard_program()
+    if program:
         user = sandbox.switch_user(sandbox.task_user(settings.agent_run_as))
-        # An agent started with SIGHUP ignored (nohup) passes that on, and a shell cannot
-        # trap a signal ignored when it started: the guard then gets SIGHUP back first.
-        hup_ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
-        prefix = (
-            *sandbox.limits(settings),
-            *((env, "--default-signal=HUP") if hup_ignored else ()),
-            setpriv,
-            *user,
-            "--pdeathsig",
-            "HUP",
-            "--",
-            "/bin/sh",
-            "-c",
-            script,
-            "taskflow-guard",
-        )
+        prefix = (program, *sandbox.limits(settings), *user, "--")
         if _guard_runs(prefix):
             return prefix
     if sandbox.asked_for(settings):
         raise sandbox.SandboxError(
             "tasks cannot start as AGENT_RUN_AS with the TASK_LIMIT_* limits here "
-            "(needs setpriv and prlimit from util-linux, and root for another user)"
+            "(needs taskflow-guard, built by `make venv`, and root for another user)"
         )
     log.warning(
-        "tasks run without a guard (needs setpriv and env --default-signal): "
+        "tasks run without a guard (taskflow-guard not found; `make venv` builds it): "
         "a task keeps running if its agent is killed"
     )
     return ()
@@ -285,7 +242,7 @@ def run_command(
 ) -> ExecutionResult:
     """Run ``argv`` in its own process group; kill the group on timeout or cancel.
 
-    The group also dies with this process, however it dies (see ``GUARD_SCRIPT``).
+    The group also dies with this process, however it dies (see the module docstring).
     """
     settings = get_settings()
     process = subprocess.Popen(

@@ -3,18 +3,20 @@
 An agent holds the servers' addresses and, from phase 5 on, their credentials; the tasks
 it runs are whatever a client sent. So a task gets:
 
-* **its own user** (``AGENT_RUN_AS``): ``setpriv`` switches to it, with that user's groups
+* **its own user** (``AGENT_RUN_AS``): the guard switches to it, with that user's groups
   only, before the task starts (the agent must run as root for that);
-* **resource limits** (``TASK_LIMIT_*``, 0 for none): ``prlimit`` sets them, and they bind
+* **resource limits** (``TASK_LIMIT_*``, 0 for none): the guard sets them, and they bind
   the task and everything it starts: CPU seconds, address space, open files and
   processes (the last one counts every process of the task's user);
 * **a clean environment**: the few variables a program expects (``PATH``, ``LANG``, ...),
   the ones named in ``AGENT_TASK_ENV``, and ``TASKFLOW_*``; never the agent's own, which
   name and open the servers.
 
-Both tools come with util-linux and wrap the guard of ``executors.py``. Where they cannot
-do what the settings ask (no root, no such user), the agent refuses to start: a sandbox
-that silently does not apply is worse than none.
+This module turns the settings into the options of ``taskflow-guard`` (``guard.c``, the
+program every task starts through, see ``executors.py``), which applies the limits, then
+the user, then starts the task. Where it cannot do what the settings ask (no guard, no
+root, no such user), the agent refuses to start: a sandbox that silently does not apply
+is worse than none.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def task_user(name: str) -> TaskUser | None:
 
 
 def limits(settings: Settings) -> list[str]:
-    """``prlimit --cpu=... --`` for the limits that are set; [] when none is."""
+    """The guard's ``--cpu=N``-style options for the limits that are set."""
     asked = {
         "--cpu": settings.task_limit_cpu_seconds,
         "--as": settings.task_limit_memory_bytes,
@@ -66,14 +68,15 @@ def limits(settings: Settings) -> list[str]:
         "--nproc": settings.task_limit_processes,
     }
     options = [f"{option}={value}" for option, value in asked.items() if value]
-    return ["prlimit", *options, "--"] if options else []
+    return options
 
 
 def switch_user(user: TaskUser | None) -> list[str]:
-    """``setpriv`` options that make the task ``user``, with only that user's groups."""
+    """The guard's options that make the task ``user``, with only that user's groups."""
     if user is None:
         return []
-    return [f"--reuid={user.uid}", f"--regid={user.gid}", "--init-groups"]
+    groups = ",".join(map(str, os.getgrouplist(user.name, user.gid)))
+    return [f"--uid={user.uid}", f"--gid={user.gid}", f"--groups={groups}"]
 
 
 def environment(settings: Settings, own: Mapping[str, str]) -> dict[str, str]:
