@@ -60,7 +60,8 @@ def serve(settings: Settings) -> None:
     consumer = make_consumer(settings, settings.manager_group, client_id="task-manager")
 
     interceptors = [CallMetrics(), DependencyErrors()]  # counted with the code it ends with
-    server = grpc.server(ThreadPoolExecutor(settings.grpc_workers), interceptors=interceptors)
+    threads = settings.grpc_workers + settings.grpc_waits  # waits never take the others'
+    server = grpc.server(ThreadPoolExecutor(threads), interceptors=interceptors)
     service = TaskService(store, AgentDirectory(zk), producer, settings)
     pb_grpc.add_TaskServiceServicer_to_server(service, server)
     port = server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")

@@ -183,6 +183,9 @@ class Settings(BaseSettings):
     grpc_host: str = Field("127.0.0.1", description="address the task-manager's gRPC binds")
     grpc_port: int = Field(0, ge=0, lt=65536, description="its port; 0 picks a free one")
     grpc_workers: int = Field(8, gt=0, description="threads serving gRPC calls")
+    grpc_waits: int = Field(
+        32, ge=0, description="waits for a task's end (Wait) a task-manager holds at once"
+    )
     grpc_deadline: float = Field(
         5.0, gt=0, description="seconds every API -> manager call may take"
     )

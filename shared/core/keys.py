@@ -21,6 +21,9 @@
 | ``queue:retry``         | zset   | tasks waiting to retry, scored by ``nextAttemptAt``  |
 | ``auth:tokens``         | hash   | phase 5: API token name -> role, SHA-256, createdAt  |
 | ``audit``               | stream | phase 5: every mutating API call, capped             |
+
+One pub/sub channel: ``tasks:ended`` carries the id of every task that moves into
+SUCCESS, FAILED or CANCELLED, published by move.lua in the same step (``ends.py``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ FINISHED = ("stats:finished:SUCCESS", "stats:finished:FAILED", "stats:finished:C
 RETRY_QUEUE = "queue:retry"
 API_TOKENS = "auth:tokens"
 AUDIT_STREAM = "audit"
+ENDED_CHANNEL = "tasks:ended"  # a channel, not a key: move.lua names it too
 
 
 def task_key(task_id: str) -> str:

@@ -63,8 +63,11 @@ class TaskManagerClient:
         self.set_aside = set_aside or SetAside()
 
     # --8<-- [start:call]
-    def call(self, method: str, request: object) -> object:
-        """``TaskService.<method>(request)`` on a live instance, another one if it fails."""
+    def call(self, method: str, request: object, longer: float = 0.0) -> object:
+        """``TaskService.<method>(request)`` on a live instance, another one if it fails.
+
+        ``longer``: seconds the call may take beyond the deadline (a ``Wait``'s own).
+        """
         addresses = self.directory.addresses()
         if not addresses:
             raise NoTaskManager("no task-manager is registered in ZooKeeper")
@@ -74,7 +77,7 @@ class TaskManagerClient:
             try:
                 # wait_for_ready=False: a channel that cannot connect fails the call at once
                 reply = getattr(self._stub(address), method)(
-                    request, timeout=self.deadline, wait_for_ready=False
+                    request, timeout=self.deadline + longer, wait_for_ready=False
                 )
             except grpc.RpcError as exc:
                 if exc.code() not in RETRY_ON:

@@ -1,4 +1,5 @@
-"""The task-manager's gRPC service: submit, get, list, cancel, retry, runs, agents, stats.
+"""The task-manager's gRPC service: submit, get, wait, list, cancel, retry, runs, agents,
+stats.
 
 Every method works on the store's atomic, fenced transitions, so a call repeated on
 another instance (the API retries when one is gone) changes nothing the second time:
@@ -9,6 +10,7 @@ cancel of a CANCELLED task returns it as it is.
 from __future__ import annotations
 
 import logging
+import threading
 
 import grpc
 from kafka import KafkaProducer
@@ -17,6 +19,7 @@ from shared.coordination.election import current_leader
 from shared.coordination.registry import AgentDirectory
 from shared.core import metrics
 from shared.core.config import Settings
+from shared.core.ends import Ends
 from shared.core.keys import PENDING_QUEUE, heartbeat_key
 from shared.core.logs import task_log
 from shared.core.states import TERMINAL, Status
@@ -35,6 +38,7 @@ RETRYABLE = (Status.FAILED, Status.CANCELLED)
 MAX_PAGE = 200
 CANCEL_ROUNDS = 5  # re-reads when the task moves while being cancelled
 STATS_WINDOW = 60  # seconds: Stats counts the attempts that ended this recently
+MAX_WAIT_SECONDS = 20.0  # the longest one Wait call waits; a client asks again after it
 
 
 class TaskService(pb_grpc.TaskServiceServicer):
@@ -50,6 +54,8 @@ class TaskService(pb_grpc.TaskServiceServicer):
         self.directory = directory
         self.producer = producer
         self.settings = settings
+        self.ends = Ends(store.redis)
+        self.wait_slots = threading.BoundedSemaphore(settings.grpc_waits)
 
     def Submit(self, request: pb.SubmitRequest, context: grpc.ServicerContext) -> pb.SubmitReply:
         try:  # the service is an entry point of its own: any gRPC client may call it
@@ -66,6 +72,34 @@ class TaskService(pb_grpc.TaskServiceServicer):
 
     def Get(self, request: pb.TaskRef, context: grpc.ServicerContext) -> pb.TaskReply:
         return pb.TaskReply(task=to_proto(self._task(request.task_id, context)))
+
+    # --8<-- [start:wait]
+    def Wait(self, request: pb.WaitRequest, context: grpc.ServicerContext) -> pb.TaskReply:
+        """The task once it has ended, or as it is when ``seconds`` (capped) have passed.
+
+        Each wait holds one of this instance's gRPC threads (``GRPC_WAITS`` of them are
+        added for waits), so at most that many are held at once; one more is refused
+        with RESOURCE_EXHAUSTED at once rather than queued behind the others.
+        """
+        seconds = min(max(request.seconds, 0.0), MAX_WAIT_SECONDS)
+        task = self._task(request.task_id, context)
+        if task.state in TERMINAL or seconds == 0:
+            return pb.TaskReply(task=to_proto(task))
+        if not self.wait_slots.acquire(blocking=False):
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many waits; ask again later")
+        try:
+
+            def ended() -> bool:
+                nonlocal task
+                task = self._task(request.task_id, context)
+                return task.state in TERMINAL
+
+            self.ends.wait(task.taskId, ended, seconds)
+        finally:
+            self.wait_slots.release()
+        return pb.TaskReply(task=to_proto(task))
+
+    # --8<-- [end:wait]
 
     def List(self, request: pb.ListRequest, context: grpc.ServicerContext) -> pb.ListReply:
         if request.status and request.status not in Status.__members__:

@@ -108,6 +108,14 @@ class TaskRef(_message.Message):
     task_id: str
     def __init__(self, task_id: _Optional[str] = ...) -> None: ...
 
+class WaitRequest(_message.Message):
+    __slots__ = ("task_id", "seconds")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    seconds: float
+    def __init__(self, task_id: _Optional[str] = ..., seconds: _Optional[float] = ...) -> None: ...
+
 class RetryRequest(_message.Message):
     __slots__ = ("task_id", "attempt")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]

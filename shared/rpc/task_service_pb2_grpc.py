@@ -44,6 +44,11 @@ class TaskServiceStub:
                 request_serializer=shared_dot_rpc_dot_task__service__pb2.TaskRef.SerializeToString,
                 response_deserializer=shared_dot_rpc_dot_task__service__pb2.TaskReply.FromString,
                 _registered_method=True)
+        self.Wait = channel.unary_unary(
+                '/taskflow.v1.TaskService/Wait',
+                request_serializer=shared_dot_rpc_dot_task__service__pb2.WaitRequest.SerializeToString,
+                response_deserializer=shared_dot_rpc_dot_task__service__pb2.TaskReply.FromString,
+                _registered_method=True)
         self.List = channel.unary_unary(
                 '/taskflow.v1.TaskService/List',
                 request_serializer=shared_dot_rpc_dot_task__service__pb2.ListRequest.SerializeToString,
@@ -88,6 +93,14 @@ class TaskServiceServicer:
 
     def Get(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Wait(self, request, context):
+        """The task once it has ended (SUCCESS, FAILED, CANCELLED), or as it is after `seconds`.
+        RESOURCE_EXHAUSTED when the instance holds as many waits as it may already.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -144,6 +157,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
             'Get': grpc.unary_unary_rpc_method_handler(
                     servicer.Get,
                     request_deserializer=shared_dot_rpc_dot_task__service__pb2.TaskRef.FromString,
+                    response_serializer=shared_dot_rpc_dot_task__service__pb2.TaskReply.SerializeToString,
+            ),
+            'Wait': grpc.unary_unary_rpc_method_handler(
+                    servicer.Wait,
+                    request_deserializer=shared_dot_rpc_dot_task__service__pb2.WaitRequest.FromString,
                     response_serializer=shared_dot_rpc_dot_task__service__pb2.TaskReply.SerializeToString,
             ),
             'List': grpc.unary_unary_rpc_method_handler(
@@ -230,6 +248,33 @@ class TaskService:
             target,
             '/taskflow.v1.TaskService/Get',
             shared_dot_rpc_dot_task__service__pb2.TaskRef.SerializeToString,
+            shared_dot_rpc_dot_task__service__pb2.TaskReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Wait(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/taskflow.v1.TaskService/Wait',
+            shared_dot_rpc_dot_task__service__pb2.WaitRequest.SerializeToString,
             shared_dot_rpc_dot_task__service__pb2.TaskReply.FromString,
             options,
             channel_credentials,

@@ -35,6 +35,10 @@
 --   KEYS[#KEYS - 2]  stats:finished:SUCCESS, then :FAILED, then :CANCELLED: zsets of
 --   .. KEYS[#KEYS]   '<taskId>:<attempt>' scored by the time (ms) the attempt ended;
 --                    the last five minutes are kept, so ZCOUNT answers "how many lately"
+-- A move into one of those statuses also publishes the task id on the channel
+-- ENDED_CHANNEL (shared/core/keys.py), which wakes whoever waits for it (ends.py).
+
+local ENDED_CHANNEL = 'tasks:ended'
 
 local FINISHED_KEPT_MS = 300 * 1000
 
@@ -50,6 +54,7 @@ local function count_move(task_key, task_id, attempt, from, to)
     local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
     redis.call('ZADD', finished[to], now, task_id .. ':' .. attempt)
     redis.call('ZREMRANGEBYSCORE', finished[to], '-inf', now - FINISHED_KEPT_MS)
+    redis.call('PUBLISH', ENDED_CHANNEL, task_id)
   end
 end
 -- --8<-- [end:count_move]

@@ -1,0 +1,146 @@
+"""Waiting for a task's end, woken by the store, against a real Redis (``ends.py``, and the
+task-manager's ``Wait``)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import grpc
+import pytest
+import redis
+
+from shared.core import ends
+from shared.core.config import Settings
+from shared.core.ends import Ends
+from shared.core.states import TERMINAL, Status
+from shared.core.store import TaskStore
+from shared.core.task import TaskSpec
+from shared.rpc import task_service_pb2 as pb
+from shared.rpc.service import TaskService
+
+PATIENCE = 10.0  # seconds a test waits for what should take milliseconds
+
+
+@pytest.fixture
+def store(redis_client: redis.Redis) -> TaskStore:
+    return TaskStore(redis_client)
+
+
+@pytest.fixture
+def only_woken(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A waiter looks at its task again only after far longer than the test lasts: if it
+    returns in time, the store's message woke it."""
+    monkeypatch.setattr(ends, "RECHECK_SECONDS", 300.0)
+
+
+def running_task(store: TaskStore) -> str:
+    task, _ = store.create(TaskSpec.from_fields({"name": "t", "type": "SHELL", "content": "x"}))
+    for status in (Status.SCHEDULED, Status.DISPATCHED, Status.RUNNING):
+        assert store.transition(task.taskId, status, attempt=1, agent="a1").ok
+    return task.taskId
+
+
+def ended(store: TaskStore, task_id: str) -> Callable[[], bool]:
+    def check() -> bool:
+        task = store.get(task_id)
+        return task is not None and task.state in TERMINAL
+
+    return check
+
+
+def later(seconds: float, action: Callable[[], object]) -> threading.Timer:
+    timer = threading.Timer(seconds, action)
+    timer.start()
+    return timer
+
+
+def finish(store: TaskStore, task_id: str) -> None:
+    assert store.transition(task_id, Status.SUCCESS, attempt=1, agent="a1").ok
+
+
+@pytest.fixture
+def waits(store: TaskStore) -> Iterator[Ends]:
+    waits = Ends(store.redis)
+    yield waits
+    waits.close()
+
+
+def test_a_wait_is_woken_by_the_end_of_its_task(
+    store: TaskStore, waits: Ends, only_woken: None
+) -> None:
+    task_id = running_task(store)
+    later(0.3, lambda: finish(store, task_id))
+    started = time.monotonic()
+    assert waits.wait(task_id, ended(store, task_id), PATIENCE)
+    assert time.monotonic() - started < PATIENCE
+
+
+def test_the_end_of_another_task_does_not_end_a_wait(store: TaskStore, waits: Ends) -> None:
+    waited, other = running_task(store), running_task(store)
+    later(0.1, lambda: finish(store, other))
+    started = time.monotonic()
+    assert not waits.wait(waited, ended(store, waited), 0.8)
+    assert time.monotonic() - started >= 0.8
+
+
+def test_a_task_already_ended_answers_at_once(
+    store: TaskStore, waits: Ends, only_woken: None
+) -> None:
+    task_id = running_task(store)
+    finish(store, task_id)
+    assert waits.wait(task_id, ended(store, task_id), PATIENCE)
+
+
+def test_a_retry_that_starts_over_is_not_an_end(store: TaskStore) -> None:
+    """FAILED with retries left goes back to PENDING: no end to publish, the wait goes on."""
+    task_id = running_task(store)
+    heard: list[str] = []
+    pubsub = store.redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(ends.ENDED_CHANNEL)
+    assert store.transition(task_id, Status.PENDING, attempt=1, agent="a1").ok
+    finish_other = running_task(store)
+    finish(store, finish_other)
+    deadline = time.monotonic() + PATIENCE
+    while finish_other not in heard and time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=0.1)  # None for the subscription's own reply
+        if message is not None:
+            heard.append(message["data"])
+    pubsub.close()
+    assert heard == [finish_other]
+
+
+class Aborted(Exception):
+    """What ``context.abort`` raises in a gRPC server, here without one."""
+
+
+class Context:
+    def abort(self, code: grpc.StatusCode, details: str) -> None:
+        raise Aborted(code, details)
+
+
+def test_the_service_holds_as_many_waits_as_it_may_and_refuses_one_more(
+    store: TaskStore, only_woken: None
+) -> None:
+    service = TaskService(store, None, None, Settings(grpc_waits=1))  # type: ignore[arg-type]
+    task_id = running_task(store)
+    replies: list[pb.TaskReply] = []
+    waiting = threading.Thread(
+        target=lambda: replies.append(
+            service.Wait(pb.WaitRequest(task_id=task_id, seconds=PATIENCE), Context())
+        )
+    )
+    waiting.start()
+    deadline = time.monotonic() + PATIENCE
+    while service.ends._waiters.get(task_id) is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the first wait holds the one slot
+    with pytest.raises(Aborted) as refused:
+        service.Wait(pb.WaitRequest(task_id=task_id, seconds=PATIENCE), Context())
+    assert refused.value.args[0] is grpc.StatusCode.RESOURCE_EXHAUSTED
+    finish(store, task_id)
+    waiting.join(PATIENCE)
+    assert [reply.task.status for reply in replies] == [Status.SUCCESS]
+    # the slot is free again, and a wait for a task that has ended answers at once
+    assert service.Wait(pb.WaitRequest(task_id=task_id, seconds=5), Context()).task.status
+    service.ends.close()
