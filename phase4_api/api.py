@@ -37,6 +37,7 @@ GRPC_TO_HTTP = {
     grpc.StatusCode.NOT_FOUND: (404, "not_found"),
     grpc.StatusCode.FAILED_PRECONDITION: (409, "conflict"),
     grpc.StatusCode.ABORTED: (409, "conflict"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "too_many_requests"),
     # a bug in the task-manager is not "unavailable": say so, and do not invite a retry
     grpc.StatusCode.INTERNAL: (500, "internal"),
     grpc.StatusCode.UNKNOWN: (500, "internal"),
@@ -49,22 +50,22 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.fields = status, code, message, fields or {}
 
 
-RETRY_AFTER = "1"  # seconds a client waits before it tries a 503 again
+RETRY_AFTER = "1"  # seconds a client waits before it tries a 429 or a 503 again
 
 
 def error_response(status: int, code: str, message: str, fields: dict | None = None) -> Response:
     body = {"error": {"status": status, "code": code, "message": message, "fields": fields or {}}}
     response = jsonify(body)
     response.status_code = status
-    if status == 503:  # a dependency is away: the same request will work later
+    if status in (429, 503):  # busy, or a dependency is away: the same request will work later
         response.headers["Retry-After"] = RETRY_AFTER
     return response
 
 
-def call_manager(client: TaskManagerClient, method: str, message: Any) -> Any:
+def call_manager(client: TaskManagerClient, method: str, message: Any, longer: float = 0.0) -> Any:
     """One gRPC call to a task-manager; its failure as the ``ApiError`` to answer."""
     try:
-        return client.call(method, message)
+        return client.call(method, message, longer)
     except NoTaskManager as exc:
         raise ApiError(503, "unavailable", str(exc)) from None
     except grpc.RpcError as exc:

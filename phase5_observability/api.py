@@ -14,7 +14,10 @@ What phase 5 adds to the app phase 4 builds:
 * ``GET /api/v1/stats``: counts by status and type, what finished in the last minute,
   the success ratio, the live agents with their load, and the leader;
 * ``GET /api/v1/tasks/{id}/runs``: every ended attempt of a task (agent, times, exit
-  code, error), oldest first.
+  code, error), oldest first;
+* ``GET /api/v1/tasks/{id}?wait=S``: the task once it has ended, or as it is after S
+  seconds (at most 20): a client waits for a result with one request, where it would ask
+  again and again (the task-manager's ``Wait``, woken by the store: ``shared/core/ends.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from flask import Flask, Response, g, jsonify, request
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from redis import Redis
 
-from phase4_api.api import agent_json, call_manager
+from phase4_api.api import ApiError, agent_json, call_manager
 from phase4_api.api import create_app as create_phase4_app
 from phase5_observability.auth import add_admin_routes, protect, require_tokens
 from phase5_observability.openapi import document
@@ -44,6 +47,7 @@ from shared.observability.process import observed
 from shared.rpc import task_service_pb2 as pb
 from shared.rpc.client import TaskManagerClient
 from shared.rpc.convert import to_json
+from shared.rpc.service import MAX_WAIT_SECONDS
 from shared.security.audit import Audit
 from shared.security.tokens import Tokens, TokenStore
 
@@ -83,8 +87,36 @@ def create_app(settings: Settings | None = None) -> Flask:
         reply = call_manager(client, "Runs", pb.TaskRef(task_id=task_id))
         return jsonify({"taskId": task_id, "runs": [to_json(run) for run in reply.runs]})
 
+    # --8<-- [start:wait]
+    def get_task(task_id: str) -> Response:
+        """Phase 4's ``GET /api/v1/tasks/{id}``, and with ``?wait=S`` a wait for its end."""
+        seconds = wait_seconds(request.args.get("wait"))
+        if not seconds:
+            reply = call_manager(client, "Get", pb.TaskRef(task_id=task_id))
+        else:
+            asked = pb.WaitRequest(task_id=task_id, seconds=seconds)
+            reply = call_manager(client, "Wait", asked, longer=seconds)
+        return jsonify(to_json(reply.task))
+
+    # --8<-- [end:wait]
+
+    app.view_functions["get_task"] = get_task
     app.view_functions["openapi"] = lambda: jsonify(document())
     return app
+
+
+def wait_seconds(asked: str | None) -> float:
+    """``?wait=`` as seconds, 0 when absent; a clear 400 for anything but 0 to 20."""
+    if asked is None:
+        return 0.0
+    try:
+        seconds = float(asked)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= MAX_WAIT_SECONDS:  # NaN fails this too
+        message = f"seconds to wait, from 0 to {MAX_WAIT_SECONDS:g}"
+        raise ApiError(400, "invalid_request", "bad query parameters", {"wait": message})
+    return seconds
 
 
 # --8<-- [start:count_requests]

@@ -1,5 +1,6 @@
-"""Phase 5's OpenAPI document: phase 4's, plus the statistics, a task's runs, bearer tokens
-on every route but the probes, and the admin's routes (tokens, audit)."""
+"""Phase 5's OpenAPI document: phase 4's, plus the statistics, a task's runs, the wait for a
+task's end, bearer tokens on every route but the probes, and the admin's routes (tokens,
+audit)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel, Field
 from phase4_api import openapi, schemas
 from phase4_api.openapi import REF, reply
 from shared.core.states import Ending
+from shared.rpc.service import MAX_WAIT_SECONDS
 from shared.security.audit import Outcome
 from shared.security.tokens import Role, Source
 
@@ -170,6 +172,14 @@ AUDIT = {
         "responses": {"200": reply("the newest entries", AuditList), **openapi.ERRORS},
     }
 }
+WAIT = {
+    "name": "wait",
+    "in": "query",
+    "description": "Answer once the task has ended (SUCCESS, FAILED, CANCELLED), or with "
+    "the task as it is after this many seconds; absent or 0: at once.",
+    "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
+}
+BUSY = {"429": reply("the task-managers hold as many waits as they may: ask after Retry-After")}
 PROBES = ("/healthz", "/readyz")
 
 
@@ -193,6 +203,9 @@ def document() -> dict[str, Any]:
     extended["paths"]["/api/v1/tokens"] = TOKENS
     extended["paths"]["/api/v1/tokens/{name}"] = TOKEN
     extended["paths"]["/api/v1/audit"] = AUDIT
+    get_task = extended["paths"]["/api/v1/tasks/{taskId}"]["get"]
+    get_task["parameters"] = [WAIT]
+    get_task["responses"].update(BUSY)
     secured(extended["paths"])
     extended["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     extended["security"] = [{"bearer": []}]

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.core.config import Settings
+from shared.core.states import TERMINAL
 from shared.core.waiting import wait_until
 from shared.devtools.infra.backends import local_server
 from shared.devtools.infra.ports import free_port
@@ -31,7 +33,7 @@ from shared.devtools.isolation import private_kafka_env, private_zk_root
 from shared.devtools.monitoring import query, targets, targets_problems, trace_services, value
 from shared.devtools.procs import Processes
 from shared.devtools.stacks import PHASE5, start_api_stack
-from shared.devtools.tasks import api_session, run_through_api
+from shared.devtools.tasks import api_session, run_through_api, submit_through_api
 from shared.security.tokens import TOKEN_ENV
 from tests.e2e.conftest import FAST, emptied
 from tests.e2e.test_dashboard import panel_queries
@@ -256,6 +258,36 @@ def test_stats_count_by_status_and_name_the_leader(phase5: Observed) -> None:
     )
     assert printed.returncode == 0, printed.stderr
     assert f"leader:     {stats['leader']}" in printed.stdout
+
+
+def wait_for(stack: Observed, task_id: str, wait: object) -> requests.Response:
+    url = f"{stack.url}/api/v1/tasks/{task_id}"
+    return api_session().get(url, params={"wait": wait}, timeout=60)
+
+
+def test_one_get_with_wait_answers_once_the_task_has_ended(phase5: Observed) -> None:
+    task_id = submit_through_api(phase5.url, "sleep 0.5; echo done")
+    reply = wait_for(phase5, task_id, 20)
+    assert reply.status_code == 200, reply.text
+    assert (reply.json()["status"], reply.json()["stdout"]) == ("SUCCESS", "done\n")
+
+
+def test_a_wait_that_runs_out_answers_with_the_task_as_it_is(phase5: Observed) -> None:
+    task_id = submit_through_api(phase5.url, "sleep 60")
+    started = time.monotonic()
+    reply = wait_for(phase5, task_id, 1.5)
+    assert time.monotonic() - started >= 1.5
+    assert reply.status_code == 200 and reply.json()["status"] not in TERMINAL, reply.text
+    api_session().delete(f"{phase5.url}/api/v1/tasks/{task_id}", timeout=10).raise_for_status()
+    assert wait_for(phase5, task_id, 20).json()["status"] == "CANCELLED"
+
+
+@pytest.mark.parametrize("wait", ["soon", "-1", "21", "nan", ""])
+def test_a_wait_out_of_bounds_is_a_400_that_names_it(phase5: Observed, wait: str) -> None:
+    task_id = submit_through_api(phase5.url, "true")
+    reply = wait_for(phase5, task_id, wait)
+    assert reply.status_code == 400, reply.text
+    assert set(reply.json()["error"]["fields"]) == {"wait"}
 
 
 def test_a_killed_agent_leaves_the_targets(phase5: Observed) -> None:
