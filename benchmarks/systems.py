@@ -44,9 +44,10 @@ from shared.devtools.isolation import private_kafka_env, private_zk_root
 from shared.devtools.procs import Processes, leader_of
 from shared.devtools.stacks import PHASE5, admit, api_ready, gunicorn_args
 from shared.devtools.tasks import api_session
+from shared.rpc.service import MAX_WAIT_SECONDS
 
 DONE_POLL_SECONDS = 0.01  # how often the end of a burst is looked for
-SEQUENTIAL_POLL_SECONDS = 0.002  # how often a sequential task's status is read
+SEQUENTIAL_POLL_SECONDS = 0.002  # how often a sequential task's hash is read (store)
 # processes.conf's agents: tasks as nobody (as root), with its limits and interpreter
 AGENT_SANDBOX = {
     "AGENT_RUN_AS": "nobody" if os.geteuid() == 0 else "",
@@ -157,7 +158,7 @@ class Taskflow:
             redis=self.store.redis,
             processes=self.processes,
             burst=self.burst,
-            sequential={"API": self.one_polling_api, "store": self.one_polling_store},
+            sequential={"API": self.one_through_api, "store": self.one_polling_store},
             kafka=KafkaConsumer(bootstrap_servers=kafka),
             topics=[*(v for k, v in topics.items() if k.endswith("_TOPIC")), OFFSETS_TOPIC],
             own_commands=lambda: self.looks,
@@ -222,12 +223,13 @@ class Taskflow:
             raise click.ClickException(f"taskflow: {len(failed)} tasks did not succeed")
 
     # --8<-- [start:taskflow_sequential]
-    def one_polling_api(self) -> dict[str, float]:
-        """One task: POST, then GET /api/v1/tasks/{id} every 2 ms until it has ended."""
+    def one_through_api(self) -> dict[str, float]:
+        """One task: POST, then GET /api/v1/tasks/{id}?wait=20, which answers once it has
+        ended (asked again should the 20 s run out), as Celery's ``get()`` waits."""
         submitted = time.time() * 1000
         task_id = self.submit()
-        while (status := self.status_from_api(task_id)) not in TERMINAL:
-            time.sleep(SEQUENTIAL_POLL_SECONDS)
+        while (status := self.status_from_api(task_id, wait=MAX_WAIT_SECONDS)) not in TERMINAL:
+            pass
         assert status == Status.SUCCESS, status
         return self.stages(task_id, submitted, time.time() * 1000)
 
@@ -265,8 +267,9 @@ class Taskflow:
 
     # --8<-- [end:stages]
 
-    def status_from_api(self, task_id: str) -> str:
-        reply = self.session.get(f"{self.url}/api/v1/tasks/{task_id}", timeout=30)
+    def status_from_api(self, task_id: str, wait: float) -> str:
+        url = f"{self.url}/api/v1/tasks/{task_id}"
+        reply = self.session.get(url, params={"wait": wait}, timeout=wait + 30)
         reply.raise_for_status()
         return reply.json()["status"]
 
