@@ -176,28 +176,27 @@ def _guard(settings: Settings) -> tuple[str, ...]:
     a missing program is better said once in the log than in every task's stderr.
     """
     program = guard_program()
+    why = "taskflow-guard not found; `make venv` builds it"
     if program:
         user = sandbox.switch_user(sandbox.task_user(settings.agent_run_as))
         prefix = (program, *sandbox.limits(settings), *user, "--")
-        if _guard_runs(prefix):
+        why = _guard_fails(prefix)
+        if not why:
             return prefix
     if sandbox.asked_for(settings):
         raise sandbox.SandboxError(
-            "tasks cannot start as AGENT_RUN_AS with the TASK_LIMIT_* limits here "
-            "(needs taskflow-guard, built by `make venv`, and root for another user)"
+            f"tasks cannot start as AGENT_RUN_AS with the TASK_LIMIT_* limits here ({why}; "
+            "another user needs an agent running as root)"
         )
-    log.warning(
-        "tasks run without a guard (taskflow-guard not found; `make venv` builds it): "
-        "a task keeps running if its agent is killed"
-    )
+    log.warning("tasks run without a guard (%s): a task keeps running if its agent is killed", why)
     return ()
 
 
 PROBE = ("/bin/sh", "-c", "exit 0")  # the task that tries the guard out
 
 
-def _guard_runs(prefix: tuple[str, ...]) -> bool:
-    """Whether a task started through ``prefix`` runs and exits 0.
+def _guard_fails(prefix: tuple[str, ...]) -> str:
+    """Why a task started through ``prefix`` does not run and exit 0; "" when it does.
 
     In a session of its own, as every task: a guard whose agent dies (here, killed during
     the probe) kills its whole process group, which would otherwise be the agent's, and
@@ -211,9 +210,12 @@ def _guard_runs(prefix: tuple[str, ...]) -> bool:
             timeout=10,
             start_new_session=True,
         )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return probe.returncode == 0
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"its trial run failed: {exc}"
+    if probe.returncode == 0:
+        return ""
+    said = probe.stderr.decode(errors="replace").strip()
+    return f"its trial run exited {probe.returncode}: {said or 'nothing said'}"
 
 
 def check_sandbox(settings: Settings) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
@@ -41,8 +40,9 @@ def test_the_task_code_is_the_guard_code_and_a_signal_n_is_128_plus_n() -> None:
 
 def test_a_task_started_by_anyone_but_the_named_agent_never_runs(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
-    process = subprocess.run(  # the named agent (pid 1) is not the guard's parent
-        [str(GUARD), "--", "1", "/bin/sh", "-c", f"touch {marker}"], capture_output=True
+    no_such_pid = str(2**22 + 1)  # above the kernel's largest pid: nobody's parent
+    process = subprocess.run(
+        [str(GUARD), "--", no_such_pid, "/bin/sh", "-c", f"touch {marker}"], capture_output=True
     )
     assert process.returncode == 129 and not marker.exists()
 
@@ -59,13 +59,14 @@ def test_a_stop_that_comes_before_the_task_starts_means_it_never_starts(tmp_path
     assert ended(process)[0] == 128 + signal.SIGTERM and not marker.exists()
 
 
-def test_the_task_gets_its_grace_after_a_cancel_and_its_own_code_is_kept() -> None:
+def test_the_task_gets_its_grace_after_a_cancel_and_its_own_code_is_kept(tmp_path: Path) -> None:
     """SIGTERM reaches the whole group; the guard waits on, so the task's clean-up runs."""
-    stop = threading.Event()
-    task = "trap 'echo cleaned; exit 3' TERM; echo started; while :; do sleep 0.05; done"
-    timer = threading.Timer(0.5, stop.set)
-    timer.start()
-    result = ShellTaskExecutor().run(task, timeout=30, cancelled=stop.is_set)
+    trapped = tmp_path / "trapped"  # cancelled only once the task's trap is in place
+    task = (
+        f"trap 'echo cleaned; exit 3' TERM; echo started; touch {trapped}; "
+        "while :; do sleep 0.05; done"
+    )
+    result = ShellTaskExecutor().run(task, timeout=30, cancelled=trapped.exists)
     assert (result.status, result.exit_code) == (Status.CANCELLED, 3), result
     assert result.stdout.split() == ["started", "cleaned"]
 
@@ -76,4 +77,8 @@ def test_what_cannot_start_is_said_with_its_own_code() -> None:
     code, _, err = ended(guarded("true", options=("--colour=blue",)))
     assert code == 125 and "unknown option --colour" in err
     code, _, err = ended(guarded("true", options=("--nofile=lots",)))
-    assert code == 125 and "not a number: lots" in err
+    assert code == 125 and "not a number in range: lots" in err
+    code, _, err = ended(guarded("true", options=("--uid=4294967295", "--gid=0", "--groups=0")))
+    assert code == 125 and "4294967295" in err, "(uid_t)-1 would leave the user as it is"
+    code, _, err = ended(guarded("true", options=("--gid=65534",)))
+    assert code == 125 and "go together" in err

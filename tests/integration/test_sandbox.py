@@ -81,3 +81,11 @@ def test_a_sandbox_that_cannot_apply_stops_the_agent(
     settings_from_env.setenv("AGENT_RUN_AS", "no-such-user-here")
     with pytest.raises(sandbox.SandboxError, match="no such user"):
         executors.check_sandbox(get_settings())
+
+
+def test_a_limit_the_guard_cannot_set_stops_the_agent_with_the_guards_reason(
+    settings_from_env: pytest.MonkeyPatch,
+) -> None:
+    settings_from_env.setenv("TASK_LIMIT_OPEN_FILES", str(2**40))  # above the kernel's cap
+    with pytest.raises(sandbox.SandboxError, match="exited 125: taskflow-guard: setrlimit"):
+        executors.check_sandbox(get_settings())
