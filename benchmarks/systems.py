@@ -35,6 +35,7 @@ import requests
 from kafka import KafkaConsumer
 
 from shared.core.config import Fsync
+from shared.core.ends import MAX_WAIT_SECONDS
 from shared.core.states import TERMINAL, Status
 from shared.core.store import TaskStore
 from shared.core.waiting import wait_until
@@ -44,7 +45,6 @@ from shared.devtools.isolation import private_kafka_env, private_zk_root
 from shared.devtools.procs import Processes, leader_of
 from shared.devtools.stacks import PHASE5, admit, api_ready, gunicorn_args
 from shared.devtools.tasks import api_session
-from shared.rpc.service import MAX_WAIT_SECONDS
 
 DONE_POLL_SECONDS = 0.01  # how often the end of a burst is looked for
 SEQUENTIAL_POLL_SECONDS = 0.002  # how often a sequential task's hash is read (store)
@@ -224,8 +224,8 @@ class Taskflow:
 
     # --8<-- [start:taskflow_sequential]
     def one_through_api(self) -> dict[str, float]:
-        """One task: POST, then GET /api/v1/tasks/{id}?wait=20, which answers once it has
-        ended (asked again should the 20 s run out), as Celery's ``get()`` waits."""
+        """One task: POST, then GET /api/v1/tasks/{id}?wait=10, which answers once it has
+        ended (asked again should the 10 s run out), as Celery's ``get()`` waits."""
         submitted = time.time() * 1000
         task_id = self.submit()
         while (status := self.status_from_api(task_id, wait=MAX_WAIT_SECONDS)) not in TERMINAL:

@@ -56,6 +56,7 @@ from benchmarks.measuring import (
 from benchmarks.report import plot, print_backlog, print_headline, print_processes
 from benchmarks.systems import SEQUENTIAL_POLL_SECONDS, start_celery, start_taskflow
 from shared.core.config import Fsync, get_settings
+from shared.core.ends import MAX_WAIT_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {"throughput": 1.2, "p50": 3.0, "p99": 3.0}  # taskflow / Celery (issue 14)
@@ -111,7 +112,8 @@ def run_all(
             "sequential": rounds,
             "taskflow_redis_appendfsync": "always",
             "celery_redis_appendfsync": celery_fsync.value,
-            "sequential_poll_ms": SEQUENTIAL_POLL_SECONDS * 1000,
+            "sequential_api_wait_s": MAX_WAIT_SECONDS,  # GET ?wait=, asked again if it runs out
+            "sequential_store_poll_ms": SEQUENTIAL_POLL_SECONDS * 1000,
             "warm_up_tasks": WARM_UP,
         },
     }

@@ -37,7 +37,6 @@ GRPC_TO_HTTP = {
     grpc.StatusCode.NOT_FOUND: (404, "not_found"),
     grpc.StatusCode.FAILED_PRECONDITION: (409, "conflict"),
     grpc.StatusCode.ABORTED: (409, "conflict"),
-    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "too_many_requests"),
     # a bug in the task-manager is not "unavailable": say so, and do not invite a retry
     grpc.StatusCode.INTERNAL: (500, "internal"),
     grpc.StatusCode.UNKNOWN: (500, "internal"),
@@ -62,14 +61,24 @@ def error_response(status: int, code: str, message: str, fields: dict | None = N
     return response
 
 
-def call_manager(client: TaskManagerClient, method: str, message: Any, longer: float = 0.0) -> Any:
-    """One gRPC call to a task-manager; its failure as the ``ApiError`` to answer."""
+def call_manager(
+    client: TaskManagerClient,
+    method: str,
+    message: Any,
+    longer: float = 0.0,
+    also: dict[grpc.StatusCode, tuple[int, str]] | None = None,
+) -> Any:
+    """One gRPC call to a task-manager; its failure as the ``ApiError`` to answer.
+
+    ``longer`` and ``also``: the call's own seconds beyond the deadline, and its own
+    meanings of gRPC statuses (phase 5's wait).
+    """
     try:
         return client.call(method, message, longer)
     except NoTaskManager as exc:
         raise ApiError(503, "unavailable", str(exc)) from None
     except grpc.RpcError as exc:
-        status, code = GRPC_TO_HTTP.get(exc.code(), (503, "unavailable"))
+        status, code = {**GRPC_TO_HTTP, **(also or {})}.get(exc.code(), (503, "unavailable"))
         raise ApiError(status, code, exc.details() or exc.code().name) from None
 
 

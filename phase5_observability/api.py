@@ -16,7 +16,7 @@ What phase 5 adds to the app phase 4 builds:
 * ``GET /api/v1/tasks/{id}/runs``: every ended attempt of a task (agent, times, exit
   code, error), oldest first;
 * ``GET /api/v1/tasks/{id}?wait=S``: the task once it has ended, or as it is after S
-  seconds (at most 20): a client waits for a result with one request, where it would ask
+  seconds (at most 10): a client waits for a result with one request, where it would ask
   again and again (the task-manager's ``Wait``, woken by the store: ``shared/core/ends.py``).
 """
 
@@ -28,6 +28,7 @@ import time
 from contextlib import ExitStack
 from typing import Any
 
+import grpc
 from flask import Flask, Response, g, jsonify, request
 from opentelemetry.instrumentation.flask import FlaskInstrumentor
 from redis import Redis
@@ -41,18 +42,20 @@ from shared.coordination.services import ServiceDirectory
 from shared.coordination.session import connect_zk
 from shared.core import metrics
 from shared.core.config import Settings, get_settings
+from shared.core.ends import MAX_WAIT_SECONDS
 from shared.core.logs import setup_logging
 from shared.core.states import Status
 from shared.observability.process import observed
 from shared.rpc import task_service_pb2 as pb
 from shared.rpc.client import TaskManagerClient
 from shared.rpc.convert import to_json
-from shared.rpc.service import MAX_WAIT_SECONDS
 from shared.security.audit import Audit
 from shared.security.tokens import Tokens, TokenStore
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 NOT_TRACED = "healthz,readyz"  # probes every few seconds would bury the tasks' traces
+# a task-manager that holds all the waits it may: ask again (Retry-After)
+BUSY = {grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "too_many_requests")}
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -95,7 +98,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             reply = call_manager(client, "Get", pb.TaskRef(task_id=task_id))
         else:
             asked = pb.WaitRequest(task_id=task_id, seconds=seconds)
-            reply = call_manager(client, "Wait", asked, longer=seconds)
+            reply = call_manager(client, "Wait", asked, longer=seconds, also=BUSY)
         return jsonify(to_json(reply.task))
 
     # --8<-- [end:wait]
@@ -106,7 +109,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def wait_seconds(asked: str | None) -> float:
-    """``?wait=`` as seconds, 0 when absent; a clear 400 for anything but 0 to 20."""
+    """``?wait=`` as seconds, 0 when absent; a clear 400 for anything but 0 to 10."""
     if asked is None:
         return 0.0
     try:
@@ -130,6 +133,8 @@ def count_requests(app: Flask) -> None:
     @app.after_request
     def count(response: Response) -> Response:
         route = request.url_rule.rule if request.url_rule else "unmatched"
+        if "wait" in request.args:  # seconds, not milliseconds: a latency of its own
+            route += "?wait"
         method = request.method if request.method in METHODS else "OTHER"  # a bounded label
         metrics.API_REQUESTS.labels(route, method, str(response.status_code)).inc()
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())

@@ -21,12 +21,12 @@ The numbers, and why:
   client that sends the whole request at once never waits near it; one that stalls has
   its connection closed (headers) or gets a 408 (body) after 5 s.
 * ``timeout`` 30 s: a worker silent this long is killed and restarted by the master. The
-  slowest honest request, a submit, makes at most two task-manager calls of
-  ``GRPC_DEADLINE`` (5 s) each; 30 s leaves three times that. It is also the most a
-  client trickling a byte every few seconds can hold a sync worker.
+  slowest honest request, a wait (``?wait=10``), makes at most two task-manager calls:
+  10 + ``GRPC_DEADLINE`` (5 s), then what is left, 5 s at most; 30 s leaves a margin. It
+  is also the most a client trickling a byte every few seconds can hold a sync worker.
 * ``graceful_timeout`` 12 s: on SIGTERM a worker finishes its request within this, longer
-  than one call to each task-manager (2 x 5 s); supervisord waits longer still
-  (``stopwaitsecs`` 15) before it kills the master.
+  than one call to each task-manager (2 x 5 s) or a wait (10 s); supervisord waits longer
+  still (``stopwaitsecs`` 15) before it kills the master.
 * ``keepalive`` 2 s: how long a threaded worker keeps an idle connection for its next
   request. The sync worker closes every connection after its answer and ignores it.
 """

@@ -12,8 +12,8 @@ from pydantic import BaseModel, Field
 
 from phase4_api import openapi, schemas
 from phase4_api.openapi import REF, reply
+from shared.core.ends import MAX_WAIT_SECONDS
 from shared.core.states import Ending
-from shared.rpc.service import MAX_WAIT_SECONDS
 from shared.security.audit import Outcome
 from shared.security.tokens import Role, Source
 

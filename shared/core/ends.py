@@ -10,46 +10,79 @@ Every end of the whole system crosses the subscription, a few bytes each: far le
 a client asking every few milliseconds. Pub/sub keeps nothing for a subscriber that is
 away, so a waiter also looks at the task every ``RECHECK_SECONDS``: an end published
 while Redis restarted, or before the subscription was made, is seen at most that late.
+The same look ends a wait whose caller has gone (``given_up``).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
 
 from redis import Redis
-from redis.client import PubSub
-from redis.exceptions import RedisError
 
 from shared.core.keys import ENDED_CHANNEL
 
 log = logging.getLogger(__name__)
 
+MAX_WAIT_SECONDS = 10.0  # the longest one wait lasts; a client asks again after it
 RECHECK_SECONDS = 1.0  # a waiter looks at its task at least this often
+LISTEN_SECONDS = 0.5  # the listener looks whether it should stop at least this often
 RESUBSCRIBE_SECONDS = 1.0  # pause before subscribing again after Redis went away
 
 
+def never() -> bool:
+    return False
+
+
 class Ends:
-    """One subscription to the ends of tasks, shared by every waiter of a process."""
+    """One subscription to the ends of tasks, shared by every waiter of a process.
+
+    The listener thread alone uses the subscription (redis-py's ``PubSub`` is not safe
+    to share between threads); ``close`` only asks it to stop.
+    """
 
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self.subscribed = threading.Event()  # set while the subscription is in place
         self._waiters: dict[str, set[threading.Event]] = {}
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
-        self._pubsub: PubSub | None = None
-        self._closed = False
+        self._closed = threading.Event()
 
-    def wait(self, task_id: str, ended: Callable[[], bool], seconds: float) -> bool:
+    def start(self) -> None:
+        """Start listening, if not already (again, if the listener died)."""
+        with self._lock:
+            if self._listener is None or not self._listener.is_alive():
+                self._listener = threading.Thread(target=self._listen, name="ends", daemon=True)
+                self._listener.start()
+
+    def close(self) -> None:
+        """Stop listening, within ``LISTEN_SECONDS``; waits still end by looking."""
+        self._closed.set()
+        if self._listener is not None:
+            self._listener.join(LISTEN_SECONDS + 1)
+
+    # --8<-- [start:wait]
+    def wait(
+        self,
+        task_id: str,
+        ended: Callable[[], bool],
+        seconds: float,
+        given_up: Callable[[], bool] = never,
+    ) -> bool:
         """Wait up to ``seconds`` until ``ended()`` (which reads the task) is true.
 
         ``ended`` is called first, then on each message about this task and at least
-        every ``RECHECK_SECONDS``. The waiter is registered before the first call, so an
-        end published between the two is not missed.
+        every ``RECHECK_SECONDS``; the wait stops early once ``given_up()``. The waiter
+        is registered before the first call, so an end published between the two is not
+        missed.
         """
-        self._start()
+        if not math.isfinite(seconds) or seconds <= 0:
+            return ended()
+        self.start()
         woken = threading.Event()
         with self._lock:
             self._waiters.setdefault(task_id, set()).add(woken)
@@ -57,7 +90,7 @@ class Ends:
             deadline = time.monotonic() + seconds
             while not ended():
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or given_up():
                     return False
                 woken.wait(min(left, RECHECK_SECONDS))
                 woken.clear()
@@ -69,37 +102,25 @@ class Ends:
                 if not waiters:
                     del self._waiters[task_id]
 
-    def _start(self) -> None:
-        with self._lock:
-            if self._listener is None:
-                self._listener = threading.Thread(target=self._listen, name="ends", daemon=True)
-                self._listener.start()
-
-    def close(self) -> None:
-        """Stop listening (waits still end, by looking at their tasks)."""
-        with self._lock:
-            self._closed = True
-            if self._pubsub is not None:
-                self._pubsub.close()  # its blocked read fails, and the listener ends
+    # --8<-- [end:wait]
 
     def _listen(self) -> None:
         """Subscribe, wake the waiters of every id heard; subscribe again if Redis goes."""
-        while True:
-            with self._lock:
-                if self._closed:
-                    return
-                pubsub = self._pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        while not self._closed.is_set():
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(ENDED_CHANNEL)
-                for message in pubsub.listen():
-                    self._wake(message["data"])
-            except (RedisError, OSError, ValueError) as exc:
-                if self._closed:
-                    return
+                self.subscribed.set()
+                while not self._closed.is_set():
+                    message = pubsub.get_message(timeout=LISTEN_SECONDS)
+                    if message is not None:
+                        self._wake(message["data"])
+            except Exception as exc:  # the listener must outlive whatever Redis does
                 log.warning("listening for task ends: %s; again in %gs", exc, RESUBSCRIBE_SECONDS)
             finally:
+                self.subscribed.clear()
                 pubsub.close()
-            time.sleep(RESUBSCRIBE_SECONDS)
+            self._closed.wait(RESUBSCRIBE_SECONDS)
 
     def _wake(self, task_id: str | bytes) -> None:
         if isinstance(task_id, bytes):

@@ -66,8 +66,10 @@ class TaskManagerClient:
     def call(self, method: str, request: object, longer: float = 0.0) -> object:
         """``TaskService.<method>(request)`` on a live instance, another one if it fails.
 
-        ``longer``: seconds the call may take beyond the deadline (a ``Wait``'s own).
+        ``longer``: seconds the call may take beyond the deadline (a ``Wait``'s own). They
+        are spent once: a call made again on another instance gets what is left of them.
         """
+        longer_until = time.monotonic() + longer
         addresses = self.directory.addresses()
         if not addresses:
             raise NoTaskManager("no task-manager is registered in ZooKeeper")
@@ -77,7 +79,9 @@ class TaskManagerClient:
             try:
                 # wait_for_ready=False: a channel that cannot connect fails the call at once
                 reply = getattr(self._stub(address), method)(
-                    request, timeout=self.deadline + longer, wait_for_ready=False
+                    request,
+                    timeout=self.deadline + max(0.0, longer_until - time.monotonic()),
+                    wait_for_ready=False,
                 )
             except grpc.RpcError as exc:
                 if exc.code() not in RETRY_ON:

@@ -10,6 +10,7 @@ cancel of a CANCELLED task returns it as it is.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 
 import grpc
@@ -19,7 +20,7 @@ from shared.coordination.election import current_leader
 from shared.coordination.registry import AgentDirectory
 from shared.core import metrics
 from shared.core.config import Settings
-from shared.core.ends import Ends
+from shared.core.ends import MAX_WAIT_SECONDS, Ends
 from shared.core.keys import PENDING_QUEUE, heartbeat_key
 from shared.core.logs import task_log
 from shared.core.states import TERMINAL, Status
@@ -38,7 +39,6 @@ RETRYABLE = (Status.FAILED, Status.CANCELLED)
 MAX_PAGE = 200
 CANCEL_ROUNDS = 5  # re-reads when the task moves while being cancelled
 STATS_WINDOW = 60  # seconds: Stats counts the attempts that ended this recently
-MAX_WAIT_SECONDS = 20.0  # the longest one Wait call waits; a client asks again after it
 
 
 class TaskService(pb_grpc.TaskServiceServicer):
@@ -55,6 +55,7 @@ class TaskService(pb_grpc.TaskServiceServicer):
         self.producer = producer
         self.settings = settings
         self.ends = Ends(store.redis)
+        self.ends.start()  # subscribed before the first wait, which then is not a second late
         self.wait_slots = threading.BoundedSemaphore(settings.grpc_waits)
 
     def Submit(self, request: pb.SubmitRequest, context: grpc.ServicerContext) -> pb.SubmitReply:
@@ -77,11 +78,16 @@ class TaskService(pb_grpc.TaskServiceServicer):
     def Wait(self, request: pb.WaitRequest, context: grpc.ServicerContext) -> pb.TaskReply:
         """The task once it has ended, or as it is when ``seconds`` (capped) have passed.
 
-        Each wait holds one of this instance's gRPC threads (``GRPC_WAITS`` of them are
-        added for waits), so at most that many are held at once; one more is refused
-        with RESOURCE_EXHAUSTED at once rather than queued behind the others.
+        Each wait holds one of this instance's gRPC threads (its pool has ``GRPC_WAITS``
+        more than ``GRPC_WORKERS`` for them), and at most ``GRPC_WAITS`` are held at once:
+        one more is refused with RESOURCE_EXHAUSTED at once, so the other calls always
+        find a thread. A wait ends early when its caller is gone (deadline, cancel, this
+        server stopping).
         """
-        seconds = min(max(request.seconds, 0.0), MAX_WAIT_SECONDS)
+        if not math.isfinite(request.seconds):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "seconds must be a number")
+        left = context.time_remaining()  # None without a deadline
+        seconds = min(max(request.seconds, 0.0), MAX_WAIT_SECONDS, left or MAX_WAIT_SECONDS)
         task = self._task(request.task_id, context)
         if task.state in TERMINAL or seconds == 0:
             return pb.TaskReply(task=to_proto(task))
@@ -94,7 +100,7 @@ class TaskService(pb_grpc.TaskServiceServicer):
                 task = self._task(request.task_id, context)
                 return task.state in TERMINAL
 
-            self.ends.wait(task.taskId, ended, seconds)
+            self.ends.wait(task.taskId, ended, seconds, lambda: not context.is_active())
         finally:
             self.wait_slots.release()
         return pb.TaskReply(task=to_proto(task))

@@ -62,7 +62,10 @@ def finish(store: TaskStore, task_id: str) -> None:
 
 @pytest.fixture
 def waits(store: TaskStore) -> Iterator[Ends]:
+    """Listening, subscribed: an end published from now on wakes its waiters."""
     waits = Ends(store.redis)
+    waits.start()
+    assert waits.subscribed.wait(PATIENCE)
     yield waits
     waits.close()
 
@@ -77,12 +80,22 @@ def test_a_wait_is_woken_by_the_end_of_its_task(
     assert time.monotonic() - started < PATIENCE
 
 
-def test_the_end_of_another_task_does_not_end_a_wait(store: TaskStore, waits: Ends) -> None:
+def test_the_end_of_another_task_does_not_wake_a_waiter(
+    store: TaskStore, waits: Ends, only_woken: None
+) -> None:
     waited, other = running_task(store), running_task(store)
+    looks = 0
+
+    def counted() -> bool:
+        nonlocal looks
+        looks += 1
+        return ended(store, waited)()
+
     later(0.1, lambda: finish(store, other))
     started = time.monotonic()
-    assert not waits.wait(waited, ended(store, waited), 0.8)
+    assert not waits.wait(waited, counted, 0.8)
     assert time.monotonic() - started >= 0.8
+    assert looks == 2, "one look when the wait began, one when its time was up"
 
 
 def test_a_task_already_ended_answers_at_once(
@@ -90,7 +103,9 @@ def test_a_task_already_ended_answers_at_once(
 ) -> None:
     task_id = running_task(store)
     finish(store, task_id)
+    started = time.monotonic()
     assert waits.wait(task_id, ended(store, task_id), PATIENCE)
+    assert time.monotonic() - started < PATIENCE / 2
 
 
 def test_a_retry_that_starts_over_is_not_an_end(store: TaskStore) -> None:
@@ -116,14 +131,43 @@ class Aborted(Exception):
 
 
 class Context:
+    """A caller with no deadline that stays."""
+
     def abort(self, code: grpc.StatusCode, details: str) -> None:
         raise Aborted(code, details)
 
+    def time_remaining(self) -> None:
+        return None
+
+    def is_active(self) -> bool:
+        return True
+
+
+def test_a_wait_ends_early_when_its_caller_has_gone(store: TaskStore, waits: Ends) -> None:
+    task_id = running_task(store)
+    gone = threading.Event()
+    later(0.2, gone.set)
+    started = time.monotonic()
+    assert not waits.wait(task_id, ended(store, task_id), PATIENCE, given_up=gone.is_set)
+    assert time.monotonic() - started < PATIENCE / 2  # within a look or two, not PATIENCE
+
+
+def test_a_wait_of_nan_seconds_is_one_look(store: TaskStore, waits: Ends) -> None:
+    task_id = running_task(store)
+    assert not waits.wait(task_id, ended(store, task_id), float("nan"))
+
+
+@pytest.fixture
+def service(store: TaskStore) -> Iterator[TaskService]:
+    service = TaskService(store, None, None, Settings(grpc_waits=1))  # type: ignore[arg-type]
+    assert service.ends.subscribed.wait(PATIENCE)
+    yield service
+    service.ends.close()
+
 
 def test_the_service_holds_as_many_waits_as_it_may_and_refuses_one_more(
-    store: TaskStore, only_woken: None
+    store: TaskStore, service: TaskService, only_woken: None
 ) -> None:
-    service = TaskService(store, None, None, Settings(grpc_waits=1))  # type: ignore[arg-type]
     task_id = running_task(store)
     replies: list[pb.TaskReply] = []
     waiting = threading.Thread(
@@ -143,4 +187,12 @@ def test_the_service_holds_as_many_waits_as_it_may_and_refuses_one_more(
     assert [reply.task.status for reply in replies] == [Status.SUCCESS]
     # the slot is free again, and a wait for a task that has ended answers at once
     assert service.Wait(pb.WaitRequest(task_id=task_id, seconds=5), Context()).task.status
-    service.ends.close()
+
+
+def test_the_service_refuses_a_wait_that_is_not_a_number(
+    store: TaskStore, service: TaskService
+) -> None:
+    task_id = running_task(store)
+    with pytest.raises(Aborted) as refused:
+        service.Wait(pb.WaitRequest(task_id=task_id, seconds=float("nan")), Context())
+    assert refused.value.args[0] is grpc.StatusCode.INVALID_ARGUMENT

@@ -36,7 +36,9 @@
 --   .. KEYS[#KEYS]   '<taskId>:<attempt>' scored by the time (ms) the attempt ended;
 --                    the last five minutes are kept, so ZCOUNT answers "how many lately"
 -- A move into one of those statuses also publishes the task id on the channel
--- ENDED_CHANNEL (shared/core/keys.py), which wakes whoever waits for it (ends.py).
+-- ENDED_CHANNEL (shared/core/keys.py), which wakes whoever waits for it (ends.py):
+-- last, and with pcall, so a Redis user not allowed to publish loses only the wake-up
+-- (waiters look at their task every second anyway), never half a move.
 
 local ENDED_CHANNEL = 'tasks:ended'
 
@@ -54,7 +56,6 @@ local function count_move(task_key, task_id, attempt, from, to)
     local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
     redis.call('ZADD', finished[to], now, task_id .. ':' .. attempt)
     redis.call('ZREMRANGEBYSCORE', finished[to], '-inf', now - FINISHED_KEPT_MS)
-    redis.call('PUBLISH', ENDED_CHANNEL, task_id)
   end
 end
 -- --8<-- [end:count_move]
@@ -131,6 +132,9 @@ local function move(task_key, assigned_key, spec_json)
     else
       redis.call('SREM', assigned_key, task_id)
     end
+  end
+  if spec.target == 'SUCCESS' or spec.target == 'FAILED' or spec.target == 'CANCELLED' then
+    redis.pcall('PUBLISH', ENDED_CHANNEL, task_id)
   end
   return {'ok', spec.target, tostring(attempt)}
 end
