@@ -52,7 +52,7 @@ def test_a_call_that_needs_redis_ends_unavailable_not_unknown(
 class Unavailable:
     """A client whose every call finds no task-manager able to answer."""
 
-    def call(self, method: str, message: Any) -> Any:
+    def call(self, method: str, message: Any, longer: float = 0.0) -> Any:
         raise NoTaskManager("no task-manager answered (UNAVAILABLE)")
 
 
