@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -17,6 +18,10 @@ from shared.core.ends import Ends
 from shared.core.states import TERMINAL, Status
 from shared.core.store import TaskStore
 from shared.core.task import TaskSpec
+from shared.core.waiting import wait_until
+from shared.devtools.infra.backends import private_settings
+from shared.devtools.infra.catalog import SERVICES
+from shared.devtools.infra.launcher import Launcher
 from shared.rpc import task_service_pb2 as pb
 from shared.rpc.service import TaskService
 
@@ -176,9 +181,9 @@ def test_the_service_holds_as_many_waits_as_it_may_and_refuses_one_more(
         )
     )
     waiting.start()
-    deadline = time.monotonic() + PATIENCE
-    while service.ends._waiters.get(task_id) is None and time.monotonic() < deadline:
-        time.sleep(0.01)  # until the first wait holds the one slot
+    assert wait_until(lambda: task_id in service.ends._waiters, PATIENCE, interval=0.01), (
+        "the first wait holds the one slot"
+    )
     with pytest.raises(Aborted) as refused:
         service.Wait(pb.WaitRequest(task_id=task_id, seconds=PATIENCE), Context())
     assert refused.value.args[0] is grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -196,3 +201,35 @@ def test_the_service_refuses_a_wait_that_is_not_a_number(
     with pytest.raises(Aborted) as refused:
         service.Wait(pb.WaitRequest(task_id=task_id, seconds=float("nan")), Context())
     assert refused.value.args[0] is grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_the_listener_subscribes_again_after_redis_restarts(
+    tmp_path: Path, only_woken: None
+) -> None:
+    """Redis goes and comes back on its port: waits are woken by its messages again."""
+    launcher = Launcher(private_settings(tmp_path), say=lambda line: None)
+    redis_server = SERVICES["redis"](launcher.settings)
+    launcher.start(redis_server)
+    client = redis.Redis.from_url(redis_server.endpoint, decode_responses=True)
+    waits = Ends(client)
+    try:
+        waits.start()
+        assert waits.subscribed.wait(PATIENCE)
+        launcher.stop(redis_server)
+        launcher.start(redis_server)
+        assert wait_until(lambda: listening(client), PATIENCE, interval=0.1)
+        store = TaskStore(client)
+        task_id = running_task(store)
+        later(0.3, lambda: finish(store, task_id))
+        assert waits.wait(task_id, ended(store, task_id), PATIENCE)
+    finally:
+        waits.close()
+        launcher.stop(redis_server)
+
+
+def listening(client: redis.Redis) -> bool:
+    """Whether the (restarted) server has a subscriber on the ends' channel."""
+    try:
+        return dict(client.pubsub_numsub(ends.ENDED_CHANNEL)).get(ends.ENDED_CHANNEL, 0) > 0
+    except redis.RedisError:  # not up yet, or the client's old connection went with it
+        return False
