@@ -186,7 +186,7 @@ class BatchScheduler(Scheduler):
         with_room = [agent for agent in candidates if self.room(agent, loads) > 0]
         if candidates and not with_room:  # told by the entry alone: no Redis call
             return no_room(spec)
-        task, _ = self.store.create(spec)  # a raw LPUSH has no hash yet
+        task = self.stored(spec)
         span = start_task_span("dispatch", task.traceParent, task.taskId, task.attempt)
         with trace.use_span(span, end_on_exit=False):
             placement = self.settle(epoch, entry, task, candidates)

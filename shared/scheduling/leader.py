@@ -215,9 +215,11 @@ class Scheduler:
     def task_of(self, entry: str) -> Task | None:
         """The stored task a taken entry names; None when it names none (set aside)."""
         spec = self.spec_of(entry)
-        if spec is None:
-            return None
-        task, _ = self.store.create(spec)  # a raw LPUSH has no hash yet
+        return None if spec is None else self.stored(spec)
+
+    def stored(self, spec: TaskSpec) -> Task:
+        """The stored task of ``spec``, created here when a raw ``LPUSH`` left no hash."""
+        task, _ = self.store.create(spec)
         return task
 
     def spec_of(self, entry: str) -> TaskSpec | None:
