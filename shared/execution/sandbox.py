@@ -67,8 +67,7 @@ def limits(settings: Settings) -> list[str]:
         "--nofile": settings.task_limit_open_files,
         "--nproc": settings.task_limit_processes,
     }
-    options = [f"{option}={value}" for option, value in asked.items() if value]
-    return options
+    return [f"{option}={value}" for option, value in asked.items() if value]
 
 
 def switch_user(user: TaskUser | None) -> list[str]:
