@@ -7,6 +7,7 @@
 | ``tasks:index``         | zset   | every task, ``<createdAt>:<taskId>``, for listing    |
 | ``tasks:index:{st}``    | zset   | the same members, of the tasks in status st now      |
 | ``tasks:index:version`` | string | 1 once tasks stored before the status indexes are in |
+| ``tasks:clock``         | string | the createdAt (ms) of the task created last          |
 | ``queue:tasks``         | list   | phase 1: tasks waiting for the agent (LPUSH / BRPOP) |
 | ``queue:tasks:dead``    | list   | entries no agent could read, with the reason         |
 | ``queue:pending``       | list   | phase 2: submitted tasks waiting for the leader      |
@@ -32,6 +33,8 @@ from shared.core.states import Status
 
 TASK_QUEUE = "queue:tasks"
 TASK_INDEX = "tasks:index"
+# create.lua gives each task a createdAt later than this one's: the index is creation order
+TASK_CLOCK = "tasks:clock"
 # Set to STATUS_INDEXED once every task is in its status's index (TaskStore.index_statuses)
 STATUS_INDEX_VERSION = "tasks:index:version"
 STATUS_INDEXED = "1"
@@ -82,11 +85,10 @@ def heartbeat_key(agent_id: str) -> str:
     return f"agent:{agent_id}"
 
 
-def index_member(created_at: int, task_id: str) -> str:
-    """Sorts by creation time, then id (all scores are 0: the order is lexical)."""
-    return f"{created_at:013d}:{task_id}"
-
-
 def task_id_of(member: str) -> str:
-    """The taskId in an index member (``index_member`` the other way)."""
+    """The taskId in an index member, ``<createdAt>:<taskId>`` (made by create.lua).
+
+    All scores are 0, so the order is lexical: by createdAt, which create.lua makes
+    unique and increasing, so by creation.
+    """
     return member.split(":", 1)[1]

@@ -31,10 +31,10 @@ from shared.core.keys import (
     RETRY_QUEUE,
     STATUS_INDEX_VERSION,
     STATUS_INDEXED,
+    TASK_CLOCK,
     TASK_COUNTS,
     TASK_INDEX,
     assigned_key,
-    index_member,
     request_key,
     runs_key,
     status_index,
@@ -127,11 +127,12 @@ class TaskStore:
         task = Task.from_spec(spec)
         request = request_key(spec.request_id) if spec.request_id else ""
         pending = status_index(Status.PENDING)
-        keys = [task_key(task.taskId), request, queue, TASK_INDEX, TASK_COUNTS, pending]
-        member = index_member(task.createdAt, task.taskId)
-        args = [task.taskId, spec.to_json() if queue else "", member, json.dumps(task.to_hash())]
-        task_id, created = self._create(keys=keys, args=args)
+        keys = [task_key(task.taskId), request, queue, TASK_INDEX, TASK_COUNTS, pending, TASK_CLOCK]
+        fields = {k: v for k, v in task.to_hash().items() if k != "createdAt"}  # Redis's to set
+        args = [task.taskId, spec.to_json() if queue else "", json.dumps(fields)]
+        task_id, created, created_at = self._create(keys=keys, args=args)
         if created:
+            task.createdAt = int(created_at)
             return task, True
         existing = self.get(task_id)
         assert existing is not None, f"task {task_id} vanished while being created"

@@ -180,6 +180,16 @@ def test_list_pages_newest_first_with_filters(store: TaskStore) -> None:
     assert [t.taskId for t in store.list(status="CANCELLED")[0]] == ["t3"]
 
 
+def test_tasks_list_in_creation_order_even_within_one_millisecond(store: TaskStore) -> None:
+    # ids that sort the other way round: an order by id would list them oldest first
+    ids = [f"t{n:03d}" for n in range(300, 0, -1)]
+    created = [store.create(make_spec(taskId=task_id))[0] for task_id in ids]
+    assert [t.createdAt for t in created] == sorted({t.createdAt for t in created})
+    page, _ = store.list(limit=len(ids))
+    assert [t.taskId for t in page] == ids[::-1]
+    assert [t.createdAt for t in page] == [t.createdAt for t in created[::-1]]
+
+
 def test_a_move_that_names_an_agent_records_it_in_the_hash_and_its_set(store: TaskStore) -> None:
     task, _ = store.create(make_spec())
     assert store.transition(task.taskId, Status.RUNNING, attempt=1, agent="a1").ok  # phase 1

@@ -5,23 +5,36 @@
 -- KEYS[4] tasks:index
 -- KEYS[5] stats:tasks (counts by '<type>:<status>', kept by move.lua from then on)
 -- KEYS[6] tasks:index:PENDING, the status index of a new task (move.lua moves it on)
+-- KEYS[7] tasks:clock, the createdAt of the task created last
 -- ARGV[1] the taskId
 -- ARGV[2] the queue entry (the spec as JSON)
--- ARGV[3] the task's member in tasks:index
--- ARGV[4] the hash fields (a JSON object)
--- returns {taskId, 1} when created, {the existing taskId, 0} when already known
+-- ARGV[3] the hash fields (a JSON object), without createdAt
+-- returns {taskId, 1, createdAt} when created, {the existing taskId, 0, ''} when known
+--
+-- createdAt is Redis's time in ms, but always later than the last task's: two tasks
+-- created in one millisecond, by any number of API processes, still sort in the order
+-- they were created (the index member starts with it), and a clock set back changes
+-- nothing. In a burst of more than a thousand a second it runs ahead of the time a
+-- little, and catches up when the burst is over.
 
-local task_key, request_key, queue_key, index_key, counts, pending_index = unpack(KEYS)
-local task_id, entry, index_member, fields = ARGV[1], ARGV[2], ARGV[3], cjson.decode(ARGV[4])
+local task_key, request_key, queue_key, index_key, counts, pending_index, clock = unpack(KEYS)
+local task_id, entry, fields = ARGV[1], ARGV[2], cjson.decode(ARGV[3])
 if request_key ~= '' then
   local existing = redis.call('GET', request_key)
-  if existing then return {existing, 0} end
+  if existing then return {existing, 0, ''} end
 end
-if redis.call('EXISTS', task_key) == 1 then return {task_id, 0} end
+if redis.call('EXISTS', task_key) == 1 then return {task_id, 0, ''} end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local created_at = string.format('%d', math.max(now, tonumber(redis.call('GET', clock) or 0) + 1))
+redis.call('SET', clock, created_at)
+fields['createdAt'] = created_at
+-- the member sorts by creation (move.lua builds it again from createdAt)
+local index_member = string.format('%013d', created_at) .. ':' .. task_id
 for field, value in pairs(fields) do redis.call('HSET', task_key, field, value) end
 redis.call('ZADD', index_key, 0, index_member)
 redis.call('ZADD', pending_index, 0, index_member)
 redis.call('HINCRBY', counts, fields['type'] .. ':' .. fields['status'], 1)
 if request_key ~= '' then redis.call('SET', request_key, task_id) end
 if queue_key ~= '' then redis.call('LPUSH', queue_key, entry) end
-return {task_id, 1}
+return {task_id, 1, created_at}

@@ -74,7 +74,7 @@ end
 
 local function index_move(task_key, task_id, from, to)
   local old_index, new_index = status_index(from), status_index(to)
-  -- the member create.lua put in tasks:index: index_member() in shared/core/keys.py
+  -- the member create.lua put in tasks:index
   local created_at = tonumber(redis.call('HGET', task_key, 'createdAt'))
   local member = string.format('%013d', created_at) .. ':' .. task_id
   redis.call('ZREM', old_index, member)
