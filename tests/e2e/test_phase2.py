@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import random
 import re
+import signal
 import time
 from collections import Counter
 from datetime import datetime
 from functools import partial
+from pathlib import Path
 
 import redis
 
@@ -177,16 +179,22 @@ def test_malformed_pending_entries_are_set_aside(
 
 
 def test_sigterm_agent_finishes_its_task_and_hands_back_the_queue(
-    procs: Processes, redis_client: redis.Redis
+    procs: Processes, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     store = TaskStore(redis_client)
     (agent,) = start_agents(procs, 1, AGENT_CAPACITY="1")
     procs.start("scheduler", SCHEDULER)
-    running = submit(store, "sleep 2; echo finished")
+    # The running task ends when the test says so, not after a time the leader could outlast.
+    release = tmp_path / "release"
+    running = submit(store, f"while [ ! -e {release} ]; do sleep 0.05; done; echo finished")
     assert wait_until(lambda: store.get(running).state is Status.RUNNING, WAIT)
     queued = submit(store, IDENTITY)
+    # its only slot is busy: the task waits in the agent's queue until the agent stops
     assert wait_until(lambda: store.get(queued).state is Status.DISPATCHED, WAIT)
-    assert agent.terminate() == 0
+    agent.process.send_signal(signal.SIGTERM)
+    assert agent.wait_for_log("received SIGTERM", WAIT)
+    release.touch()
+    assert agent.process.wait(WAIT) == 0
     assert store.get(running).state is Status.SUCCESS
     assert "handed back 1 queued tasks" in agent.log()
     # Back to pending under a new attempt. The leader learns of the agent's exit from a
