@@ -259,12 +259,20 @@ bench: venv infra-install  ## measure throughput, latency and failover times (pr
 chaos: venv infra-install  ## faults against a private phase 5 system; prints what survived (CHAOS_TASKS, CHAOS_SECONDS)
 	$(PY) -m shared.devtools.chaos --tasks $(or $(CHAOS_TASKS),2000) --seconds $(or $(CHAOS_SECONDS),120) $(ARGS)
 
-test: venv infra-install audit  ## lint, the dependency audit, every test, and the docs build
+# In `make test` the audit only warns: an advisory published since, or a lookup this
+# machine cannot make, does not turn a fresh clone red. `make audit` fails on it.
+test: venv infra-install  ## lint, the dependency audit (as warnings), every test, and the docs build
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(PY) -m shared.devtools.dependency_audit $(LOCK) --warn-only
 	$(BIN)/pytest -q
 	$(BIN)/mkdocs build --strict --site-dir $(CURDIR)/site
 
-.PHONY: help venv lock audit lint docs test bench chaos proto api-docs phase1-up phase1-demo phase1-ctl phase1-down \
+# Races show up here: every test while two busy processes hold both cores (a loaded CI
+# machine). ARGS passes options to pytest, e.g. ARGS="tests/e2e -x".
+test-stress: venv infra-install  ## every test while busy processes hold every core: how to hunt races
+	$(PY) -m shared.devtools.stress -- $(BIN)/pytest -q $(ARGS)
+
+.PHONY: help venv lock audit lint docs test test-stress bench chaos proto api-docs phase1-up phase1-demo phase1-ctl phase1-down \
 	phase2-up phase2-demo phase2-ctl phase2-down phase3-up phase3-demo phase3-ctl phase3-down \
 	phase4-up phase4-demo phase4-ctl phase4-down phase5-up phase5-demo phase5-screenshots phase5-ctl phase5-down

@@ -10,6 +10,7 @@ vulnerabilities, with pip-audit and its default service, PyPI's JSON API.
   "No known vulnerabilities found" and exits 0, as if it had checked it: a registry
   that does not serve ``/pypi/<name>/<version>/json`` leaves every package unchecked.
   With ``--strict`` (for a machine that reaches the whole of PyPI) that fails too.
+* With ``--warn-only`` (``make test``) each of those is a warning, and the exit is 0.
 """
 
 from __future__ import annotations
@@ -108,11 +109,26 @@ def run_pip_audit(lock: Path) -> dict[str, Any]:
 @click.command()
 @click.argument("lock", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--strict", is_flag=True, help="Fail when a package could not be checked.")
-def main(lock: Path, strict: bool) -> None:
-    lines, passed = verdict(read_report(run_pip_audit(lock)), strict)
+@click.option("--warn-only", is_flag=True, help="Say what would fail, as a warning; exit 0.")
+def main(lock: Path, strict: bool, warn_only: bool) -> None:
+    """``--warn-only`` is for ``make test``: a fresh clone must not turn red because of an
+    advisory published elsewhere since, or a lookup this machine cannot make. The code
+    did not change; ``make audit`` is where such a finding fails."""
+    try:
+        report = run_pip_audit(lock)
+    except click.ClickException as failure:
+        if not warn_only:
+            raise
+        click.echo(f"warning: the audit could not run: {failure.message}", err=True)
+        return
+    lines, passed = verdict(read_report(report), strict)
     for line in lines:
+        if warn_only:
+            line = line.replace("error: ", "warning: ", 1)
         click.echo(line, err=not line.startswith("audit:"))
-    sys.exit(0 if passed else 1)
+    if warn_only and not passed:
+        click.echo("warning: make audit fails on this; it is not a test failure", err=True)
+    sys.exit(0 if passed or warn_only else 1)
 
 
 if __name__ == "__main__":

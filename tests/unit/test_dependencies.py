@@ -7,9 +7,13 @@ import re
 import tomllib
 from pathlib import Path
 
+import click
+import pytest
+from click.testing import CliRunner, Result
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from shared.devtools import dependency_audit
 from shared.devtools.dependency_audit import read_report, verdict
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,3 +73,36 @@ def test_a_package_not_checked_is_said_and_fails_only_when_strict() -> None:
     assert passed and lines[0] == "audit: 1 of 2 locked packages checked"
     assert any(line.startswith("warning: could not check c;") for line in lines)
     assert verdict(audit, True)[1] is False
+
+
+def audit_cli(monkeypatch: pytest.MonkeyPatch, answer: dict | Exception, *args: str) -> Result:
+    """The ``make audit`` command, with pip-audit's answer given (it needs no server)."""
+
+    def pip_audit(_lock: Path) -> dict:
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    monkeypatch.setattr(dependency_audit, "run_pip_audit", pip_audit)
+    lock = str(ROOT / "requirements.lock")
+    return CliRunner().invoke(dependency_audit.main, [lock, *args])
+
+
+def test_make_test_shows_an_advisory_as_a_warning_where_make_audit_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fixable = report(dependency("a", ("PYSEC-1", ["1.1"])))
+    assert audit_cli(monkeypatch, fixable).exit_code == 1
+    warned = audit_cli(monkeypatch, fixable, "--warn-only")
+    assert warned.exit_code == 0
+    assert "warning: a 1.0: PYSEC-1 (CVE-1), fixed in 1.1" in warned.output
+    assert "error:" not in warned.output
+
+
+def test_an_audit_that_cannot_look_anything_up_is_a_warning_in_make_test(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    offline = click.ClickException("pip-audit failed (exit 1):\nconnection refused")
+    assert audit_cli(monkeypatch, offline).exit_code == 1
+    warned = audit_cli(monkeypatch, offline, "--warn-only")
+    assert warned.exit_code == 0 and "warning: the audit could not run" in warned.output
