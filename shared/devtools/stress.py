@@ -22,6 +22,7 @@ import click
 SPIN = "while True: pass"
 
 
+# --8<-- [start:main]
 @click.command(context_settings={"ignore_unknown_options": True})
 @click.option("--busy", default=os.cpu_count() or 2, show_default=True, help="Busy processes.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
@@ -39,6 +40,9 @@ def main(busy: int, command: tuple[str, ...]) -> None:
             spinner.kill()
             spinner.wait()
     sys.exit(code)
+
+
+# --8<-- [end:main]
 
 
 if __name__ == "__main__":
