@@ -43,7 +43,7 @@ from shared.devtools.infra.backends import local_server
 from shared.devtools.infra.ports import free_port
 from shared.devtools.isolation import private_kafka_env, private_zk_root
 from shared.devtools.procs import Processes, leader_of
-from shared.devtools.stacks import PHASE5, admit, api_ready, gunicorn_args
+from shared.devtools.stacks import PHASE5, admit, api_ready, gunicorn_args, seal
 from shared.devtools.tasks import api_session
 
 DONE_POLL_SECONDS = 0.01  # how often the end of a burst is looked for
@@ -115,6 +115,7 @@ def start_taskflow(stack: ExitStack, work: Path) -> System:
     }
     procs = Processes(env, work / "logs")
     procs.log_dir.mkdir(parents=True)
+    seal(procs)  # the gRPC secret, as make phase5-up has it
     stack.callback(procs.close)
     for n in (1, 2):
         name = f"scheduler-{n}"

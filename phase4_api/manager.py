@@ -17,6 +17,7 @@ progress finish, then stops consuming.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 
@@ -49,7 +50,8 @@ def main() -> None:
     serve(settings)
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, guards: Sequence[grpc.ServerInterceptor] = ()) -> None:
+    """``guards``: interceptors every call meets first (phase 5's secret check)."""
     stop = GracefulStop().install()
     ensure_topics(settings.kafka_bootstrap_servers, settings=settings)
     store = TaskStore(Redis.from_url(settings.redis_url, decode_responses=True))
@@ -59,7 +61,7 @@ def serve(settings: Settings) -> None:
     producer = make_producer(settings, client_id="task-manager")
     consumer = make_consumer(settings, settings.manager_group, client_id="task-manager")
 
-    interceptors = [CallMetrics(), DependencyErrors()]  # counted with the code it ends with
+    interceptors = [*guards, CallMetrics(), DependencyErrors()]  # counted with its end code
     threads = settings.grpc_workers + settings.grpc_waits  # waits never take the others'
     server = grpc.server(ThreadPoolExecutor(threads), interceptors=interceptors)
     service = TaskService(store, AgentDirectory(zk), producer, settings)

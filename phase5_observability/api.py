@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     traced = worker.enter_context(observed(settings, Role.API, f"api-{os.getpid()}"))
     atexit.register(worker.close)
     directory = ServiceDirectory(connect_zk(settings), "task-manager")
-    client = TaskManagerClient(directory, settings.grpc_deadline)
+    client = TaskManagerClient(directory, settings.grpc_deadline, secret=settings.grpc_secret)
     app = create_phase4_app(client, settings)
     if traced:
         FlaskInstrumentor().instrument_app(app, excluded_urls=NOT_TRACED)

@@ -1,26 +1,58 @@
-"""Phase 5 task-manager: the phase 4 task-manager, observed.
+"""Phase 5 task-manager: the phase 4 task-manager, observed, and closed to outsiders.
 
 Run any number: ``PROCESS_NAME=task-manager-1 python -m phase5_observability.manager``.
 Its gRPC calls and Redis writes are spans in the caller's trace (OpenTelemetry's
 instrumentations), each status report it applies continues the trace the agent sent in
 the message's headers, and its metrics count tasks submitted and finished, with their
 latencies.
+
+With ``GRPC_SECRET`` (``make phase5-up`` keeps it in ``SECRETS_DIR``) it answers only the
+calls that carry the secret: any other call ends UNAUTHENTICATED (``shared/rpc/secret.py``).
 """
 
 from __future__ import annotations
 
+import logging
+
+import grpc
+
 from phase4_api import manager
 from shared.coordination.serversets import Role
-from shared.core.config import get_settings
+from shared.core.config import SECRETS_DIR, Settings, get_settings, secrets_dir
 from shared.core.logs import setup_logging
 from shared.observability.process import observed
+from shared.rpc.secret import RequireSecret
+
+log = logging.getLogger("phase5.manager")
+
+
+class NoGrpcSecret(RuntimeError):
+    """``SECRETS_DIR`` is set, so the stack is closed, but it holds no gRPC secret."""
+
+
+# --8<-- [start:guards]
+def guards(settings: Settings) -> list[grpc.ServerInterceptor]:
+    """The secret check, when there is a secret; none (an open service) without one."""
+    if settings.grpc_secret:
+        return [RequireSecret(settings.grpc_secret)]
+    if secrets_dir() is not None:
+        raise NoGrpcSecret(
+            f"{SECRETS_DIR} holds no grpc_secret, so this task-manager would take calls from "
+            "anyone: make it with python -m shared.devtools.credentials (make phase5-up does)"
+        )
+    log.warning("no GRPC_SECRET: the gRPC service takes calls from anyone who reaches it")
+    return []
+
+
+# --8<-- [end:guards]
 
 
 def main() -> None:
     settings = get_settings()
     setup_logging(settings)
+    checks = guards(settings)  # before anything starts: a closed stack without one stops here
     with observed(settings, Role.TASK_MANAGER, settings.process_name):
-        manager.serve(settings)
+        manager.serve(settings, checks)
 
 
 if __name__ == "__main__":

@@ -111,6 +111,13 @@ class Settings(BaseSettings):
         SaslMechanism.SCRAM_SHA_256, description="SCRAM-SHA-256 or SCRAM-SHA-512"
     )
 
+    # --- security: the scheduler's internals (phase 5, docs/security.md) ---
+    # '' leaves the task-managers' gRPC open, as in phase 4. make phase5-up keeps it in
+    # SECRETS_DIR/grpc_secret; the API sends it with every call.
+    grpc_secret: str = Field(
+        "", description="the secret every gRPC call to a task-manager carries; '' for none"
+    )
+
     # --- processes ---
     log_level: str = Field("INFO", description="logging level of every process")
     log_format: LogFormat = Field(LogFormat.TEXT, description="text (readable) or json")
@@ -273,6 +280,14 @@ class Settings(BaseSettings):
         user, colon, password = value.partition(":")
         if value and not (user and colon and password):
             raise ValueError("must be 'user:password' (or '' for none)")
+        return value
+
+    @field_validator("grpc_secret")
+    @classmethod
+    def _metadata_safe(cls, value: str) -> str:
+        """gRPC metadata carries printable ASCII only; a space would split the header."""
+        if not all("!" <= char <= "~" for char in value):
+            raise ValueError("must be printable ASCII without spaces")
         return value
 
     @model_validator(mode="after")

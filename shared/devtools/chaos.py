@@ -48,7 +48,7 @@ from shared.devtools.infra.catalog import SERVICES
 from shared.devtools.infra.launcher import Launcher
 from shared.devtools.infra.ports import free_port
 from shared.devtools.procs import Proc, Processes, leader_of
-from shared.devtools.stacks import PHASE5, admit, api_ready, gunicorn_args
+from shared.devtools.stacks import PHASE5, admit, api_ready, gunicorn_args, seal
 from shared.devtools.tasks import api_session
 from shared.messaging.topics import ensure_topics
 
@@ -101,6 +101,7 @@ class System:
         }
         ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], settings=self.settings)
         self.procs = Processes(env, self.done_file.parent)
+        seal(self.procs)  # the task-managers answer the API's calls, with the secret, only
         for n in (1, 2):
             self.add(f"scheduler-{n}", PHASE5["scheduler"], SCHEDULER_ID=f"scheduler-{n}")
             self.add(f"task-manager-{n}", PHASE5["manager"])

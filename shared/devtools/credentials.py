@@ -1,10 +1,11 @@
-"""The phase 5 servers' credentials, made once into the folder that ``SECRETS_DIR`` names.
+"""The phase 5 credentials, made once into the folder that ``SECRETS_DIR`` names.
 
     python -m shared.devtools.credentials run/phase5/secrets
 
 writes one file per setting (``shared/core/config.py`` reads them from ``SECRETS_DIR``):
 ``redis_url`` (user ``taskflow`` and a password, on the local Redis' port), ``zk_auth``,
-``kafka_sasl_username`` and ``kafka_sasl_password``. Passwords are random
+``kafka_sasl_username``, ``kafka_sasl_password``, and ``grpc_secret``, which every call
+from the API to a task-manager carries (``shared/rpc/secret.py``). Passwords are random
 (``secrets.token_urlsafe``). The folder is the owner's only (0700), each file too (0600).
 A file already there is kept, so the servers, whose data remembers some of these
 (Kafka's SCRAM user), keep working over restarts; delete a file to get a new value
@@ -37,15 +38,21 @@ def fresh_values(settings: Settings) -> dict[str, str]:
         "zk_auth": f"{USER}:{new_password()}",
         "kafka_sasl_username": USER,
         "kafka_sasl_password": new_password(),
+        "grpc_secret": new_password(),
     }
 
 
-def ensure_credentials(folder: Path, settings: Settings) -> list[str]:
-    """Write each credential file that is missing; return the names of those written."""
+def ensure_credentials(
+    folder: Path, settings: Settings, only: tuple[str, ...] | None = None
+) -> list[str]:
+    """Write each credential file that is missing (of ``only``, when given); return the
+    names of those written."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     folder.chmod(0o700)
     written = []
     for name, value in fresh_values(settings).items():
+        if only is not None and name not in only:
+            continue
         path = folder / name
         if path.exists():
             path.chmod(0o600)

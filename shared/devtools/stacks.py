@@ -6,7 +6,9 @@ import os
 
 import requests
 
+from shared.core.config import SECRETS_DIR, get_settings
 from shared.core.waiting import wait_until
+from shared.devtools.credentials import ensure_credentials
 from shared.devtools.procs import Processes
 from shared.devtools.tasks import api_session
 from shared.security.tokenfile import ensure
@@ -25,6 +27,7 @@ PHASE5 = {
     "api": "phase5_observability.api:create_app()",
     "api_config": "python:phase5_observability.gunicorn_conf",  # limits, JSON refusals
     "api_tokens": "admin",  # the API refuses calls without a token: the stack makes one
+    "grpc_secret": "stack",  # the task-managers take calls with the stack's secret only
 }
 
 
@@ -37,6 +40,8 @@ def start_api_stack(
 ) -> str:
     """Phase 4 (or, with ``PHASE5``, phase 5): task-managers, 2 agents, schedulers and the
     API; returns the API's URL when it answers."""
+    if "grpc_secret" in modules:
+        seal(procs)
     for n in range(1, managers + 1):
         procs.start(f"manager-{n}", modules["manager"], PROCESS_NAME=f"task-manager-{n}")
     for n in (1, 2):
@@ -73,6 +78,18 @@ def admit(procs: Processes) -> None:
     ensure(procs.log_dir / "tokens", "admin", Role.ADMIN, secret_file)
     procs.env["API_TOKENS_FILE"] = str(procs.log_dir / "tokens")
     os.environ[TOKEN_ENV] = secret_file.read_text().strip()
+
+
+def seal(procs: Processes) -> str:
+    """Phase 5's task-managers answer only calls that carry the gRPC secret: one of the
+    stack's own, in a ``SECRETS_DIR`` of its own, as ``make phase5-up`` keeps it (the
+    servers' settings still come from ``procs.env``, unless a file is put there too).
+    Call it before the task-managers and the API start; returns the secret."""
+    folder = procs.log_dir / "secrets"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    ensure_credentials(folder, get_settings(), only=("grpc_secret",))
+    procs.env[SECRETS_DIR] = str(folder)
+    return (folder / "grpc_secret").read_text().strip()
 
 
 def api_ready(url: str, agents: int) -> bool:

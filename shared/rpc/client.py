@@ -16,6 +16,8 @@ The channels fail fast and reconnect soon: a call to an instance that cannot be 
 fails at once (``wait_for_ready=False``) instead of waiting for it, and an instance back
 on the same address is reachable within a second, not after gRPC's reconnect pause of
 up to two minutes.
+
+In phase 5 every call carries the gRPC secret (``shared/rpc/secret.py``).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import grpc
 
 from shared.coordination.services import ServiceDirectory
 from shared.rpc import task_service_pb2_grpc as pb_grpc
+from shared.rpc.secret import call_metadata
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +56,16 @@ class NoTaskManager(RuntimeError):
 
 class TaskManagerClient:
     def __init__(
-        self, directory: ServiceDirectory, deadline: float, set_aside: SetAside | None = None
+        self,
+        directory: ServiceDirectory,
+        deadline: float,
+        set_aside: SetAside | None = None,
+        secret: str = "",
     ) -> None:
+        """``secret``: the gRPC secret every call carries (phase 5), '' for none."""
         self.directory = directory
         self.deadline = deadline
+        self.metadata = call_metadata(secret)
         self._stubs: dict[str, tuple[grpc.Channel, pb_grpc.TaskServiceStub]] = {}
         self._lock = threading.Lock()
         self._turn = itertools.count()
@@ -81,6 +90,7 @@ class TaskManagerClient:
                 reply = getattr(self._stub(address), method)(
                     request,
                     timeout=self.deadline + max(0.0, longer_until - time.monotonic()),
+                    metadata=self.metadata,
                     wait_for_ready=False,
                 )
             except grpc.RpcError as exc:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from phase5_observability.manager import NoGrpcSecret, guards
 from shared.coordination import acls
 from shared.coordination.election import ELECTION_PATH
 from shared.coordination.registry import LIVE_AGENTS
@@ -22,6 +23,7 @@ from shared.devtools.infra.kafka import Kafka
 from shared.devtools.infra.redis_server import RedisServer, acl_lines, credentials
 from shared.messaging.clients import kafka_security
 from shared.messaging.partitions import PARTITIONS_PATH
+from shared.rpc.secret import RequireSecret
 
 
 def mode(path: Path) -> int:
@@ -66,18 +68,45 @@ def test_a_bad_credential_is_named_but_never_quoted() -> None:
 def test_credentials_are_made_once_readable_by_their_owner_only(tmp_path: Path) -> None:
     folder = tmp_path / "secrets"
     made = ensure_credentials(folder, Settings(redis_port=6390))
-    assert made == ["redis_url", "zk_auth", "kafka_sasl_username", "kafka_sasl_password"]
+    assert made == [
+        "redis_url",
+        "zk_auth",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "grpc_secret",
+    ]
     assert mode(folder) == 0o700
     assert all(mode(path) == 0o600 for path in folder.iterdir())
     first = {path.name: path.read_text() for path in folder.iterdir()}
     assert first["redis_url"].startswith("redis://taskflow:")
     assert first["redis_url"].strip().endswith("@127.0.0.1:6390/0")
+    assert len(first["grpc_secret"].strip()) == 32
+    assert Settings(grpc_secret=first["grpc_secret"].strip()).grpc_secret  # metadata-safe
 
     (folder / "zk_auth").unlink()
     assert ensure_credentials(folder, Settings()) == ["zk_auth"]
     again = {path.name: path.read_text() for path in folder.iterdir()}
     assert again["redis_url"] == first["redis_url"]
     assert again["zk_auth"] != first["zk_auth"]
+
+
+def test_a_grpc_secret_that_metadata_cannot_carry_is_refused_and_not_quoted() -> None:
+    with pytest.raises(ValidationError, match="grpc_secret") as bad:
+        Settings(grpc_secret="two words")
+    assert "two words" not in str(bad.value)
+
+
+def test_a_closed_stack_without_a_grpc_secret_does_not_start_its_task_managers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SECRETS_DIR", str(tmp_path))
+    with pytest.raises(NoGrpcSecret, match="holds no grpc_secret"):
+        guards(Settings())
+    (tmp_path / "grpc_secret").write_text("s3cret")
+    (check,) = guards(Settings())
+    assert isinstance(check, RequireSecret)
+    monkeypatch.delenv("SECRETS_DIR")
+    assert guards(Settings()) == []  # no SECRETS_DIR, no secret: open, as phase 4
 
 
 def test_redact_hides_a_password_only() -> None:

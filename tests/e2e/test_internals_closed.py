@@ -1,0 +1,161 @@
+"""The scheduler's internals are closed: the attacks of issue 23 on them, each failing.
+
+One phase 5 stack for the module, closed as ``make phase5-up`` closes it: its processes
+read ``SECRETS_DIR``, a folder holding ZooKeeper's digest (``zk_auth``) and the gRPC secret
+(``grpc_secret``). Redis and Kafka are the session's open servers (their credentials
+have their own tests, ``tests/infra/test_server_auth.py``). The ZooKeeper tree is a
+chroot of the session's ZooKeeper, which taskflow closes as it closes a root of its own.
+
+The attacker is a local client without those secrets: it calls the task-managers' gRPC
+service directly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+import redis
+from kazoo.client import KazooClient
+
+from shared.coordination.services import service_path
+from shared.core.states import TERMINAL, Status
+from shared.core.store import TaskStore
+from shared.core.waiting import wait_until
+from shared.devtools.infra.ports import free_port
+from shared.devtools.isolation import private_kafka_env
+from shared.devtools.procs import Processes
+from shared.devtools.stacks import PHASE5, start_api_stack
+from shared.devtools.tasks import run_through_api, submit_through_api
+from shared.rpc import task_service_pb2 as pb
+from shared.rpc import task_service_pb2_grpc as pb_grpc
+from shared.rpc.secret import call_metadata
+from tests.e2e.conftest import FAST, emptied
+
+UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
+WAIT = 30
+
+
+@dataclass
+class Sealed:
+    """A running, closed phase 5 stack and what only taskflow knows about it."""
+
+    url: str
+    procs: Processes
+    store: TaskStore
+    zk_hosts: str  # the chroot, as the processes see it
+    zk_auth: str
+    secret: str
+
+    def taskflow_zk(self) -> KazooClient:
+        """A client with taskflow's digest: what a process of the stack reads."""
+        client = KazooClient(hosts=self.zk_hosts, auth_data=[("digest", self.zk_auth)])
+        client.start(timeout=WAIT)
+        return client
+
+    def manager_address(self) -> str:
+        """Where the task-manager listens. The attacker of the issue read it in ZooKeeper;
+        now only taskflow can, but a port scan would find it too."""
+        zk = self.taskflow_zk()
+        try:
+            (address,) = zk.get_children(service_path("task-manager"))
+        finally:
+            zk.stop()
+            zk.close()
+        return address
+
+
+@pytest.fixture(scope="module")
+def sealed(
+    redis_url: str, zk_hosts: str, kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Sealed]:
+    workdir = tmp_path_factory.mktemp("sealed")
+    zk_auth = f"taskflow:{uuid.uuid4().hex}"
+    chroot = f"/sealed-{uuid.uuid4().hex[:12]}"
+    admin = KazooClient(hosts=zk_hosts, auth_data=[("digest", zk_auth)])
+    admin.start(timeout=WAIT)
+    admin.ensure_path(chroot)
+    secrets = workdir / "secrets"  # the folder start_api_stack adds the gRPC secret to
+    secrets.mkdir(mode=0o700)
+    (secrets / "zk_auth").write_text(zk_auth)
+    env = {"REDIS_URL": redis_url, "ZK_HOSTS": f"{zk_hosts}{chroot}", **FAST}
+    procs = Processes({**env, **private_kafka_env(kafka_bootstrap)}, workdir)
+    try:
+        with emptied(redis_url):
+            url = start_api_stack(procs, free_port(), PHASE5, managers=1)
+            store = TaskStore(redis.Redis.from_url(redis_url, decode_responses=True))
+            secret = (secrets / "grpc_secret").read_text().strip()
+            yield Sealed(url, procs, store, f"{zk_hosts}{chroot}", zk_auth, secret)
+    finally:
+        procs.close()
+        with suppress(Exception):
+            admin.delete(chroot, recursive=True)
+        admin.stop()
+        admin.close()
+
+
+def direct(address: str, method: str, request: object, secret: str = "") -> grpc.StatusCode:
+    """Call the task-manager as an outsider would: the status the call ends with."""
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.TaskServiceStub(channel)
+        try:
+            getattr(stub, method)(request, metadata=call_metadata(secret), timeout=10)
+        except grpc.RpcError as exc:
+            return exc.code()
+    return grpc.StatusCode.OK
+
+
+def test_the_closed_stack_runs_tasks_through_the_api(sealed: Sealed) -> None:
+    """The API found the task-manager in the closed tree and called it with the secret;
+    the scheduler and the agents found each other there too."""
+    task = run_through_api(sealed.url, "echo sealed")
+    assert (task["status"], task["stdout"]) == ("SUCCESS", "sealed\n")
+
+
+@pytest.mark.parametrize("secret", ["", "a-guess"], ids=["without", "wrong"])
+def test_grpc_without_the_secret_lists_nothing(sealed: Sealed, secret: str) -> None:
+    address = sealed.manager_address()
+    assert direct(address, "List", pb.ListRequest(limit=200), secret) == UNAUTHENTICATED
+    assert direct(address, "ListAgents", pb.ListAgentsRequest(), secret) == UNAUTHENTICATED
+    assert direct(address, "Stats", pb.StatsRequest(), secret) == UNAUTHENTICATED
+
+
+@pytest.mark.parametrize("secret", ["", "a-guess"], ids=["without", "wrong"])
+def test_grpc_without_the_secret_submits_nothing(sealed: Sealed, secret: str) -> None:
+    chosen = f"chosen-{uuid.uuid4().hex}"
+    forged = pb.SubmitRequest(task_id=chosen, name="x", type="SHELL", content="id")
+    assert direct(sealed.manager_address(), "Submit", forged, secret) == UNAUTHENTICATED
+    assert sealed.store.get(chosen) is None
+
+
+@pytest.mark.parametrize("secret", ["", "a-guess"], ids=["without", "wrong"])
+def test_grpc_without_the_secret_cancels_nothing(sealed: Sealed, secret: str) -> None:
+    victim = submit_through_api(sealed.url, "sleep 2")
+    address = sealed.manager_address()
+    assert direct(address, "Cancel", pb.TaskRef(task_id=victim), secret) == UNAUTHENTICATED
+    assert direct(address, "Get", pb.TaskRef(task_id=victim), secret) == UNAUTHENTICATED
+    wait = pb.WaitRequest(task_id=victim, seconds=1)
+    assert direct(address, "Wait", wait, secret) == UNAUTHENTICATED
+
+    def ended() -> Status | None:
+        task = sealed.store.get(victim)
+        return task.state if task and task.state in TERMINAL else None
+
+    assert wait_until(ended, WAIT) == Status.SUCCESS
+
+
+def test_refusals_are_logged_and_the_secret_is_not(sealed: Sealed) -> None:
+    direct(sealed.manager_address(), "List", pb.ListRequest(), "a-guess")
+    manager = sealed.procs.named("manager-1")
+    assert manager.wait_for_log("refused a gRPC", WAIT), manager.log()[-2000:]
+    logs = "".join(path.read_text(errors="replace") for path in log_files(sealed.procs))
+    assert sealed.secret not in logs
+
+
+def log_files(procs: Processes) -> list[Path]:
+    return sorted(procs.log_dir.glob("*.log"))
