@@ -15,6 +15,8 @@ What phase 5 adds to the app phase 4 builds:
   the success ratio, the live agents with their load, and the leader;
 * ``GET /api/v1/tasks/{id}/runs``: every ended attempt of a task (agent, times, exit
   code, error), oldest first;
+* a task belongs to the token that submitted it (``ownership.py``): its ``requestId``s
+  are its own, and an operator cancels and retries its own tasks only;
 * ``GET /api/v1/tasks/{id}?wait=S``: the task once it has ended, or as it is after S
   seconds (at most 10): a client waits for a result with one request, where it would ask
   again and again (the task-manager's ``Wait``, woken by the store: ``shared/core/ends.py``).
@@ -37,6 +39,7 @@ from phase4_api.api import ApiError, agent_json, call_manager
 from phase4_api.api import create_app as create_phase4_app
 from phase5_observability.auth import add_admin_routes, protect, require_tokens
 from phase5_observability.openapi import document
+from phase5_observability.ownership import CallerClient
 from shared.coordination.serversets import Role
 from shared.coordination.services import ServiceDirectory
 from shared.coordination.session import connect_zk
@@ -71,7 +74,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     atexit.register(worker.close)
     directory = ServiceDirectory(connect_zk(settings), "task-manager")
     client = TaskManagerClient(directory, settings.grpc_deadline, secret=settings.grpc_secret)
-    app = create_phase4_app(client, settings)
+    app = create_phase4_app(CallerClient(client), settings)  # says which token asks
     if traced:
         FlaskInstrumentor().instrument_app(app, excluded_urls=NOT_TRACED)
     count_requests(app)

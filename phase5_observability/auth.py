@@ -4,7 +4,8 @@
   (``shared/security/tokens.py``). No token, or one the API does not know: 401 with
   ``WWW-Authenticate``. A known token without the role: 403.
 * Reading needs ``reader``; submit, cancel and retry need ``operator``; tokens and the
-  audit trail need ``admin``.
+  audit trail need ``admin``. An operator cancels and retries the tasks it submitted,
+  an admin any task (``ownership.py``).
 * Every mutating call, allowed or not, is recorded (``shared/security/audit.py``).
 * The API does not start without a token to accept (``require_tokens``): closed until
   someone opens it on purpose.
@@ -61,6 +62,15 @@ def required_role(method: str, path: str) -> Role | None:
 
 
 # --8<-- [end:required_role]
+
+
+# --8<-- [start:changes_any_task]
+def changes_any_task(role: Role) -> bool:
+    """Whether a token may cancel and retry every token's tasks; others, their own only."""
+    return role is Role.ADMIN
+
+
+# --8<-- [end:changes_any_task]
 
 
 def bearer() -> str | None:

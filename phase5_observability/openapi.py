@@ -1,6 +1,6 @@
 """Phase 5's OpenAPI document: phase 4's, plus the statistics, a task's runs, the wait for a
-task's end, bearer tokens on every route but the probes, and the admin's routes (tokens,
-audit)."""
+task's end, bearer tokens on every route but the probes, tasks owned by their token, and
+the admin's routes (tokens, audit)."""
 
 from __future__ import annotations
 
@@ -180,6 +180,18 @@ WAIT = {
     "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
 }
 BUSY = {"429": reply("the task-managers hold as many waits as they may: ask after Retry-After")}
+NOT_OWNER = {
+    "403": reply(
+        "the token's role may not do this (`forbidden`), or the task is another token's and "
+        "the token is no admin (`not_owner`)"
+    )
+}
+REUSED = {
+    "409": reply(
+        "this token sent the requestId before, with other fields (`request_id_reused`); "
+        "another token's requestIds are not this one's"
+    )
+}
 PROBES = ("/healthz", "/readyz")
 
 
@@ -195,6 +207,15 @@ def secured(paths: dict[str, Any]) -> None:
                 operation["responses"].update(DENIED)
 
 
+def owned(paths: dict[str, Any]) -> None:
+    """A task is its token's: its requestIds, and who may cancel and retry it."""
+    tasks = paths["/api/v1/tasks"]["post"]
+    tasks["description"] += " A requestId is the token's own."
+    tasks["responses"].update(REUSED)
+    paths["/api/v1/tasks/{taskId}"]["delete"]["responses"].update(NOT_OWNER)
+    paths["/api/v1/tasks/{taskId}/retry"]["post"]["responses"].update(NOT_OWNER)
+
+
 @cache
 def document() -> dict[str, Any]:
     extended = copy.deepcopy(openapi.document())
@@ -207,6 +228,7 @@ def document() -> dict[str, Any]:
     get_task["parameters"] = [WAIT]
     get_task["responses"].update(BUSY)
     secured(extended["paths"])
+    owned(extended["paths"])
     extended["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     extended["security"] = [{"bearer": []}]
     for model in (StatsView, RunList, NewToken, CreatedToken, TokenList, Revoked, AuditList):

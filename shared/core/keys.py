@@ -23,6 +23,9 @@
 | ``auth:tokens``         | hash   | phase 5: API token name -> role, SHA-256, createdAt  |
 | ``audit``               | stream | phase 5: every mutating API call, capped             |
 
+In phase 5 a requestId is its owner's (the token that submitted it):
+``owned-request:{owner}:{requestId}`` holds the taskId instead of ``request:{requestId}``.
+
 One pub/sub channel: ``tasks:ended`` carries the id of every task that moves into
 SUCCESS, FAILED or CANCELLED, published by move.lua in the same step (``ends.py``).
 """
@@ -69,8 +72,11 @@ def runs_key(task_id: str) -> str:
     return f"runs:{task_id}"
 
 
-def request_key(request_id: str) -> str:
-    return f"request:{request_id}"
+def request_key(request_id: str, owner: str = "") -> str:
+    """Where a requestId names its task: one for everyone (phases 1 to 4), or one per
+    owner (phase 5: a token's requestIds are its own). The prefixes differ, so no
+    requestId of the first kind can name a key of the second."""
+    return f"owned-request:{owner}:{request_id}" if owner else f"request:{request_id}"
 
 
 def agent_queue(agent_id: str) -> str:

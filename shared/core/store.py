@@ -122,10 +122,11 @@ class TaskStore:
 
         Returns ``(task, created)``. ``created`` is False when the ``taskId`` or
         ``requestId`` was already known: the task returned is then the one stored before,
-        untouched, and nothing is queued again.
+        untouched, and nothing is queued again. A spec with an owner has its requestId
+        scoped to that owner.
         """
         task = Task.from_spec(spec)
-        request = request_key(spec.request_id) if spec.request_id else ""
+        request = request_key(spec.request_id, spec.owner or "") if spec.request_id else ""
         pending = status_index(Status.PENDING)
         keys = [task_key(task.taskId), request, queue, TASK_INDEX, TASK_COUNTS, pending, TASK_CLOCK]
         fields = {k: v for k, v in task.to_hash().items() if k != "createdAt"}  # Redis's to set

@@ -98,10 +98,18 @@ class TaskFields(BaseModel):
         return value
 
 
+# An owner is an API token's name (shared/security/tokens.py checks names with the same
+# rule): never ':', which separates it from the requestId in its request key.
+OWNER = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
 class TaskSpec(TaskFields):
-    """The submitted fields with the task's id: what the store creates and queues."""
+    """The submitted fields with what the system adds: the task's id, and (phase 5) its
+    owner, the name of the token that submitted it. What the store creates and queues."""
 
     task_id: str = Field(default_factory=new_task_id, alias="taskId", min_length=1, max_length=64)
+    # Not a client's field: phase 5's API sets it from the request's token.
+    owner: str | None = Field(None, pattern=OWNER)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> TaskSpec:
@@ -155,6 +163,7 @@ class Task:
     createdAt: int = 0
     requestId: str = ""
     traceParent: str = ""  # the submit's span, W3C traceparent ('' when not traced)
+    owner: str = ""  # phase 5: the name of the token that submitted it ('' without one)
     cancelRequestedAt: int | None = None  # a cancel holds for every later attempt too
     # the current attempt: when it may start (a retry), who holds it, when it moved, how it ended
     nextAttemptAt: int | None = _result()
@@ -179,6 +188,7 @@ class Task:
             timeout=spec.timeout,
             maxRetries=spec.max_retries,
             requestId=spec.request_id or "",
+            owner=spec.owner or "",
             createdAt=now_ms(),
             traceParent=current_traceparent(),
         )
@@ -221,7 +231,20 @@ class Task:
             timeout=self.timeout,
             max_retries=self.maxRetries,
             request_id=None,
+            owner=self.owner or None,
         )
+
+    def differs_from(self, spec: TaskSpec) -> list[str]:
+        """The submitted fields in which ``spec`` is not this task (camelCase names): a
+        requestId used again must come with the same task."""
+        submitted = {
+            "name": (self.name, spec.name),
+            "type": (self.type, spec.type.value),
+            "content": (self.content, spec.content),
+            "timeout": (self.timeout, spec.timeout),
+            "maxRetries": (self.maxRetries, spec.max_retries),
+        }
+        return [name for name, (stored, asked) in submitted.items() if stored != asked]
 
 
 # The fields of one attempt, deleted from the hash when a new attempt starts.

@@ -5,6 +5,10 @@ Every method works on the store's atomic, fenced transitions, so a call repeated
 another instance (the API retries when one is gone) changes nothing the second time:
 submit is idempotent by ``taskId`` and ``requestId``, retry names the attempt it retries,
 cancel of a CANCELLED task returns it as it is.
+
+Phase 5 says who calls: a submit names its owner (the API token's name), whose
+``requestId`` is then its own; a cancel or retry names its caller, who must own the task
+or may change any (an admin).
 """
 
 from __future__ import annotations
@@ -64,6 +68,14 @@ class TaskService(pb_grpc.TaskServiceServicer):
         except InvalidTask as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         task, created = self.store.create(spec, queue=PENDING_QUEUE)
+        if not created and spec.owner and spec.request_id and task.requestId == spec.request_id:
+            changed = task.differs_from(spec)
+            if changed:  # a requestId names one task: never the same one with other fields
+                context.abort(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"requestId {spec.request_id!r} was used for task {task.taskId}, "
+                    f"submitted with another {', '.join(changed)}",
+                )
         if created:
             metrics.TASKS_SUBMITTED.labels(task.type).inc()
             task_log(log, task.taskId, task.attempt).info(
@@ -120,6 +132,7 @@ class TaskService(pb_grpc.TaskServiceServicer):
     def Cancel(self, request: pb.TaskRef, context: grpc.ServicerContext) -> pb.TaskReply:
         for _ in range(CANCEL_ROUNDS):
             task = self._task(request.task_id, context)
+            self._may_change(task, request.caller, context)
             if task.state is Status.CANCELLED:
                 return pb.TaskReply(task=to_proto(task))
             if task.state in TERMINAL:
@@ -165,6 +178,7 @@ class TaskService(pb_grpc.TaskServiceServicer):
     # --8<-- [start:retry]
     def Retry(self, request: pb.RetryRequest, context: grpc.ServicerContext) -> pb.TaskReply:
         task = self._task(request.task_id, context)
+        self._may_change(task, request.caller, context)
         if request.attempt and task.attempt > request.attempt:
             return pb.TaskReply(task=to_proto(task))  # that attempt was retried already
         if task.state not in RETRYABLE:
@@ -234,6 +248,16 @@ class TaskService(pb_grpc.TaskServiceServicer):
                 )
             )
         return agents
+
+    def _may_change(self, task: Task, caller: pb.Caller, context: grpc.ServicerContext) -> None:
+        """Only the task's owner, or a caller that may change any task, cancels or retries
+        it. A call that names no caller (phase 4, which has no tokens) may."""
+        if caller.name and not caller.any_owner and caller.name != task.owner:
+            whose = f"token {task.owner!r}'s" if task.owner else "no token's"
+            context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"task {task.taskId} is {whose}: {caller.name!r} may change its own tasks only",
+            )
 
     def _task(self, task_id: str, context: grpc.ServicerContext) -> Task:
         task = self.store.get(task_id) if task_id else None

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "name", "type", "content", "timeout", "max_retries", "attempt", "status", "agent_id", "exit_code", "stdout", "stderr", "error", "created_at", "started_at", "finished_at", "request_id", "trace_id", "retries", "next_attempt_at")
+    __slots__ = ("task_id", "name", "type", "content", "timeout", "max_retries", "attempt", "status", "agent_id", "exit_code", "stdout", "stderr", "error", "created_at", "started_at", "finished_at", "request_id", "trace_id", "retries", "next_attempt_at", "owner")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,7 @@ class Task(_message.Message):
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     NEXT_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     name: str
     type: str
@@ -48,7 +49,8 @@ class Task(_message.Message):
     trace_id: str
     retries: int
     next_attempt_at: int
-    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., content: _Optional[str] = ..., timeout: _Optional[float] = ..., max_retries: _Optional[int] = ..., attempt: _Optional[int] = ..., status: _Optional[str] = ..., agent_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[int] = ..., started_at: _Optional[int] = ..., finished_at: _Optional[int] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., retries: _Optional[int] = ..., next_attempt_at: _Optional[int] = ...) -> None: ...
+    owner: str
+    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., content: _Optional[str] = ..., timeout: _Optional[float] = ..., max_retries: _Optional[int] = ..., attempt: _Optional[int] = ..., status: _Optional[str] = ..., agent_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[int] = ..., started_at: _Optional[int] = ..., finished_at: _Optional[int] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., retries: _Optional[int] = ..., next_attempt_at: _Optional[int] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("attempt", "status", "agent_id", "scheduled_at", "started_at", "finished_at", "exit_code", "error")
@@ -77,7 +79,7 @@ class RunsReply(_message.Message):
     def __init__(self, runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
-    __slots__ = ("task_id", "name", "type", "content", "timeout", "max_retries", "request_id")
+    __slots__ = ("task_id", "name", "type", "content", "timeout", "max_retries", "request_id", "owner")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +87,7 @@ class SubmitRequest(_message.Message):
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     name: str
     type: str
@@ -92,7 +95,8 @@ class SubmitRequest(_message.Message):
     timeout: float
     max_retries: int
     request_id: str
-    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., content: _Optional[str] = ..., timeout: _Optional[float] = ..., max_retries: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+    owner: str
+    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., content: _Optional[str] = ..., timeout: _Optional[float] = ..., max_retries: _Optional[int] = ..., request_id: _Optional[str] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class SubmitReply(_message.Message):
     __slots__ = ("task", "created")
@@ -102,11 +106,21 @@ class SubmitReply(_message.Message):
     created: bool
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ..., created: _Optional[bool] = ...) -> None: ...
 
+class Caller(_message.Message):
+    __slots__ = ("name", "any_owner")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ANY_OWNER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    any_owner: bool
+    def __init__(self, name: _Optional[str] = ..., any_owner: _Optional[bool] = ...) -> None: ...
+
 class TaskRef(_message.Message):
-    __slots__ = ("task_id",)
+    __slots__ = ("task_id", "caller")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
     task_id: str
-    def __init__(self, task_id: _Optional[str] = ...) -> None: ...
+    caller: Caller
+    def __init__(self, task_id: _Optional[str] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ...) -> None: ...
 
 class WaitRequest(_message.Message):
     __slots__ = ("task_id", "seconds")
@@ -117,12 +131,14 @@ class WaitRequest(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., seconds: _Optional[float] = ...) -> None: ...
 
 class RetryRequest(_message.Message):
-    __slots__ = ("task_id", "attempt")
+    __slots__ = ("task_id", "attempt", "caller")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     attempt: int
-    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
+    caller: Caller
+    def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., caller: _Optional[_Union[Caller, _Mapping]] = ...) -> None: ...
 
 class TaskReply(_message.Message):
     __slots__ = ("task",)

@@ -85,7 +85,8 @@ class TaskServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Submit(self, request, context):
-        """Create a task (idempotent by task_id and by request_id) and queue it.
+        """Create a task (idempotent by task_id and by request_id) and queue it. With an owner,
+        request_id is the owner's own; reused with other fields: ALREADY_EXISTS.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -114,6 +115,7 @@ class TaskServiceServicer:
 
     def Cancel(self, request, context):
         """Not yet running: CANCELLED at once. Running: its agent is told to kill it.
+        PERMISSION_DENIED when the caller may not change the task (see Caller).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -121,6 +123,7 @@ class TaskServiceServicer:
 
     def Retry(self, request, context):
         """A FAILED or CANCELLED attempt `attempt` starts over as attempt + 1.
+        PERMISSION_DENIED when the caller may not change the task (see Caller).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

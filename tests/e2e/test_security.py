@@ -232,3 +232,69 @@ def test_an_oversized_body_is_refused_before_it_is_read(stack: ApiStack) -> None
     reply = call(stack, "POST", TASKS, admin, data=big)
     assert reply.status_code == 413
     assert reply.json()["error"]["code"] == "request_entity_too_large"
+
+
+# --- ownership: a task is its token's -----------------------------------------------------
+
+
+def error_code(reply: requests.Response) -> str:
+    assert reply.headers["Content-Type"] == "application/json", reply.text
+    return reply.json()["error"]["code"]
+
+
+def test_an_operator_cancels_and_retries_only_its_own_tasks(stack: ApiStack) -> None:
+    """The attack: one operator cancelled and retried another's task. Now 403 ``not_owner``;
+    an admin may, and the owner may."""
+    alice = make_token(stack, "alice", "operator")
+    mallory = make_token(stack, "mallory", "operator")
+    admin = os.environ[TOKEN_ENV]
+    task_id = call(stack, "POST", TASKS, alice, json=shell("sleep 30")).json()["taskId"]
+    assert call(stack, "GET", f"{TASKS}/{task_id}", mallory).json()["owner"] == "alice"
+
+    refused = call(stack, "DELETE", f"{TASKS}/{task_id}", mallory)
+    assert refused.status_code == 403 and error_code(refused) == "not_owner"
+    assert "mallory" in refused.json()["error"]["message"]
+    assert stack.store.get(task_id).state is not Status.CANCELLED
+
+    assert call(stack, "DELETE", f"{TASKS}/{task_id}", admin).status_code in (200, 202)
+    assert wait_until(lambda: stack.store.get(task_id).state is Status.CANCELLED, 30)
+    refused = call(stack, "POST", f"{TASKS}/{task_id}/retry", mallory)
+    assert refused.status_code == 403 and error_code(refused) == "not_owner"
+    assert stack.store.get(task_id).attempt == 1
+
+    retried = call(stack, "POST", f"{TASKS}/{task_id}/retry", alice)
+    assert retried.status_code == 200 and retried.json()["attempt"] == 2
+    assert call(stack, "DELETE", f"{TASKS}/{task_id}", alice).status_code in (200, 202)
+    entries = call(stack, "GET", "/api/v1/audit?limit=20", admin).json()["entries"]
+    about = [(e["token"], e["method"], e["status"]) for e in entries if e["taskId"] == task_id]
+    assert ("mallory", "DELETE", "403") in about and ("mallory", "POST", "403") in about
+
+
+def test_a_request_id_is_the_tokens_own(stack: ApiStack) -> None:
+    """The attack: a second operator reused the first's requestId and got the first's
+    task, its own content dropped. Now each token's requestIds are its own, and one
+    reused with other fields is a 409."""
+    carol = make_token(stack, "carol", "operator")
+    dave = make_token(stack, "dave", "operator")
+    body = {**shell("echo carol"), "requestId": "shared-id"}
+    first = call(stack, "POST", TASKS, carol, json=body)
+    assert first.status_code == 201
+    carols = first.json()["taskId"]
+
+    taken = call(stack, "POST", TASKS, dave, json={**body, "content": "echo dave"})
+    assert taken.status_code == 201 and taken.json()["taskId"] != carols
+    daves = call(stack, "GET", f"{TASKS}/{taken.json()['taskId']}", dave).json()
+    assert (daves["content"], daves["owner"], daves["requestId"]) == (
+        "echo dave",
+        "dave",
+        "shared-id",
+    )
+
+    again = call(stack, "POST", TASKS, carol, json=body)
+    assert (again.status_code, again.json()["taskId"]) == (200, carols)
+    for changed in ({"content": "echo other"}, {"name": "other"}, {"timeout": 7}):
+        reused = call(stack, "POST", TASKS, carol, json={**body, **changed})
+        assert reused.status_code == 409 and error_code(reused) == "request_id_reused"
+    same_as_carol = call(stack, "POST", TASKS, dave, json=body)  # dave's id names dave's task
+    assert same_as_carol.status_code == 409 and error_code(same_as_carol) == "request_id_reused"
+    assert stack.store.get(carols).content == "echo carol"
