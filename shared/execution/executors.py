@@ -30,6 +30,7 @@ settings ask for a sandbox (another user, limits), which then refuses.
 from __future__ import annotations
 
 import errno
+import fcntl
 import functools
 import logging
 import os
@@ -38,7 +39,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -241,10 +241,12 @@ def run_command(
     timeout: float,
     cancelled: Callable[[], bool] = NEVER,
     env: Mapping[str, str] | None = None,
+    pass_fds: tuple[int, ...] = (),
 ) -> ExecutionResult:
     """Run ``argv`` in its own process group; kill the group on timeout or cancel.
 
     The group also dies with this process, however it dies (see the module docstring).
+    ``pass_fds`` are open files the task inherits (a Python task's script).
     """
     settings = get_settings()
     process = subprocess.Popen(
@@ -254,6 +256,7 @@ def run_command(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        pass_fds=pass_fds,
     )
     out, err = TailBuffer(settings.task_output_limit), TailBuffer(settings.task_output_limit)
     readers = [
@@ -349,23 +352,40 @@ class ShellTaskExecutor:
 
 
 class PythonScriptExecutor:
-    """Runs the content as a script file with this interpreter (tracebacks name the file)."""
+    """Runs the content as a script with this interpreter, read from an inherited file.
+
+    The script never touches a path: it is written into an anonymous memory file
+    (``memfd_create``), sealed, and the interpreter reads it as ``/dev/fd/N``, an open file
+    it inherits. An agent that wrote it into a folder and handed that folder to the task's
+    user was racing every other task: one that swapped the script for a symlink between
+    the two ``chown`` calls got root's file (issue 23). Nothing here opens, chowns or
+    removes a path as root.
+    """
 
     def run(self, content: str, timeout: float, cancelled=NEVER, env=None) -> ExecutionResult:
         python = get_settings().task_python or sys.executable  # one the task's user may run
-        with _script_file(content) as path:
-            return run_command([python, path], timeout, cancelled, env)
+        with script_file(content) as fd:
+            argv = [python, f"/dev/fd/{fd}"]
+            return run_command(argv, timeout, cancelled, env, pass_fds=(fd,))
+
+
+SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE
 
 
 @contextmanager
-def _script_file(content: str) -> Iterator[str]:
-    with tempfile.TemporaryDirectory(prefix="task-") as folder:
-        path = os.path.join(folder, "task.py")
-        with open(path, "w", encoding="utf-8") as script:
-            script.write(content)
-        for mine in (folder, path):  # the task's user reads its own script
-            sandbox.give_to_task_user(mine, get_settings())
-        yield path
+def script_file(content: str) -> Iterator[int]:
+    """``content`` in a sealed memory file (nobody may change it once written), as an fd."""
+    fd = os.memfd_create("task.py", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        data = content.encode()
+        written = 0
+        while written < len(data):
+            written += os.write(fd, data[written:])
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALS)
+        os.lseek(fd, 0, os.SEEK_SET)
+        yield fd
+    finally:
+        os.close(fd)
 
 
 EXECUTORS = {

@@ -93,10 +93,3 @@ def environment(settings: Settings, own: Mapping[str, str]) -> dict[str, str]:
 def asked_for(settings: Settings) -> bool:
     """Whether the settings ask for more than the agent's own user, unlimited."""
     return bool(settings.agent_run_as or limits(settings))
-
-
-def give_to_task_user(path: str, settings: Settings) -> None:
-    """Let the task's user read what the agent wrote for it (a Python task's script)."""
-    user = task_user(settings.agent_run_as)
-    if user is not None:
-        os.chown(path, user.uid, user.gid)

@@ -82,10 +82,20 @@ def test_non_utf8_output_is_replaced_not_fatal() -> None:
     assert result.stdout == "ok \ufffd\ufffd done"
 
 
-def test_python_script_executor_runs_content_as_a_script() -> None:
-    result = PythonScriptExecutor().run("import sys\nprint(sys.argv[0].endswith('.py'))", 10)
-    assert result.status is Status.SUCCESS
-    assert result.stdout == "True\n"
+def test_python_script_executor_runs_content_as_a_script_read_from_an_inherited_file() -> None:
+    """The script is no file on disk: the interpreter reads it from an fd it inherited."""
+    script = "import os, sys\nprint(sys.argv[0], os.path.exists(os.readlink(sys.argv[0])))"
+    result = PythonScriptExecutor().run(script, 10)
+    assert result.status is Status.SUCCESS, result
+    path, on_disk = result.stdout.split()
+    assert path.startswith("/dev/fd/") and on_disk == "False", result.stdout
+
+
+def test_a_python_tasks_script_cannot_be_changed_by_the_task() -> None:
+    """The memory file is sealed: the task (or anyone it hands the fd to) cannot rewrite it."""
+    script = "import os, sys\nos.write(os.open(sys.argv[0], os.O_WRONLY), b'x')"
+    result = PythonScriptExecutor().run(script, 10)
+    assert result.status is Status.FAILED and "PermissionError" in result.stderr, result
 
 
 def test_python_script_error_is_failed_with_traceback() -> None:
