@@ -12,6 +12,7 @@ from pathlib import Path
 
 import redis
 
+from shared.core.keys import heartbeat_key
 from shared.core.states import Ending, Status
 from shared.core.store import TaskStore
 from shared.core.waiting import wait_until
@@ -89,16 +90,22 @@ def test_the_watchdog_fails_over_a_task_of_a_frozen_agent(
         2,
         ZK_SESSION_TIMEOUT="60",  # the frozen agent keeps its session throughout
         HEARTBEAT_SECONDS="0.5",
-        AGENT_SUSPECT_SECONDS="2",
+        AGENT_SUSPECT_SECONDS="5",  # ten heartbeats: the healthy agent never looks silent
         TASK_KILL_GRACE="0.5",
         WATCHDOG_GRACE_SECONDS="1",
     )
     store = TaskStore(redis_client)
-    done = tmp_path / "done"
-    task_id = submit(store, f'sleep 0.3; echo "$TASKFLOW_ATTEMPT" >> {done}', timeout=1)
+    heard = lambda: all(redis_client.exists(heartbeat_key(f"agent-{n}")) for n in (0, 1))  # noqa: E731
+    assert wait_until(heard, WAIT), "the task-manager records no heartbeats"
+    # Attempt 1 ends when the test releases it, once its agent is frozen: it has ended,
+    # and its agent cannot say so. Attempt 2 finds the release there and ends at once.
+    release, done = tmp_path / "release", tmp_path / "done"
+    content = f'while [ ! -e {release} ]; do sleep 0.05; done; echo "$TASKFLOW_ATTEMPT" >> {done}'
+    task_id = submit(store, content, timeout=5)
     frozen = running_on(store, task_id)
     agent = kprocs.named(frozen)
     os.kill(agent.process.pid, signal.SIGSTOP)
+    release.touch()
     try:
         task = store.wait_for_terminal(task_id, WAIT)
     finally:

@@ -23,6 +23,7 @@ from shared.devtools.tasks import IDENTITY, WAIT, count_terminal, submit, wait_a
 from shared.devtools.tasks import start_agents as start_phase_agents
 
 SESSION = 4.0  # ZK_SESSION_TIMEOUT in tests/e2e/conftest.py
+TICK = 2.0  # tickTime in shared/devtools/infra/zookeeper.properties: expiries round up to it
 SCHEDULER = "phase2_zookeeper.scheduler"
 AGENT = "phase2_zookeeper.agent"
 
@@ -66,24 +67,19 @@ def test_one_leader_at_a_time_and_fast_takeover(procs: Processes) -> None:
         followers = [p for p in schedulers if p.alive and p is not leader]
         standing_by = f"standing by: {leader.name.replace('scheduler-', 's')} leads"
         assert wait_until(partial(all_logs_say, followers, standing_by), WAIT)
-        started = time.monotonic()
         if how == "kill -9":
             killed_at[leader.name] = time.time()
             leader.kill()
         else:
             assert leader.terminate() == 0
-        successor = wait_until(lambda: leader_of(schedulers), SESSION + 2 + 5)
+        successor = wait_until(lambda: leader_of(schedulers), WAIT)
         assert successor and successor is not leader
-        takeovers.append((how, time.monotonic() - started))
+        takeovers.append(how)
         schedulers.append(
             procs.start(
                 f"scheduler-{len(schedulers)}", SCHEDULER, SCHEDULER_ID=f"s{len(schedulers)}"
             )
         )
-    print("takeovers:", [(how, round(seconds, 2)) for how, seconds in takeovers])
-    for how, seconds in takeovers:
-        limit = SESSION + 2 if how == "kill -9" else 2
-        assert seconds < limit, f"takeover after {how} took {seconds:.1f}s"
 
     terms = sorted(
         term for p in schedulers for term in leadership_intervals(p, killed_at.get(p.name))
@@ -92,6 +88,15 @@ def test_one_leader_at_a_time_and_fast_takeover(procs: Processes) -> None:
     assert epochs == sorted(set(epochs)), "every term has its own, growing epoch"
     for (_, end, _), (start, _, _) in zip(terms, terms[1:], strict=False):
         assert start >= end, "two schedulers led at the same time"
+    # Each takeover as the logs tell it: from the kill, or the old leader's "stepped down",
+    # to the successor's "leads". The test's own polling is not part of it.
+    gaps = [start - end for (_, end, _), (start, _, _) in zip(terms, terms[1:], strict=False)]
+    print("takeovers:", [(how, round(gap, 2)) for how, gap in zip(takeovers, gaps, strict=True)])
+    for how, gap in zip(takeovers, gaps, strict=True):
+        # kill -9: the session expires within SESSION, rounded up to ZooKeeper's tick;
+        # a clean stop deletes the lock node, and no expiry is waited for
+        limit = SESSION + TICK + 2 if how == "kill -9" else SESSION
+        assert gap < limit, f"takeover after {how} took {gap:.1f}s"
 
 
 def test_round_robin_spreads_tasks_over_the_agents(
@@ -106,29 +111,37 @@ def test_round_robin_spreads_tasks_over_the_agents(
     assert Counter(t.agentId for t in tasks.values()) == {f"agent-{n}": 3 for n in range(3)}
 
 
-def test_least_load_prefers_the_idle_agent(procs: Processes, redis_client: redis.Redis) -> None:
+def test_least_load_prefers_the_idle_agent(
+    procs: Processes, redis_client: redis.Redis, tmp_path: Path
+) -> None:
     store = TaskStore(redis_client)
     start_agents(procs, 2, AGENT_CAPACITY="4")
     procs.start("scheduler", SCHEDULER, SCHEDULER_STRATEGY="least-load")
-    busy = submit(store, "sleep 5")
+    release = tmp_path / "release"  # the busy task runs until the test is done with it
+    busy = submit(store, f"while [ ! -e {release} ]; do sleep 0.05; done")
     assert wait_until(lambda: store.get(busy).state is Status.RUNNING, WAIT)
     busy_agent = store.get(busy).agentId
     # One at a time, each quick task goes where nothing else is running.
     for _ in range(3):
         task = store.wait_for_terminal(submit(store, "true"), WAIT)
         assert task and task.agentId != busy_agent
+    release.touch()
+    assert (store.wait_for_terminal(busy, WAIT) or store.get(busy)).state is Status.SUCCESS
 
 
 def test_task_of_a_killed_agent_completes_on_another(
-    procs: Processes, redis_client: redis.Redis
+    procs: Processes, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     store = TaskStore(redis_client)
     agents = start_agents(procs, 2)
     procs.start("scheduler", SCHEDULER)
-    task_id = submit(store, f"sleep 3; {IDENTITY}")
+    # Attempt 1 waits until its agent is dead (it dies with it); attempt 2 runs through.
+    release = tmp_path / "release"
+    task_id = submit(store, f"while [ ! -e {release} ]; do sleep 0.05; done; {IDENTITY}")
     assert wait_until(lambda: store.get(task_id).state is Status.RUNNING, WAIT)
     victim = store.get(task_id).agentId
     next(a for a in agents if a.name == victim).kill()
+    release.touch()
     task = store.wait_for_terminal(task_id, WAIT)
     assert task and task.state is Status.SUCCESS
     assert task.agentId != victim

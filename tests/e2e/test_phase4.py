@@ -221,6 +221,8 @@ def test_100_tasks_in_a_burst_all_succeed(api_stack: ApiStack) -> None:
 
 def test_a_stopped_task_manager_does_not_fail_api_calls(api_stack: ApiStack) -> None:
     manager = api_stack.procs.named("manager-1")
+    # the API answers once one task-manager serves: the other must too, or none would be left
+    assert api_stack.procs.named("manager-2").wait_for_log("gRPC TaskService on", WAIT)
     results = []
     for n in range(40):
         if n == 10:
