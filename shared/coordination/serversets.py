@@ -11,6 +11,9 @@ Prometheus watches the tree under ``/metrics``: a process started later is scrap
 no change to its configuration, and one that dies leaves the targets when its session
 ends. The sequence suffix lets a restarted process announce itself while the znode of
 its previous run still waits for that old session to expire.
+
+Prometheus' ZooKeeper client cannot log in, so in phase 5 (``ZK_AUTH``) this tree, and
+only this one, stays readable by anyone (``acls.py``).
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from enum import StrEnum
 
 from kazoo.client import KazooClient
 
+from shared.coordination.acls import DISCOVERABLE, readable_by_anyone
 from shared.coordination.session import after_session_loss
 
-METRICS_PATH = "/metrics"
+METRICS_PATH = DISCOVERABLE  # "/metrics": the one tree anyone may read (acls.py)
 
 
 class Role(StrEnum):
@@ -50,9 +54,10 @@ def announce(zk: KazooClient, role: Role, name: str, host: str, port: int) -> No
         zk.create(
             f"{METRICS_PATH}/{role.value}/{name}_",
             member(host, port),
+            acl=readable_by_anyone(zk.default_acl),  # Prometheus reads it without a login
             ephemeral=True,
             sequence=True,
-            makepath=True,
+            makepath=True,  # the parents too get the ACL
         )
 
     create()

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 
 from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import NoAuthError
 from kazoo.retry import KazooRetry
 
 from shared.coordination.acls import close_open_nodes, zk_security
@@ -21,7 +22,7 @@ def connect_zk(settings: Settings) -> KazooClient:
     """A started client. Lost connections are retried for ever; a lost session is renewed.
 
     With ``ZK_AUTH`` it authenticates, creates znodes closed to others, and first closes
-    taskflow's znodes that an earlier open run (or someone else) left open.
+    the root and taskflow's znodes that an earlier open run (or someone else) left open.
     """
     zk = KazooClient(
         hosts=settings.zk_hosts,
@@ -30,15 +31,26 @@ def connect_zk(settings: Settings) -> KazooClient:
         **zk_security(settings),
     )
     zk.add_listener(lambda state: log.log(_LEVEL[state], "ZooKeeper session %s", state))
-    zk.start(timeout=CONNECT_TIMEOUT)
-    if settings.zk_auth:
-        try:
+    try:
+        zk.start(timeout=CONNECT_TIMEOUT)  # with a chroot, kazoo reads the chroot's node
+        if settings.zk_auth:
             close_open_nodes(zk, settings.zk_auth)
-        except BaseException:
-            zk.stop()
-            zk.close()
-            raise
+    except NoAuthError:
+        _close(zk)
+        raise PermissionError(
+            f"the root znode of ZK_HOSTS={settings.zk_hosts} (its chroot, if it names one) is "
+            "not readable with ZK_AUTH's credentials: give it ZK_AUTH's ACL with the "
+            "credentials that own it"
+        ) from None
+    except BaseException:
+        _close(zk)
+        raise
     return zk
+
+
+def _close(zk: KazooClient) -> None:
+    zk.stop()
+    zk.close()
 
 
 _LEVEL = {

@@ -12,6 +12,9 @@ service directly.
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
@@ -21,13 +24,21 @@ from pathlib import Path
 import grpc
 import pytest
 import redis
+import requests
 from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
+from prometheus_client.parser import text_string_to_metric_families
 
-from shared.coordination.services import service_path
+from shared.coordination.election import ELECTION_PATH
+from shared.coordination.registry import LIVE_AGENTS
+from shared.coordination.serversets import METRICS_PATH
+from shared.coordination.services import SERVICES_PATH, service_path
 from shared.core.states import TERMINAL, Status
 from shared.core.store import TaskStore
 from shared.core.waiting import wait_until
-from shared.devtools.infra.ports import free_port
+from shared.devtools.infra.ports import LOOPBACK, free_port
+from shared.devtools.infra.zookeeper import MAX_CLIENT_CONNECTIONS
 from shared.devtools.isolation import private_kafka_env
 from shared.devtools.procs import Processes
 from shared.devtools.stacks import PHASE5, start_api_stack
@@ -99,6 +110,37 @@ def sealed(
         admin.close()
 
 
+# First in the module, while no stack of its own holds connections to the ZooKeeper.
+def test_zookeeper_takes_a_bounded_number_of_connections_from_one_address(zk_hosts: str) -> None:
+    """One local client opening connections until refused: it is refused at the cap
+    (other clients of the session hold a few), not after it took everything."""
+    if os.environ.get("ZK_HOSTS"):
+        pytest.skip("a ZooKeeper of your own (ZK_HOSTS) has a cap of its own")
+    host, _, port = zk_hosts.partition(":")
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(MAX_CLIENT_CONNECTIONS + 1):
+            sockets.append(socket.create_connection((host, int(port)), timeout=5))
+        assert wait_until(lambda: any(closed_by_server(s) for s in sockets), WAIT)
+    finally:
+        for sock in sockets:
+            sock.close()
+    zk = KazooClient(hosts=zk_hosts)  # the refusals end with the flood
+    zk.start(timeout=WAIT)
+    zk.stop()
+    zk.close()
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionError:
+        return True
+
+
 def direct(address: str, method: str, request: object, secret: str = "") -> grpc.StatusCode:
     """Call the task-manager as an outsider would: the status the call ends with."""
     with grpc.insecure_channel(address) as channel:
@@ -159,3 +201,101 @@ def test_refusals_are_logged_and_the_secret_is_not(sealed: Sealed) -> None:
 
 def log_files(procs: Processes) -> list[Path]:
     return sorted(procs.log_dir.glob("*.log"))
+
+
+# --- ZooKeeper ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def outsider(sealed: Sealed) -> Iterator[Outsider]:
+    """A ZooKeeper client without credentials. It cannot connect inside the chroot (kazoo
+    reads the chroot's node, which is closed), so it names the stack's paths in full."""
+    servers, _, chroot = sealed.zk_hosts.partition("/")
+    client = KazooClient(hosts=servers)
+    client.start(timeout=WAIT)
+    yield Outsider(client, f"/{chroot}")
+    client.stop()
+    client.close()
+
+
+@dataclass
+class Outsider:
+    zk: KazooClient
+    chroot: str
+
+    def path(self, path: str) -> str:
+        return f"{self.chroot}{path}".rstrip("/")
+
+
+def test_zookeeper_without_credentials_cannot_replace_live_agents(outsider: Outsider) -> None:
+    """The attack of issue 23: an anonymous client re-created /live-agents with its own
+    ACL, and no process could start after that."""
+    live_agents = outsider.path(LIVE_AGENTS)
+    mine = [make_digest_acl("squatter", "pw", all=True)]
+    with pytest.raises(NoAuthError):
+        outsider.zk.delete(live_agents, recursive=False)
+    with pytest.raises(NoAuthError):
+        outsider.zk.set_acls(live_agents, mine)
+    with pytest.raises(NoAuthError):
+        outsider.zk.create(f"{live_agents}/agent-9", b"{}", ephemeral=True)
+    with pytest.raises(NoAuthError):
+        outsider.zk.create(outsider.path("/live-agents-2"), acl=mine)  # a new top znode
+    with pytest.raises(NoAuthError):
+        outsider.zk.set_acls(outsider.path("/"), OPEN_ACL_UNSAFE)
+
+
+@pytest.mark.parametrize("path", [f"{SERVICES_PATH}/task-manager", ELECTION_PATH, "/"])
+def test_zookeeper_without_credentials_cannot_write_under_taskflows_nodes(
+    outsider: Outsider, path: str
+) -> None:
+    with pytest.raises(NoAuthError):
+        outsider.zk.create(f"{outsider.path(path)}/intruder", b"127.0.0.1:6666", ephemeral=True)
+    with pytest.raises(NoAuthError):
+        outsider.zk.get_children(outsider.path(path))  # where the gRPC addresses are
+
+
+def test_zookeeper_without_credentials_reads_the_metrics_tree_only(
+    sealed: Sealed, outsider: Outsider
+) -> None:
+    """Prometheus cannot log in: it reads ``/metrics`` and below, and nothing else."""
+    roles = set(outsider.zk.get_children(outsider.path(METRICS_PATH)))
+    assert {"agent", "scheduler", "task-manager", "api"} <= roles
+    with pytest.raises(NoAuthError):
+        outsider.zk.create(outsider.path(f"{METRICS_PATH}/agent/fake_"), b"{}", sequence=True)
+
+
+# --- metrics ------------------------------------------------------------------------------
+
+
+def endpoints(outsider: Outsider) -> dict[str, tuple[str, int]]:
+    """Every announced metrics endpoint, read as Prometheus reads it (no credentials)."""
+    found = {}
+    for role in outsider.zk.get_children(outsider.path(METRICS_PATH)):
+        folder = outsider.path(f"{METRICS_PATH}/{role}")
+        for member in outsider.zk.get_children(folder):
+            data, _ = outsider.zk.get(f"{folder}/{member}")
+            endpoint = json.loads(data)["serviceEndpoint"]
+            found[f"{role}/{member}"] = (endpoint["host"], endpoint["port"])
+    return found
+
+
+def test_metrics_bind_loopback_and_hold_no_task_data(sealed: Sealed, outsider: Outsider) -> None:
+    marker = f"marker-{uuid.uuid4().hex}"
+    task = run_through_api(sealed.url, f"echo {marker}", name=f"name-{marker}")
+    direct(sealed.manager_address(), "List", pb.ListRequest())  # a refusal, to be counted
+    found = endpoints(outsider)
+    assert len(found) >= 5, found  # 2 agents, a scheduler, a task-manager, the API
+    refused = 0.0
+    for name, (host, port) in found.items():
+        assert host == LOOPBACK, name
+        text = requests.get(f"http://{host}:{port}/metrics", timeout=10).text
+        for secret in (task["taskId"], marker):
+            assert secret not in text, (name, secret)
+        refused += sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "taskflow_grpc_calls_total"
+            and sample.labels.get("code") == "UNAUTHENTICATED"
+        )
+    assert refused >= 1

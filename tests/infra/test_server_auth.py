@@ -48,6 +48,7 @@ from shared.messaging.topics import ensure_topics
 log = logging.getLogger(__name__)
 USER = "taskflow"
 PASSWORD = f"test-{uuid.uuid4().hex}"
+AUTH = f"{USER}:{PASSWORD}"
 REFUSAL_MS = 3000  # how long an outsider's Kafka client tries before it gives up
 WAIT = 30  # seconds: Prometheus' discovery plus a 5 s scrape, with a margin
 
@@ -133,7 +134,8 @@ def zk_settings(secured: Settings) -> Iterator[Settings]:
 
 @pytest.fixture
 def outsider(zk_settings: Settings) -> Iterator[KazooClient]:
-    """A ZooKeeper client without credentials, in the same chroot."""
+    """A ZooKeeper client without credentials, in the same chroot (connected while the
+    chroot is still open: kazoo reads a chroot's node when it connects)."""
     client = KazooClient(hosts=zk_settings.zk_hosts)
     client.start(timeout=WAIT)
     yield client
@@ -142,14 +144,15 @@ def outsider(zk_settings: Settings) -> Iterator[KazooClient]:
 
 
 @pytest.fixture
-def taskflow_zk(zk_settings: Settings) -> Iterator[KazooClient]:
+def taskflow_zk(zk_settings: Settings, outsider: KazooClient) -> Iterator[KazooClient]:
+    """A taskflow process' client: it closes the chroot, once the outsider is in."""
     zk = connect_zk(zk_settings)
     yield zk
     zk.stop()
     zk.close()
 
 
-def test_an_outsider_can_read_taskflows_znodes_but_not_add_any(
+def test_an_outsider_can_neither_read_taskflows_znodes_nor_add_any(
     taskflow_zk: KazooClient, outsider: KazooClient
 ) -> None:
     AgentDirectory(taskflow_zk)
@@ -167,9 +170,32 @@ def test_an_outsider_can_read_taskflows_znodes_but_not_add_any(
     with pytest.raises(NoAuthError):
         outsider.delete(f"{LIVE_AGENTS}/agent-1")
 
-    assert outsider.get_children(LIVE_AGENTS) == ["agent-1"]
-    assert ServiceDirectory(outsider, "task-manager").addresses() == [f"{LOOPBACK}:50051"]
-    assert outsider.Election(ELECTION_PATH).contenders() == []
+    for path in (LIVE_AGENTS, ELECTION_PATH, f"{SERVICES_PATH}/task-manager", "/"):
+        with pytest.raises(NoAuthError):
+            outsider.get_children(path)
+    with pytest.raises(NoAuthError):
+        outsider.get(f"{SERVICES_PATH}/task-manager/{LOOPBACK}:50051")
+    assert taskflow_zk.get_children(LIVE_AGENTS) == ["agent-1"]
+
+
+def test_an_outsider_cannot_replace_or_squat_taskflows_top_znodes(
+    taskflow_zk: KazooClient, outsider: KazooClient
+) -> None:
+    """The attack of issue 23: an anonymous client re-created /live-agents with an ACL of
+    its own, and no taskflow process could start after that."""
+    AgentDirectory(taskflow_zk)  # an empty /live-agents
+    mine = [make_digest_acl("squatter", "pw", all=True)]
+    with pytest.raises(NoAuthError):
+        outsider.delete(LIVE_AGENTS)
+    with pytest.raises(NoAuthError):
+        outsider.set_acls(LIVE_AGENTS, mine)
+    with pytest.raises(NoAuthError):
+        outsider.set_acls("/", OPEN_ACL_UNSAFE)
+    with pytest.raises(NoAuthError):
+        outsider.create("/elsewhere", acl=mine)
+    with pytest.raises(NoAuthError):
+        outsider.create(f"{SERVICES_PATH}/task-manager", acl=mine, makepath=True)
+    assert set(taskflow_zk.get_acls(LIVE_AGENTS)[0]) == set(taskflow_acl(AUTH))
 
 
 def test_znodes_left_open_are_closed_when_taskflow_starts(
@@ -179,10 +205,12 @@ def test_znodes_left_open_are_closed_when_taskflow_starts(
     outsider.create(f"{SERVICES_PATH}/task-manager", acl=OPEN_ACL_UNSAFE, makepath=True)
     zk = connect_zk(zk_settings)
     try:
-        for path in (LIVE_AGENTS, SERVICES_PATH, f"{SERVICES_PATH}/task-manager"):
+        for path in ("/", LIVE_AGENTS, SERVICES_PATH, f"{SERVICES_PATH}/task-manager"):
             assert set(zk.get_acls(path)[0]) == set(taskflow_acl(zk_settings.zk_auth)), path
         with pytest.raises(NoAuthError):
             outsider.create(f"{LIVE_AGENTS}/fake-agent", ephemeral=True)
+        with pytest.raises(NoAuthError):
+            outsider.create("/live-agents-2")
     finally:
         zk.stop()
         zk.close()
@@ -191,12 +219,23 @@ def test_znodes_left_open_are_closed_when_taskflow_starts(
 def test_a_znode_closed_by_someone_else_stops_the_start(
     zk_settings: Settings, outsider: KazooClient
 ) -> None:
+    """A root left open (here: the chroot, made before taskflow came) let someone squat a
+    path; taskflow refuses to start on it, and the root it closed lets only taskflow's
+    user remove the squatted znode."""
     squatter = [make_digest_acl("squatter", "pw", all=True)]
     outsider.add_auth("digest", "squatter:pw")
     outsider.create(LIVE_AGENTS, acl=squatter)
     with pytest.raises(PermissionError, match=f"znode {LIVE_AGENTS} is not taskflow's"):
         connect_zk(zk_settings)
-    outsider.delete(LIVE_AGENTS)  # the chroot's removal needs it gone
+    with pytest.raises(NoAuthError):
+        outsider.delete(LIVE_AGENTS)  # the root is closed now, to the squatter too
+    admin = KazooClient(hosts=zk_settings.zk_hosts, auth_data=[("digest", zk_settings.zk_auth)])
+    admin.start(timeout=WAIT)
+    try:
+        admin.delete(LIVE_AGENTS)  # as the docs say: removed with the root's credentials
+    finally:
+        admin.stop()
+        admin.close()
 
 
 def test_a_new_digest_takes_over_the_tree_while_the_old_one_still_works(
@@ -212,7 +251,7 @@ def test_a_new_digest_takes_over_the_tree_while_the_old_one_still_works(
     rotator.start(timeout=WAIT)
     try:
         changed = close_open_nodes(rotator, new_auth)
-        assert set(changed) == {LIVE_AGENTS, SERVICES_PATH, f"{SERVICES_PATH}/task-manager"}
+        assert set(changed) == {"/", LIVE_AGENTS, SERVICES_PATH, f"{SERVICES_PATH}/task-manager"}
 
         renewed = connect_zk(zk_settings.model_copy(update={"zk_auth": new_auth}))
         try:
@@ -233,9 +272,13 @@ def test_prometheus_still_discovers_what_taskflow_announces(
 ) -> None:
     overrides = {"zk_hosts": zk_settings.zk_hosts, "zk_auth": zk_settings.zk_auth}
     with local_server("prometheus", tmp_path, **overrides) as prometheus:
-        # The launcher made the watched path, closed to writes like the rest.
-        assert set(taskflow_zk.get_acls("/metrics")[0]) == set(taskflow_acl(zk_settings.zk_auth))
+        # The launcher made the watched path, closed to writes like the rest, open to reads.
+        metrics_acl = set(taskflow_acl(zk_settings.zk_auth, "/metrics"))
+        assert set(taskflow_zk.get_acls("/metrics")[0]) == metrics_acl
+        assert set(taskflow_zk.get_acls("/")[0]) == set(taskflow_acl(zk_settings.zk_auth))
         announce(taskflow_zk, Role.AGENT, "agent-7", LOOPBACK, metrics_port)
+        (member,) = taskflow_zk.get_children("/metrics/agent")
+        assert set(taskflow_zk.get_acls(f"/metrics/agent/{member}")[0]) == metrics_acl
 
         def scraped() -> bool:
             return any(target["health"] == "up" for target in targets(prometheus))

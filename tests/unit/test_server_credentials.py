@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from kazoo.security import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
 from pydantic import ValidationError
 
 from phase5_observability.manager import NoGrpcSecret, guards
@@ -160,6 +161,21 @@ def test_zookeeper_clients_authenticate_and_close_only_when_configured() -> None
     assert acls.zk_security(Settings()) == {}
     secured = acls.zk_security(Settings(zk_auth="taskflow:pw"))
     assert secured["auth_data"] == [("digest", "taskflow:pw")]
-    (owner, anyone) = secured["default_acl"]
+    (owner,) = secured["default_acl"]  # nobody else, not even to read
     assert (owner.id.scheme, owner.acl_list) == ("digest", ["ALL"])
-    assert (anyone.id.id, anyone.acl_list) == ("anyone", ["READ"])
+
+
+def test_only_the_metrics_tree_is_readable_by_anyone() -> None:
+    assert acls.DISCOVERABLE == METRICS_PATH
+    for path in ("/", LIVE_AGENTS, ELECTION_PATH, SERVICES_PATH, "/metrics-not", PARTITIONS_PATH):
+        assert [entry.id.scheme for entry in acls.taskflow_acl("taskflow:pw", path)] == ["digest"]
+    for path in (METRICS_PATH, f"{METRICS_PATH}/agent/agent-1_0000000001"):
+        (owner, anyone) = acls.taskflow_acl("taskflow:pw", path)
+        assert (owner.id.scheme, anyone.id.id, anyone.acl_list) == ("digest", "anyone", ["READ"])
+    assert acls.readable_by_anyone(None) is None  # an open client stays open
+
+
+def test_an_acl_open_to_writes_is_told_from_one_open_to_reads() -> None:
+    assert acls.anyone_may_write(OPEN_ACL_UNSAFE)
+    assert not acls.anyone_may_write(acls.taskflow_acl("taskflow:pw", METRICS_PATH))
+    assert not acls.anyone_may_write(READ_ACL_UNSAFE)

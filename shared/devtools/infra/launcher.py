@@ -86,6 +86,7 @@ class Launcher:
         process.write_pid(service.pid_file, pid)
         try:
             self._wait_ready(service, pid)
+            service.after_ready()
         except BaseException:
             self._kill(service, pid)
             raise

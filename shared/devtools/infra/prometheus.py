@@ -20,7 +20,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import KazooException
 from kazoo.handlers.threading import KazooTimeoutError
 
-from shared.coordination.acls import zk_security
+from shared.coordination.acls import readable_by_anyone, zk_security
 from shared.coordination.serversets import METRICS_PATH
 from shared.core.config import Settings
 from shared.devtools.infra.errors import InfraError, require
@@ -88,7 +88,8 @@ def create_watched_path(settings: Settings) -> None:
 
     Prometheus watches a path only once it exists. Until then it retries every 10 s and logs
     an error each time, so the first process to announce itself could be found 10 s late.
-    With ``ZK_AUTH`` the path gets taskflow's ACL, which lets anyone (Prometheus) read it.
+    With ``ZK_AUTH`` the chroot gets taskflow's closed ACL, and the path the one that lets
+    anyone (Prometheus) read it.
     """
     servers, chroot = split_hosts(settings.zk_hosts)
     client = KazooClient(
@@ -97,7 +98,10 @@ def create_watched_path(settings: Settings) -> None:
     try:
         with contextlib.suppress(KazooException, KazooTimeoutError):
             client.start(timeout=CHECK_TIMEOUT)
-            client.ensure_path(f"{chroot}{METRICS_PATH}")
+            if chroot:
+                client.ensure_path(chroot)
+            path = f"{chroot}{METRICS_PATH}"
+            client.ensure_path(path, acl=readable_by_anyone(client.default_acl))
     finally:
         client.stop()
         client.close()

@@ -54,6 +54,10 @@ class Service(ABC):
     def check(self) -> None:
         """Raise unless the server answers its real client; the launcher retries until ready."""
 
+    def after_ready(self) -> None:
+        """What the server needs once it answers, before any other client comes."""
+        return  # most need nothing
+
     def write_config(self, template: Path, target: Path, **values: object) -> Path:
         """Fill a ``$name`` template from this package into the server's folder."""
         write_private(target, Template(template.read_text()).substitute(values))

@@ -1,7 +1,10 @@
 """Apache ZooKeeper, standalone, from org.apache.zookeeper:zookeeper on Maven Central.
 
-``ZK_AUTH`` needs nothing here: ZooKeeper's digest provider is built in, and the ACLs
-are set by the clients that create the znodes (``shared/coordination/acls.py``).
+``ZK_AUTH`` needs no server configuration: ZooKeeper's digest provider is built in, and
+the ACLs are set by the clients that create the znodes (``shared/coordination/acls.py``).
+The launcher only closes the root as soon as the server answers, so that no one else
+creates a top znode before taskflow's processes come. ``maxClientCnxns`` caps the
+connections from one address (``zookeeper.properties``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 from kazoo.client import KazooClient
 
-from shared.coordination.acls import zk_security
+from shared.coordination.acls import close_root, zk_security
 from shared.devtools.infra import maven
 from shared.devtools.infra.jvm import java_command
 from shared.devtools.infra.ports import LOOPBACK
@@ -20,6 +23,10 @@ from shared.devtools.infra.service import Service
 
 TEMPLATE = Path(__file__).with_name("zookeeper.properties")
 MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
+# maxClientCnxns: a phase 5 stack opens about 20 (two per process: its coordination and
+# its metrics' announcement), the test suite and the chaos run about as many at once;
+# 300 leaves room for several, and bounds what one address can take.
+MAX_CLIENT_CONNECTIONS = 300
 CHECK_TIMEOUT = 2.0
 # Connection refusals are expected while the server starts; the launcher reports the outcome.
 _QUIET = logging.getLogger(f"{__name__}.check")
@@ -59,10 +66,33 @@ class ZooKeeper(Service):
 
     def prepare(self) -> None:
         super().prepare()
-        self.write_config(TEMPLATE, self.config, data=self.data, port=self.port)
+        self.write_config(
+            TEMPLATE,
+            self.config,
+            data=self.data,
+            port=self.port,
+            max_client_connections=MAX_CLIENT_CONNECTIONS,
+        )
 
     def command(self) -> list[str]:
         return java_command(self.lib(), self.settings.zookeeper_heap, MAIN, str(self.config))
 
     def check(self) -> None:
         ping(self.endpoint, zk_security(self.settings))
+
+    def after_ready(self) -> None:
+        if self.settings.zk_auth:
+            close_root_of(self.endpoint, self.settings.zk_auth)
+
+
+def close_root_of(hosts: str, zk_auth: str) -> None:
+    """Give the root znode of the ZooKeeper at ``hosts`` taskflow's ACL (closed)."""
+    client = KazooClient(
+        hosts=hosts, timeout=CHECK_TIMEOUT, auth_data=[("digest", zk_auth)], logger=_QUIET
+    )
+    try:
+        client.start(timeout=CHECK_TIMEOUT)
+        close_root(client, zk_auth)
+    finally:
+        client.stop()
+        client.close()
