@@ -15,17 +15,22 @@ What phase 5 adds to the app phase 4 builds:
   the success ratio, the live agents with their load, and the leader;
 * ``GET /api/v1/tasks/{id}/runs``: every ended attempt of a task (agent, times, exit
   code, error), oldest first;
+* rate limits (429), and an audit no one can flush: requests without a valid token are
+  counted, not audited, and every audit entry also goes to a Kafka topic
+  (``audit_topic.py``);
 * a task belongs to the token that submitted it (``ownership.py``): its ``requestId``s
   are its own, and an operator cancels and retries its own tasks only;
 * ``GET /api/v1/tasks/{id}?wait=S``: the task once it has ended, or as it is after S
   seconds (at most 10): a client waits for a result with one request, where it would ask
   again and again (the task-manager's ``Wait``, woken by the store: ``shared/core/ends.py``).
+  At most ``API_WAITS`` at once per worker: 429 past them.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import threading
 import time
 from contextlib import ExitStack
 from typing import Any
@@ -37,6 +42,7 @@ from redis import Redis
 
 from phase4_api.api import ApiError, agent_json, call_manager
 from phase4_api.api import create_app as create_phase4_app
+from phase5_observability.audit_topic import AuditTopic
 from phase5_observability.auth import add_admin_routes, protect, require_tokens
 from phase5_observability.openapi import document
 from phase5_observability.ownership import CallerClient
@@ -53,6 +59,7 @@ from shared.rpc import task_service_pb2 as pb
 from shared.rpc.client import TaskManagerClient
 from shared.rpc.convert import to_json
 from shared.security.audit import Audit
+from shared.security.limits import Limit, RateLimits, Rates
 from shared.security.tokens import Tokens, TokenStore
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
@@ -68,7 +75,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     store = TokenStore(redis)
     tokens = Tokens(store, settings.api_tokens_file)
     require_tokens(tokens, settings.api_tokens_file)  # closed until someone opens it
-    audit = Audit(redis, settings.audit_max_entries)
+    audit = Audit(redis, settings.audit_max_entries, audit_sinks(settings))
+    limits = RateLimits(redis, rates(settings))
     worker = ExitStack()  # the worker's metrics and traces, until it exits
     traced = worker.enter_context(observed(settings, Role.API, f"api-{os.getpid()}"))
     atexit.register(worker.close)
@@ -78,7 +86,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if traced:
         FlaskInstrumentor().instrument_app(app, excluded_urls=NOT_TRACED)
     count_requests(app)
-    protect(app, tokens, audit)
+    protect(app, tokens, audit, limits)
     add_admin_routes(app, tokens, store, audit)
 
     # --8<-- [start:stats]
@@ -93,15 +101,28 @@ def create_app(settings: Settings | None = None) -> Flask:
         reply = call_manager(client, "Runs", pb.TaskRef(task_id=task_id))
         return jsonify({"taskId": task_id, "runs": [to_json(run) for run in reply.runs]})
 
+    waits = threading.BoundedSemaphore(settings.api_waits)  # this worker's, at once
+
     # --8<-- [start:wait]
     def get_task(task_id: str) -> Response:
-        """Phase 4's ``GET /api/v1/tasks/{id}``, and with ``?wait=S`` a wait for its end."""
+        """Phase 4's ``GET /api/v1/tasks/{id}``, and with ``?wait=S`` a wait for its end.
+
+        A wait holds one of the worker's threads: at most ``API_WAITS`` at once, so the
+        other requests always find one; one more is a 429 at once.
+        """
         seconds = wait_seconds(request.args.get("wait"))
         if not seconds:
             reply = call_manager(client, "Get", pb.TaskRef(task_id=task_id))
-        else:
+            return jsonify(to_json(reply.task))
+        if not waits.acquire(blocking=False):
+            metrics.API_RATE_LIMITED.labels(Limit.WAITS).inc()
+            message = f"this API worker holds {settings.api_waits} waits already; ask again"
+            raise ApiError(429, "too_many_requests", message)
+        try:
             asked = pb.WaitRequest(task_id=task_id, seconds=seconds)
             reply = call_manager(client, "Wait", asked, longer=seconds, also=BUSY)
+        finally:
+            waits.release()
         return jsonify(to_json(reply.task))
 
     # --8<-- [end:wait]
@@ -109,6 +130,25 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.view_functions["get_task"] = get_task
     app.view_functions["openapi"] = lambda: jsonify(document())
     return app
+
+
+def rates(settings: Settings) -> Rates:
+    return Rates(
+        per_token=settings.api_rate_per_token,
+        per_address=settings.api_rate_per_address,
+        window=settings.api_rate_window_seconds,
+        anonymous=settings.api_rate_anonymous,
+        anonymous_window=settings.api_rate_anonymous_window,
+    )
+
+
+def audit_sinks(settings: Settings) -> list[AuditTopic]:
+    """The audit's copy on Kafka (``AUDIT_TOPIC``), unless it is off ('')."""
+    if not settings.audit_topic:
+        return []
+    topic = AuditTopic(settings)
+    atexit.register(topic.close)
+    return [topic]
 
 
 def wait_seconds(asked: str | None) -> float:

@@ -6,7 +6,11 @@
 * Reading needs ``reader``; submit, cancel and retry need ``operator``; tokens and the
   audit trail need ``admin``. An operator cancels and retries the tasks it submitted,
   an admin any task (``ownership.py``).
-* Every mutating call, allowed or not, is recorded (``shared/security/audit.py``).
+* Every mutating call of a known token, allowed or not, is recorded
+  (``shared/security/audit.py``). A request without a valid token is counted and logged
+  once a minute per source address, never recorded one by one: nobody can push the
+  entries that matter out of the capped stream with anonymous calls.
+* Rate limits (``shared/security/limits.py``): 429 with ``Retry-After`` past them.
 * The API does not start without a token to accept (``require_tokens``): closed until
   someone opens it on purpose.
 """
@@ -20,7 +24,9 @@ import redis
 from flask import Flask, Response, g, jsonify, request
 
 from phase4_api.api import ApiError, error_response, json_body
+from shared.core import metrics
 from shared.security.audit import Audit, Entry, Outcome
+from shared.security.limits import Exceeded, Limit, RateLimits
 from shared.security.tokens import (
     Exists,
     Role,
@@ -103,22 +109,31 @@ def require_tokens(tokens: Tokens, file: Path | None) -> None:
 
 
 # --8<-- [start:protect]
-def protect(app: Flask, tokens: Tokens, audit: Audit) -> None:
-    """Check every request's token and role first; record every mutating call last."""
+def protect(app: Flask, tokens: Tokens, audit: Audit, limits: RateLimits) -> None:
+    """Check every request's token, its rate and its role first; audit the calls of known
+    tokens last. A request without a valid token is counted, not audited."""
 
     @app.before_request
     def authenticate() -> Response | None:
-        g.token = None
+        g.token, g.audited = None, False
         needed = required_role(request.method, request.path)
         if needed is None:
             return None
+        address = request.remote_addr or "unknown"
         secret = bearer()
-        if secret is None:
-            return unauthenticated("this route needs 'Authorization: Bearer <token>'", False)
-        token = tokens.identify(secret)
+        token = None
+        if secret is not None:  # one past its limit is not worth a fresh read of the tokens
+            token = tokens.identify(secret, read_again=not limits.blocked(address))
         if token is None:
-            return unauthenticated("the token is not valid (unknown or revoked)", True)
+            return refuse(limits, address, secret)
         g.token = token
+        exceeded = limits.authenticated(token.name, address)
+        if exceeded is not None:
+            return too_many(
+                exceeded,
+                f"of token {token.name!r}" if exceeded.limit is Limit.TOKEN else f"from {address}",
+            )
+        g.audited = True  # from here on, whatever the answer
         if not token.role.allows(needed):
             return error_response(
                 403, "forbidden", f"token {token.name!r} is {token.role}; this needs {needed}"
@@ -127,12 +142,31 @@ def protect(app: Flask, tokens: Tokens, audit: Audit) -> None:
 
     @app.after_request
     def record(response: Response) -> Response:
-        if request.method not in READS and request.path not in OPEN:
-            audit.record(entry_for(response, g.get("token")))
+        if g.get("audited") and request.method not in READS:
+            audit.record(entry_for(response, g.token))
         return response
 
 
 # --8<-- [end:protect]
+
+
+def refuse(limits: RateLimits, address: str, secret: str | None) -> Response:
+    """A request without a valid token: 401, or 429 past the anonymous limit; counted."""
+    reason = "missing" if secret is None else "invalid"
+    metrics.API_UNAUTHENTICATED.labels(reason).inc()
+    exceeded = limits.refused(address, "no token" if secret is None else "an unknown token")
+    if exceeded is not None:
+        return too_many(exceeded, f"without a valid token from {address}")
+    if secret is None:
+        return unauthenticated("this route needs 'Authorization: Bearer <token>'", False)
+    return unauthenticated("the token is not valid (unknown or revoked)", True)
+
+
+def too_many(exceeded: Exceeded, subject: str) -> Response:
+    metrics.API_RATE_LIMITED.labels(exceeded.limit).inc()
+    response = error_response(429, "too_many_requests", exceeded.message(subject))
+    response.headers["Retry-After"] = str(exceeded.retry_after)
+    return response
 
 
 def entry_for(response: Response, token: Token | None) -> Entry:

@@ -218,6 +218,33 @@ class Settings(BaseSettings):
     audit_max_entries: int = Field(
         100_000, gt=0, description="entries the audit stream keeps (the oldest go first)"
     )
+    # --- phase 5: the API's rate limits, waits and the audit's copy (docs/security.md) ---
+    # Counted in Redis, shared by every API worker; high enough for make bench, make chaos
+    # and the tests, from one address. 0: no limit.
+    api_rate_window_seconds: int = Field(
+        10, gt=0, description="window of the per-token and per-address limits"
+    )
+    api_rate_per_token: int = Field(
+        10_000, ge=0, description="requests one token may make per window; then 429"
+    )
+    api_rate_per_address: int = Field(
+        20_000, ge=0, description="authenticated requests one address may make per window"
+    )
+    api_rate_anonymous: int = Field(
+        300, ge=0, description="requests without a valid token per address and anonymous window"
+    )
+    api_rate_anonymous_window: int = Field(
+        60, gt=0, description="seconds; also one log line per address and window about them"
+    )
+    api_waits: int = Field(
+        16, ge=0, description="?wait= requests one API worker holds at once; more: 429"
+    )
+    audit_topic: str = Field(
+        "api-audit-topic", description="Kafka topic with every audit entry, appended; '' for none"
+    )
+    audit_retention_ms: int = Field(
+        90 * 24 * 3600 * 1000, gt=0, description="how long the audit topic keeps an entry"
+    )
 
     # --- infrastructure launcher ---
     # The local servers that `python -m shared.devtools.infra up` starts (docs/infrastructure.md).

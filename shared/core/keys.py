@@ -21,7 +21,9 @@
 | ``runs:{taskId}``       | list   | one JSON entry per ended attempt: agent, times, exit |
 | ``queue:retry``         | zset   | tasks waiting to retry, scored by ``nextAttemptAt``  |
 | ``auth:tokens``         | hash   | phase 5: API token name -> role, SHA-256, createdAt  |
-| ``audit``               | stream | phase 5: every mutating API call, capped             |
+| ``audit``               | stream | phase 5: every authenticated mutating API call, capped |
+| ``rate:{limit}:{who}:{w}`` | string | phase 5: requests of a token or address in window w |
+| ``refused:{w}``         | hash   | phase 5: address -> requests without a valid token   |
 
 In phase 5 a requestId is its owner's (the token that submitted it):
 ``owned-request:{owner}:{requestId}`` holds the taskId instead of ``request:{requestId}``.
@@ -77,6 +79,17 @@ def request_key(request_id: str, owner: str = "") -> str:
     owner (phase 5: a token's requestIds are its own). The prefixes differ, so no
     requestId of the first kind can name a key of the second."""
     return f"owned-request:{owner}:{request_id}" if owner else f"request:{request_id}"
+
+
+def rate_key(limit: str, subject: str, window: int) -> str:
+    """The count of ``subject``'s requests (a token's name, an address) in ``window``
+    (seconds since the epoch // the window's length): phase 5's rate limits."""
+    return f"rate:{limit}:{subject}:{window}"
+
+
+def refused_key(window: int) -> str:
+    """Requests refused before authentication in ``window``, a count per source address."""
+    return f"refused:{window}"
 
 
 def agent_queue(agent_id: str) -> str:

@@ -123,6 +123,16 @@ API_REQUESTS = Counter(
 API_LATENCY = Histogram(
     "taskflow_api_request_seconds", "REST request time", ["route", "method"], buckets=FAST_BUCKETS
 )
+API_UNAUTHENTICATED = Counter(
+    "taskflow_api_unauthenticated_total",
+    "REST requests refused before authentication (phase 5): counted here, not audited",
+    ["reason"],  # missing (no token), invalid (unknown or revoked)
+)
+API_RATE_LIMITED = Counter(
+    "taskflow_api_rate_limited_total",
+    "REST requests answered 429, by the limit they passed (phase 5)",
+    ["limit"],  # anonymous, token, address, waits
+)
 GRPC_CALLS = Counter(
     "taskflow_grpc_calls_total", "gRPC calls the task-manager served", ["method", "code"]
 )

@@ -1,15 +1,21 @@
 """The audit trail: who changed what through the API, and what came of it.
 
-Every mutating call (submit, cancel, retry, token changes), allowed or refused, is one
-entry in a capped Redis stream and one log line. The stream answers "who cancelled this
-task?" for admins (``GET /api/v1/audit``); the log line reaches a log collector even when
-Redis is away, and then the stream entry is lost rather than the call refused: the audit
-records the API's work, it must not stop it.
+Every mutating call of a known token (submit, cancel, retry, token changes), allowed or
+refused, is one entry in a capped Redis stream, one log line, and one entry in each of the
+audit's sinks (phase 5: a Kafka topic, appended to and never trimmed by a call). The
+stream answers "who cancelled this task?" for admins (``GET /api/v1/audit``); the log line
+reaches a log collector even when Redis is away, and then the stream entry is lost rather
+than the call refused: the audit records the API's work, it must not stop it.
+
+Calls without a valid token are not recorded one by one: anyone can make them, and each
+would push an entry that matters out of the capped stream. They are counted instead
+(``shared/security/limits.py``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -20,6 +26,8 @@ from shared.core.keys import AUDIT_STREAM
 
 log = logging.getLogger("taskflow.audit")
 CAMEL = {"task_id": "taskId"}
+# Where else an entry goes (its fields, as the stream holds them); an error is logged.
+Sink = Callable[[dict[str, str]], None]
 
 
 class Outcome(StrEnum):
@@ -58,9 +66,12 @@ class Entry:
 
 
 class Audit:
-    def __init__(self, redis_client: redis.Redis, max_entries: int) -> None:
+    def __init__(
+        self, redis_client: redis.Redis, max_entries: int, sinks: Sequence[Sink] = ()
+    ) -> None:
         self.redis = redis_client
         self.max_entries = max_entries
+        self.sinks = list(sinks)
 
     def record(self, entry: Entry) -> None:
         entry = Entry(**{**entry.__dict__, "at": datetime.now(UTC).isoformat()})
@@ -79,6 +90,11 @@ class Audit:
             self.redis.xadd(AUDIT_STREAM, fields, maxlen=self.max_entries, approximate=True)
         except redis.RedisError as exc:
             log.warning("audit entry not stored (%s); it is in this log only", exc)
+        for sink in self.sinks:
+            try:
+                sink(fields)
+            except Exception as exc:  # a sink's failure must not fail the call it records
+                log.warning("audit entry not sent to %s (%s); it is in this log", sink, exc)
 
     def latest(self, count: int) -> list[dict[str, str]]:
         """The ``count`` newest entries, newest first, each with its stream id."""

@@ -241,15 +241,16 @@ class Tokens:
         return self.known
 
     # --8<-- [start:identify]
-    def identify(self, secret: str) -> Token | None:
+    def identify(self, secret: str, read_again: bool = True) -> Token | None:
         """The token whose secret this is, or None. Every digest is compared, always.
 
         A token made a moment ago through another API worker is not in this worker's
-        copy yet, so a miss reads the tokens again before it says no.
+        copy yet, so a miss reads the tokens again before it says no (unless
+        ``read_again`` is False: a client past its limit of misses gets no more reads).
         """
         digest = digest_of(secret)
         found = matching(digest, self.all())
-        if found is None:
+        if found is None and read_again:
             self.refresh()
             found = matching(digest, self.known)
         return found

@@ -7,17 +7,25 @@ API starts with an admin token in a tokens file; the tests make the other tokens
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
 import sys
 import time
+import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import redis
 import requests
+from kafka import KafkaConsumer
+from kazoo.client import KazooClient
+from prometheus_client.parser import text_string_to_metric_families
 
+from shared.coordination.serversets import METRICS_PATH, Role
+from shared.core.config import Settings
 from shared.core.states import Status
 from shared.core.waiting import wait_until
 from shared.devtools.infra.ports import free_port
@@ -137,7 +145,9 @@ def test_tokens_are_listed_without_secrets_and_names_are_unique(stack: ApiStack)
     assert file_token.returncode == 4 and "API_TOKENS_FILE" in file_token.stderr
 
 
-def test_every_mutating_call_is_audited_with_who_what_and_outcome(stack: ApiStack) -> None:
+def test_every_mutating_call_of_a_token_is_audited_with_who_what_and_outcome(
+    stack: ApiStack,
+) -> None:
     operator = make_token(stack, "auditee", "operator")
     reader = make_token(stack, "peeker", "reader")
     task_id = call(stack, "POST", TASKS, operator, json=shell("sleep 30")).json()["taskId"]
@@ -155,8 +165,7 @@ def test_every_mutating_call_is_audited_with_who_what_and_outcome(stack: ApiStac
         ("auditee", "DELETE", "ok"),
         ("auditee", "POST", "ok"),
     ]  # newest first; the read is not there
-    anonymous = next(e for e in entries if e["token"] == "")
-    assert (anonymous["route"], anonymous["outcome"]) == (TASKS, "unauthenticated")
+    assert all(e["token"] for e in entries), "a call without a token is counted, not audited"
     made = next(e for e in entries if e["target"] == "peeker")
     assert (made["token"], made["route"], made["role"]) == ("admin", "/api/v1/tokens", "admin")
     log = stack.procs.named("api").log()
@@ -298,3 +307,194 @@ def test_a_request_id_is_the_tokens_own(stack: ApiStack) -> None:
     same_as_carol = call(stack, "POST", TASKS, dave, json=body)  # dave's id names dave's task
     assert same_as_carol.status_code == 409 and error_code(same_as_carol) == "request_id_reused"
     assert stack.store.get(carols).content == "echo carol"
+
+
+# --- an audit no one can flush, and rate limits -------------------------------------------
+
+
+def flood(url: str, count: int, source: str, token: str | None = None) -> list[tuple]:
+    """``count`` submits from the address ``source`` (127.0.0.x: another client than this
+    test's others); each answer as (status, Retry-After, error code)."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10, source_address=(source, 0))
+    headers = {"Content-Type": "application/json"}
+    body = json.dumps(shell("true"))
+    answers = []
+    try:
+        for n in range(count):
+            auth = {"Authorization": f"Bearer {token or f'tf_guess-{n}'}"} if n % 2 or token else {}
+            connection.request("POST", TASKS, body=body, headers={**headers, **auth})
+            reply = connection.getresponse()
+            data = json.loads(reply.read())
+            code = data["error"]["code"] if "error" in data else ""
+            answers.append((reply.status, reply.getheader("Retry-After"), code))
+    finally:
+        connection.close()
+    return answers
+
+
+def api_metric(stack: ApiStack, name: str, **labels: str) -> float:
+    """A counter summed over the API's workers, read from their own metrics endpoints
+    (announced in ZooKeeper, as Prometheus finds them)."""
+    zk = KazooClient(hosts=stack.procs.env["ZK_HOSTS"])
+    zk.start(timeout=15)
+    try:
+        path = f"{METRICS_PATH}/{Role.API}"
+        members = [json.loads(zk.get(f"{path}/{child}")[0]) for child in zk.get_children(path)]
+    finally:
+        zk.stop()
+    total = 0.0
+    for member in members:
+        endpoint = member["serviceEndpoint"]
+        try:
+            text = requests.get(f"http://{endpoint['host']}:{endpoint['port']}/metrics", timeout=5)
+        except requests.ConnectionError:  # a worker of an API started and stopped earlier
+            continue
+        for family in text_string_to_metric_families(text.text):
+            for sample in family.samples:
+                wanted = sample.labels.items() >= labels.items()
+                if sample.name == f"{name}_total" and wanted:
+                    total += sample.value
+    return total
+
+
+def test_anonymous_requests_cannot_flush_the_audit(stack: ApiStack) -> None:
+    """The attack: 1,000 anonymous POSTs a second rolled the capped audit stream over.
+    Now a request without a valid token is counted, never streamed; past the anonymous
+    limit of its address it gets 429 with Retry-After; the earlier entries stay."""
+    witness = make_token(stack, "witness", "operator")
+    task_id = call(stack, "POST", TASKS, witness, json=shell("true")).json()["taskId"]
+    audit = stack.store.redis
+    length = audit.xlen("audit")
+    refused_before = api_metric(stack, "taskflow_api_unauthenticated")
+
+    answers = flood(stack.url, 2000, "127.0.0.2")
+
+    limit = Settings().api_rate_anonymous
+    statuses = Counter(status for status, _, _ in answers)
+    assert set(statuses) == {401, 429}, statuses
+    # the limit, once for each window the flood reached into (a minute: one or two)
+    assert limit <= statuses[401] <= 2 * limit, statuses
+    assert answers[:limit] == [(401, None, "unauthenticated")] * limit
+    limited = [(retry, code) for status, retry, code in answers if status == 429]
+    assert all(code == "too_many_requests" and 1 <= int(retry) <= 60 for retry, code in limited)
+
+    assert audit.xlen("audit") == length, "no refused call reached the stream"
+    admin = os.environ[TOKEN_ENV]
+    entries = call(stack, "GET", "/api/v1/audit?limit=1000", admin).json()["entries"]
+    assert any(e["taskId"] == task_id and e["token"] == "witness" for e in entries)
+    refused = api_metric(stack, "taskflow_api_unauthenticated") - refused_before
+    assert refused == 2000
+    lines = [line for line in stack.procs.named("api").log().splitlines() if "127.0.0.2" in line]
+    assert 1 <= len(lines) <= 2, lines  # one a minute for the source, whatever the count
+    assert "refused a request without a valid token" in lines[0]
+
+
+@pytest.fixture(scope="module")
+def limited_api(stack: ApiStack) -> str:
+    """Another API on the stack's servers, 2 workers, with low limits to reach quickly:
+    4 requests per token or 6 per address in 5 s, 3 anonymous ones per address in 3 s."""
+    port = free_port()
+    stack.procs.start(
+        "api-limited",
+        "gunicorn",
+        *gunicorn_args(PHASE5, port),
+        API_RATE_PER_TOKEN="4",
+        API_RATE_PER_ADDRESS="6",
+        API_RATE_WINDOW_SECONDS="5",
+        API_RATE_ANONYMOUS="3",
+        API_RATE_ANONYMOUS_WINDOW="3",
+    )
+    url = f"http://127.0.0.1:{port}"
+    assert wait_until(lambda: answers_health(url), 60), stack.procs.named("api-limited").log()
+    return url
+
+
+def answers_health(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def start_of_window(seconds: int) -> None:
+    """Wait for a fresh window, so that a count in the test is not cut in two."""
+    time.sleep(seconds - time.time() % seconds + 0.05)
+
+
+def test_a_token_past_its_limit_gets_429_whichever_worker_answers(
+    stack: ApiStack, limited_api: str
+) -> None:
+    """The limits are counted in Redis: with 2 workers a token still gets 4 requests a
+    window, not 4 from each; another token from another address is not affected."""
+    busy, other = make_token(stack, "busy", "reader"), make_token(stack, "other", "reader")
+    start_of_window(5)
+    answers = flood_get(limited_api, busy, "127.0.0.3", 5)
+    assert [status for status, _, _ in answers] == [200] * 4 + [429], answers
+    status, retry, code = answers[-1]
+    assert code == "too_many_requests" and 1 <= int(retry) <= 5
+    assert flood_get(limited_api, other, "127.0.0.4", 1)[0][0] == 200
+    # the address's own limit: 6 a window, whatever the tokens (5 of busy's counted already)
+    answers = flood_get(limited_api, other, "127.0.0.3", 2)
+    assert [status for status, _, _ in answers] == [200, 429], answers
+
+
+def flood_get(url: str, token: str, source: str, count: int) -> list[tuple]:
+    """``count`` reads on new connections (so both workers get some) from ``source``."""
+    host, port = url.removeprefix("http://").split(":")
+    answers = []
+    for _ in range(count):
+        connection = http.client.HTTPConnection(
+            host, int(port), timeout=10, source_address=(source, 0)
+        )
+        try:
+            connection.request("GET", TASKS, headers={"Authorization": f"Bearer {token}"})
+            reply = connection.getresponse()
+            data = json.loads(reply.read())
+        finally:
+            connection.close()
+        code = data["error"]["code"] if "error" in data else ""
+        answers.append((reply.status, reply.getheader("Retry-After"), code))
+    return answers
+
+
+def test_refusals_are_logged_once_per_source_and_window(stack: ApiStack, limited_api: str) -> None:
+    """One line per address and window, with the count of the window before."""
+    start_of_window(3)
+    first = flood(limited_api, 10, "127.0.0.5")
+    assert [status for status, _, _ in first] == [401] * 3 + [429] * 7
+    start_of_window(3)
+    assert flood(limited_api, 1, "127.0.0.5")[0][0] == 401  # a new window
+
+    def lines() -> list[str]:
+        log = stack.procs.named("api-limited").log()
+        return [line for line in log.splitlines() if "from 127.0.0.5" in line]
+
+    assert len(lines()) == 2, lines()
+    assert "none in the window before" in lines()[0]
+    assert "10 in the 3 s before, 7 of them past the limit (429)" in lines()[1]
+
+
+def test_every_audit_entry_is_also_on_the_kafka_topic(stack: ApiStack) -> None:
+    """The append-only copy: the capped stream can roll over, the topic keeps 90 days."""
+    name = f"kafka-{uuid.uuid4().hex[:8]}"
+    operator = make_token(stack, name, "operator")
+    task_id = call(stack, "POST", TASKS, operator, json=shell("true")).json()["taskId"]
+    consumer = KafkaConsumer(
+        Settings().audit_topic,
+        bootstrap_servers=stack.procs.env["KAFKA_BOOTSTRAP_SERVERS"],
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=1000,
+    )
+    found: list[dict] = []
+
+    def arrived() -> bool:
+        found.extend(e for m in consumer if (e := json.loads(m.value))["token"] == name)
+        return bool(found)
+
+    try:
+        assert wait_until(arrived, 30, 0)
+    finally:
+        consumer.close()
+    entry = found[0]
+    assert (entry["taskId"], entry["method"], entry["outcome"]) == (task_id, "POST", "ok")
