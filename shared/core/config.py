@@ -85,6 +85,21 @@ class SaslMechanism(StrEnum):
     SCRAM_SHA_512 = "SCRAM-SHA-512"
 
 
+class SandboxMode(StrEnum):
+    """How much of the task sandbox an agent insists on (docs/security.md, "The task sandbox")."""
+
+    OFF = "off"  # phases 1 to 4: AGENT_RUN_AS and TASK_LIMIT_* only
+    FULL = "full"  # phase 5: every part, or the agent does not start
+    WEAK = "weak"  # every part this machine can give; the log names those it cannot
+
+
+class TaskNetwork(StrEnum):
+    """The network a sandboxed task sees."""
+
+    NONE = "none"  # a namespace of its own with only a loopback: no server, no host port
+    HOST = "host"  # the host's: every port the host reaches, 127.0.0.1 included
+
+
 class Settings(BaseSettings):
     """Settings shared by agents, schedulers, the task-manager, the API and the launcher."""
 
@@ -197,6 +212,37 @@ class Settings(BaseSettings):
         5.0, gt=0, description="seconds every API -> manager call may take"
     )
     api_page_limit: int = Field(50, gt=0, le=200, description="tasks per page by default")
+
+    # --- phase 5: the task sandbox (docs/security.md; the phase 5 agent defaults to full) ---
+    agent_sandbox: SandboxMode = Field(
+        SandboxMode.OFF, description="off, full (or no start) or weak; phase 5's agent: full"
+    )
+    task_network: TaskNetwork = Field(
+        TaskNetwork.NONE, description="none (a loopback only) or host (the host's network)"
+    )
+    task_writable_paths: str = Field(
+        "", description="host folders bound read-write into every task, ':' between them"
+    )
+    task_uids: str = Field(
+        "1900000000-1900000999", description="uids of running tasks, 'first-last', no user's"
+    )
+    task_uid_locks: Path = Field(
+        Path("/run/taskflow/task-uids"), description="a lock per uid, shared by a host's agents"
+    )
+    task_tmp_bytes: int = Field(
+        128 * 2**20, gt=0, description="size of a task's private /tmp, and of its /dev/shm"
+    )
+    task_file_bytes: int = Field(
+        1 * 2**30, gt=0, description="largest file a sandboxed task may write (RLIMIT_FSIZE)"
+    )
+    task_memory_bytes: int = Field(
+        1 * 2**30, gt=0, description="memory of a task's cgroup, its /tmp included"
+    )
+    task_processes: int = Field(256, gt=0, description="processes of a task's cgroup")
+    task_cpus: float = Field(1.0, gt=0, description="CPUs a task's cgroup may use at once")
+    task_cgroup_parent: str = Field(
+        "taskflow", description="cgroup under which each task uid has its own"
+    )
 
     # --- phase 5: observability ---
     metrics_host: str = Field("127.0.0.1", description="address every metrics endpoint binds")

@@ -16,15 +16,17 @@ timeout's or a cancel's SIGTERM reaches the task with the rest of the group whil
 guard keeps waiting, so the task still gets its grace period, and the guard exits with
 the task's code. A task ended by signal N shows exit code 128+N, as in a shell (-9 if
 the guard itself was SIGKILLed when the grace ran out). A child that leaves the group
-(``setsid``) escapes the guard, as it escapes a timeout.
+(``setsid``) escapes the guard, as it escapes a timeout; in phase 5's sandbox it cannot
+escape: the task's PID namespace and its cgroup end with it (``slots.py``).
 
-The guard also starts the task as its user, under its limits (``sandbox.py``). It is a
+The guard also starts the task as its user, under its limits (``sandbox.py``), and in
+phase 5 in its sandbox (a uid, a cgroup, namespaces: ``slots.py``). It is a
 small static C program because every ``exec`` counts: one glibc program's start-up takes
 about 0.9 ms of CPU here, and the same steps through ``prlimit``, ``setpriv``, a guard
 shell and ``env`` made five of them, 4.9 ms per task against 1.4 now (``sh -c true``
 through ``run_command``, 200 runs). Where the guard is missing, tasks run directly, and a
 warning at the first task says that they would outlive a killed agent; unless the
-settings ask for a sandbox (another user, limits), which then refuses.
+settings ask for a sandbox (another user, limits, ``AGENT_SANDBOX``), which then refuses.
 """
 
 from __future__ import annotations
@@ -45,12 +47,14 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_IXOTH
 from typing import IO
 
 from shared.core.config import Settings, get_settings
 from shared.core.states import Status
 from shared.core.task import TaskType
-from shared.execution import sandbox
+from shared.execution import sandbox, slots
+from shared.execution.slots import guard_program  # noqa: F401 - found here by tests, tools
 
 log = logging.getLogger(__name__)
 
@@ -162,77 +166,25 @@ def _group_runs(pgid: int) -> bool:
     return False
 
 
-def guard_program() -> str | None:
-    """Where ``taskflow-guard`` is: beside this interpreter (``make venv``), or on PATH."""
-    beside = Path(sys.executable).parent / "taskflow-guard"
-    return str(beside) if os.access(beside, os.X_OK) else shutil.which("taskflow-guard")
-
-
 @functools.cache
-def _guard(settings: Settings) -> tuple[str, ...]:
-    """The argv prefix that ties a task's group to the agent's life; () where none works.
-
-    Tried once, on the first task: a guard that cannot start would fail every task, and
-    a missing program is better said once in the log than in every task's stderr.
-    """
-    program = guard_program()
-    why = "taskflow-guard not found; `make venv` builds it"
-    if program:
-        user = sandbox.switch_user(sandbox.task_user(settings.agent_run_as))
-        prefix = (program, *sandbox.limits(settings), *user, "--")
-        why = _guard_fails(prefix)
-        if not why:
-            return prefix
-    if sandbox.asked_for(settings):
-        raise sandbox.SandboxError(
-            f"tasks cannot start as AGENT_RUN_AS with the TASK_LIMIT_* limits here ({why}; "
-            "another user needs an agent running as root)"
-        )
-    log.warning("tasks run without a guard (%s): a task keeps running if its agent is killed", why)
-    return ()
-
-
-PROBE = ("/bin/sh", "-c", "exit 0")  # the task that tries the guard out
-
-
-def _guard_fails(prefix: tuple[str, ...]) -> str:
-    """Why a task started through ``prefix`` does not run and exit 0; "" when it does.
-
-    In a session of its own, as every task: a guard whose agent dies (here, killed during
-    the probe) kills its whole process group, which would otherwise be the agent's, and
-    with it whatever shares that group (a supervisor, a shell, a test run).
-    """
-    try:
-        probe = subprocess.run(
-            [*prefix, str(os.getpid()), *PROBE],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=10,
-            start_new_session=True,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"its trial run failed: {exc}"
-    if probe.returncode == 0:
-        return ""
-    said = probe.stderr.decode(errors="replace").strip()
-    return f"its trial run exited {probe.returncode}: {said or 'nothing said'}"
+def _slots(settings: Settings) -> slots.TaskSlots:
+    """How this agent starts its tasks (``slots.py``), built and tried once: a guard that
+    cannot start would fail every task, and a missing program is better said once in the
+    log than in every task's stderr."""
+    return slots.build(settings)
 
 
 def check_sandbox(settings: Settings) -> None:
     """Raise ``SandboxError`` now if tasks could not run as the settings ask (at start-up)."""
-    _guard(settings)
+    _slots(settings)
 
 
-def _guarded(argv: list[str], settings: Settings) -> list[str]:
-    """``argv`` started through the guard, or as it is where the guard cannot run.
-
-    A program that does not exist is refused here, as ``Popen`` refuses it: through the
-    guard it would only be a task that exits 127.
-    """
+def _checked(argv: list[str]) -> list[str]:
+    """A program that does not exist is refused here, as ``Popen`` refuses it: through
+    the guard it would only be a task that exits 127."""
     if shutil.which(argv[0]) is None:
         raise FileNotFoundError(errno.ENOENT, "No such file or directory", argv[0])
-    prefix = _guard(settings)
-    return [*prefix, str(os.getpid()), *argv] if prefix else argv
+    return argv
 
 
 # --8<-- [start:run]
@@ -249,9 +201,23 @@ def run_command(
     ``pass_fds`` are open files the task inherits (a Python task's script).
     """
     settings = get_settings()
+    argv = _checked(argv)
+    with _slots(settings).slot() as slot:
+        return _run(slot, argv, timeout, cancelled, env, pass_fds, settings)
+
+
+def _run(
+    slot: slots.Slot,
+    argv: list[str],
+    timeout: float,
+    cancelled: Callable[[], bool],
+    env: Mapping[str, str] | None,
+    pass_fds: tuple[int, ...],
+    settings: Settings,
+) -> ExecutionResult:
     process = subprocess.Popen(
-        _guarded(argv, settings),
-        env={**sandbox.environment(settings, os.environ), **(env or {})},
+        [*slot.command, *argv],
+        env={**sandbox.environment(settings, os.environ), **slot.env, **(env or {})},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -282,6 +248,7 @@ def run_command(
         # The task is over; whatever it left running in the background goes with it
         # (and releases the output pipes the reader threads wait on). The result is
         # reported only once the group is gone: "finished" means nothing of it runs.
+        # (In the sandbox, its cgroup is emptied too, when the slot ends.)
         _signal_group(process.pid, signal.SIGKILL)
         wait_group_gone(process.pid, GROUP_EXIT_WAIT)
         exited.close()
@@ -363,10 +330,30 @@ class PythonScriptExecutor:
     """
 
     def run(self, content: str, timeout: float, cancelled=NEVER, env=None) -> ExecutionResult:
-        python = get_settings().task_python or sys.executable  # one the task's user may run
+        python = interpreter(get_settings())
         with script_file(content) as fd:
             argv = [python, f"/dev/fd/{fd}"]
             return run_command(argv, timeout, cancelled, env, pass_fds=(fd,))
+
+
+def interpreter(settings: Settings) -> str:
+    """``TASK_PYTHON``, else this agent's interpreter if any user may run it (a task may
+    run as another user), else the system's ``/usr/bin/python3``."""
+    if settings.task_python:
+        return settings.task_python
+    mine = os.path.realpath(sys.executable)
+    if all(_others_may(folder, S_IXOTH) for folder in Path(mine).parents) and _others_may(
+        Path(mine), S_IXOTH
+    ):
+        return sys.executable
+    return "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
+def _others_may(path: Path, bit: int) -> bool:
+    try:
+        return bool(path.stat().st_mode & bit)
+    except OSError:
+        return False
 
 
 SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE

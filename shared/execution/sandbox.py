@@ -1,4 +1,4 @@
-"""What a task runs as: its user, its resource limits and its environment.
+"""What a task runs as: its user, its resource limits, its environment, its view of the host.
 
 An agent holds the servers' addresses and, from phase 5 on, their credentials; the tasks
 it runs are whatever a client sent. So a task gets:
@@ -11,6 +11,11 @@ it runs are whatever a client sent. So a task gets:
 * **a clean environment**: the few variables a program expects (``PATH``, ``LANG``, ...),
   the ones named in ``AGENT_TASK_ENV``, and ``TASKFLOW_*``; never the agent's own, which
   name and open the servers.
+
+Phase 5 adds the task sandbox (``AGENT_SANDBOX``, see ``slots.py``): instead of
+``AGENT_RUN_AS`` a uid of its own from ``TASK_UIDS``, a cgroup, a largest file
+(``TASK_FILE_BYTES``), and namespaces: a private /tmp, a read-only view of the rest but
+``TASK_WRITABLE_PATHS``, its own PIDs, and no network unless ``TASK_NETWORK=host``.
 
 This module turns the settings into the options of ``taskflow-guard`` (``guard.c``, the
 program every task starts through, see ``executors.py``), which applies the limits, then
@@ -27,10 +32,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from shared.core.config import Settings
+from shared.core.config import SandboxMode, Settings
 
 # What a program may need from its environment, passed on from the agent's.
 SAFE_VARIABLES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
+
+# What the guard can bind (guard.c's MAX_LIST).
+MOST_WRITABLE_PATHS = 16
+
+# The name a task of the sandbox sees as its user's (its uid has no entry in passwd).
+SANDBOX_USER = "task"
 
 
 class SandboxError(RuntimeError):
@@ -60,14 +71,47 @@ def task_user(name: str) -> TaskUser | None:
 
 
 def limits(settings: Settings) -> list[str]:
-    """The guard's ``--cpu=N``-style options for the limits that are set."""
+    """The guard's ``--cpu=N``-style options for the limits that are set; in the sandbox
+    also the largest file a task may write."""
+    sandboxed = settings.agent_sandbox is not SandboxMode.OFF
     asked = {
         "--cpu": settings.task_limit_cpu_seconds,
         "--as": settings.task_limit_memory_bytes,
         "--nofile": settings.task_limit_open_files,
         "--nproc": settings.task_limit_processes,
+        "--fsize": settings.task_file_bytes if sandboxed else 0,
     }
     return [f"{option}={value}" for option, value in asked.items() if value]
+
+
+def writable_paths(settings: Settings) -> list[str]:
+    """``TASK_WRITABLE_PATHS`` as a list: absolute paths, at most 16."""
+    paths = [path for path in settings.task_writable_paths.split(":") if path]
+    relative = [path for path in paths if not path.startswith("/")]
+    if relative:
+        raise SandboxError(f"TASK_WRITABLE_PATHS: not absolute: {', '.join(relative)}")
+    if len(paths) > MOST_WRITABLE_PATHS:
+        raise SandboxError(f"TASK_WRITABLE_PATHS: at most {MOST_WRITABLE_PATHS} folders")
+    return paths
+
+
+def isolation(settings: Settings) -> list[str]:
+    """The guard's options for the task's namespaces: network, /tmp, writable folders."""
+    return [
+        f"--sandbox={settings.task_network.value}",
+        f"--tmp-size={settings.task_tmp_bytes}",
+        *(f"--writable={path}" for path in writable_paths(settings)),
+    ]
+
+
+def pool_user(uid: int) -> list[str]:
+    """The guard's options for a uid of the pool: its gid is the same number, no groups."""
+    return [f"--uid={uid}", f"--gid={uid}", f"--groups={uid}"]
+
+
+def pool_environment() -> dict[str, str]:
+    """What a task of the pool finds as its home and name (its /tmp is its own)."""
+    return {"HOME": "/tmp", "USER": SANDBOX_USER, "LOGNAME": SANDBOX_USER}
 
 
 def switch_user(user: TaskUser | None) -> list[str]:
@@ -82,7 +126,8 @@ def environment(settings: Settings, own: Mapping[str, str]) -> dict[str, str]:
     """The task's environment: safe variables and the named ones from ``own``, and a home."""
     names = [*SAFE_VARIABLES, *filter(None, settings.agent_task_env.split(","))]
     env = {name: own[name] for name in names if name in own}
-    user = task_user(settings.agent_run_as)
+    sandboxed = settings.agent_sandbox is not SandboxMode.OFF  # its user comes per task
+    user = None if sandboxed else task_user(settings.agent_run_as)
     if user is not None:
         env.update(HOME=user.home, USER=user.name, LOGNAME=user.name)
     elif "HOME" in own:
@@ -92,4 +137,5 @@ def environment(settings: Settings, own: Mapping[str, str]) -> dict[str, str]:
 
 def asked_for(settings: Settings) -> bool:
     """Whether the settings ask for more than the agent's own user, unlimited."""
-    return bool(settings.agent_run_as or limits(settings))
+    sandboxed = settings.agent_sandbox is not SandboxMode.OFF
+    return bool(sandboxed or settings.agent_run_as or limits(settings))

@@ -143,10 +143,10 @@ PROBING = textwrap.dedent(
     """
     import subprocess
     from shared.core.config import get_settings
-    from shared.execution import executors
+    from shared.execution import executors, slots
     mate = subprocess.Popen(["sleep", "60"])
     print(mate.pid, flush=True)
-    executors.PROBE = ("sleep", "61.5")
+    slots.PROBE = ("sleep", "61.5")
     executors.check_sandbox(get_settings())
     """
 )

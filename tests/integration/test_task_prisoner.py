@@ -6,20 +6,25 @@ The agent runs as root (these tests need it); an attacker runs as a task's user 
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import tempfile
 import textwrap
+import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import pytest
 
 from shared.core.config import get_settings
 from shared.core.states import Status
+from shared.core.waiting import wait_until
+from shared.devtools.procs import process_runs
 from shared.execution import executors
-from shared.execution.executors import PythonScriptExecutor
+from shared.execution.executors import ExecutionResult, PythonScriptExecutor, ShellTaskExecutor
 
 NOBODY = 65534
 PYTHON = "/usr/bin/python3"  # one any user may run
@@ -35,7 +40,7 @@ def settings_from_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.Monkey
 
     def forget() -> None:
         get_settings.cache_clear()
-        executors._guard.cache_clear()
+        executors._slots.cache_clear()
 
     forget()
     yield monkeypatch
@@ -119,3 +124,125 @@ def test_the_chown_race_on_a_python_tasks_script_is_never_won(
     info = swapper.stat()
     assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (0, 0o600), "the race was won"
     assert statuses.count(Status.SUCCESS) == 500, statuses
+
+
+# --- in the full sandbox (phase 5): tasks against each other, and against their own end ---
+
+
+@pytest.fixture
+def full(settings_from_env: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """AGENT_SANDBOX=full, with a folder bound into every task, where the test and a task
+    meet (a task's /tmp is its own)."""
+    meeting = tmp_path / "meeting"
+    meeting.mkdir()
+    meeting.chmod(0o777)
+    settings_from_env.setenv("AGENT_SANDBOX", "full")
+    settings_from_env.setenv("TASK_WRITABLE_PATHS", str(meeting))
+    return meeting
+
+
+def running_with(argument: str) -> list[int]:
+    """Host pids of the live processes whose command line holds ``argument``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with suppress(OSError):
+            if argument.encode() in cmdline.read_bytes().split(b"\0"):
+                found.append(int(cmdline.parent.name))
+    return [pid for pid in found if process_runs(pid)]
+
+
+@contextmanager
+def victim(meeting: Path) -> Iterator[tuple[Future[ExecutionResult], list[int]]]:
+    """A task holding a secret in its environment, sleeping until the test releases it;
+    yields its future result and its processes' host pids."""
+    mark = f"{os.getpid()}.5"
+    task = f"sleep {mark} & until [ -e {meeting}/release ]; do sleep 0.02; done; kill $!"
+    with ThreadPoolExecutor(1) as runner:
+        result = runner.submit(shell_run, task, TASKFLOW_SECRET="s3cret-of-the-victim")
+        pids = wait_until(lambda: running_with(mark), 15)
+        assert pids, "the victim did not start"
+        try:
+            yield result, pids
+        finally:
+            (meeting / "release").touch()
+
+
+def shell_run(content: str, timeout: float = 30, **env: str) -> ExecutionResult:
+    return ShellTaskExecutor().run(content, timeout=timeout, env=env)
+
+
+def test_a_task_cannot_read_another_tasks_environ_or_memory_nor_kill_it(full: Path) -> None:
+    with victim(full) as (result, pids):
+        guesses = " ".join(f"/proc/{pid}/environ /proc/{pid}/mem" for pid in pids)
+        attack = (
+            f"cat {guesses} /proc/[0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep s3cret; "
+            f"kill -9 {' '.join(map(str, pids))}; kill -9 -1; echo done"
+        )
+        attacker = shell_run(attack)
+        assert attacker.stdout == "done\n", attacker  # nothing read
+        assert all(map(process_runs, pids)), "the attack killed the victim"
+    assert result.result().status is Status.SUCCESS, result.result()
+
+
+def test_nothing_a_task_starts_survives_its_end_its_timeout_or_its_cancel(full: Path) -> None:
+    """``setsid`` and ``nohup`` leave the task's process group, not its namespace."""
+    mark = f"{os.getpid()}.25"
+    escape = f"setsid sleep {mark} & nohup sleep {mark} >/dev/null 2>&1 & echo started"
+    ends = {
+        "end": lambda: shell_run(escape),
+        "timeout": lambda: shell_run(f"{escape}; sleep 60", timeout=1),
+        "cancel": lambda: ShellTaskExecutor().run(
+            f"{escape}; sleep 60", 30, cancelled=lambda: bool(running_with(mark))
+        ),
+    }
+    try:
+        for how, run in ends.items():
+            result = run()
+            assert result.stdout == "started\n", (how, result)
+            assert not running_with(mark), f"a process outlived its task's {how}"
+    finally:
+        for pid in running_with(mark):  # only if the test failed: leave nothing behind
+            os.kill(pid, signal.SIGKILL)
+
+
+# Every process forks for ever, and tries again when the kernel refuses: it never dies out.
+BOMB = textwrap.dedent(
+    """
+    import os, time
+    print(os.getuid(), file=open("{}/uid", "w"))
+    while True:
+        try:
+            os.fork()
+        except OSError:
+            time.sleep(0.01)
+    """
+)
+
+
+def processes_of(uid_file: Path) -> int:
+    """How many processes the cgroup of the task that wrote ``uid_file`` holds now."""
+    if not uid_file.exists() or not uid_file.read_text().endswith("\n"):
+        return 0
+    cgroups = executors._slots(get_settings()).cgroups
+    assert cgroups is not None
+    return len(cgroups.members(int(uid_file.read_text())))
+
+
+def test_a_fork_bomb_in_one_task_does_not_starve_another(
+    full: Path, settings_from_env: pytest.MonkeyPatch
+) -> None:
+    """The bomb fills its own cgroup (TASK_PROCESSES) and its uid's; the other task has
+    its own of both."""
+    settings_from_env.setenv("TASK_PROCESSES", "64")
+    stop = threading.Event()
+    with ThreadPoolExecutor(1) as runner:
+        bombing = runner.submit(PythonScriptExecutor().run, BOMB.format(full), 60, stop.is_set)
+        try:
+            full_up = wait_until(lambda: processes_of(full / "uid") >= 60 or bombing.done(), 15)
+            assert full_up and not bombing.done(), bombing
+            other = shell_run("echo still here")
+            assert (other.status, other.stdout) == (Status.SUCCESS, "still here\n"), other
+            assert not bombing.done(), bombing.result()  # it bombed all along
+        finally:
+            stop.set()
+        assert bombing.result().status is Status.CANCELLED, bombing.result()
