@@ -198,6 +198,22 @@ def test_an_outsider_cannot_replace_or_squat_taskflows_top_znodes(
     assert set(taskflow_zk.get_acls(LIVE_AGENTS)[0]) == set(taskflow_acl(AUTH))
 
 
+def test_the_local_zookeeper_is_closed_from_its_root(secured: Settings) -> None:
+    """The launcher closed the server's root, and ZooKeeper's own /zookeeper, as soon as
+    it answered: no top znode, and nothing under /zookeeper, from an outsider."""
+    outsider = KazooClient(hosts=secured.zk_hosts)
+    outsider.start(timeout=WAIT)
+    try:
+        for path in ("/live-agents", "/squat", "/zookeeper/squat", "/zookeeper/quota/squat"):
+            with pytest.raises(NoAuthError):
+                outsider.create(path)
+        with pytest.raises(NoAuthError):
+            outsider.get_children("/")
+    finally:
+        outsider.stop()
+        outsider.close()
+
+
 def test_znodes_left_open_are_closed_when_taskflow_starts(
     zk_settings: Settings, outsider: KazooClient
 ) -> None:

@@ -3,8 +3,8 @@
 ``ZK_AUTH`` needs no server configuration: ZooKeeper's digest provider is built in, and
 the ACLs are set by the clients that create the znodes (``shared/coordination/acls.py``).
 The launcher only closes the root as soon as the server answers, so that no one else
-creates a top znode before taskflow's processes come. ``maxClientCnxns`` caps the
-connections from one address (``zookeeper.properties``).
+creates a top znode before taskflow's processes come, and ZooKeeper's own ``/zookeeper``.
+``maxClientCnxns`` caps the connections from one address (``zookeeper.properties``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from kazoo.client import KazooClient
 
-from shared.coordination.acls import close_root, zk_security
+from shared.coordination.acls import anyone_may_write, close_root, taskflow_acl, zk_security
 from shared.devtools.infra import maven
 from shared.devtools.infra.jvm import java_command
 from shared.devtools.infra.ports import LOOPBACK
@@ -23,6 +23,9 @@ from shared.devtools.infra.service import Service
 
 TEMPLATE = Path(__file__).with_name("zookeeper.properties")
 MAIN = "org.apache.zookeeper.server.ZooKeeperServerMain"
+# ZooKeeper's own znodes that anyone may write to by default (/zookeeper/config is
+# read-only): a local server with ZK_AUTH closes them as it closes the root.
+SYSTEM_NODES = ("/zookeeper", "/zookeeper/quota")
 # maxClientCnxns: a phase 5 stack opens about 20 (two per process: its coordination and
 # its metrics' announcement), the test suite and the chaos run about as many at once;
 # 300 leaves room for several, and bounds what one address can take.
@@ -82,17 +85,21 @@ class ZooKeeper(Service):
 
     def after_ready(self) -> None:
         if self.settings.zk_auth:
-            close_root_of(self.endpoint, self.settings.zk_auth)
+            close_server(self.endpoint, self.settings.zk_auth)
 
 
-def close_root_of(hosts: str, zk_auth: str) -> None:
-    """Give the root znode of the ZooKeeper at ``hosts`` taskflow's ACL (closed)."""
+def close_server(hosts: str, zk_auth: str) -> None:
+    """Give the root znode of the ZooKeeper at ``hosts``, and ZooKeeper's own writable
+    znodes (``SYSTEM_NODES``, open to anyone by default), taskflow's closed ACL."""
     client = KazooClient(
         hosts=hosts, timeout=CHECK_TIMEOUT, auth_data=[("digest", zk_auth)], logger=_QUIET
     )
     try:
         client.start(timeout=CHECK_TIMEOUT)
         close_root(client, zk_auth)
+        for path in SYSTEM_NODES:  # made again at every start of the server
+            if anyone_may_write(client.get_acls(path)[0]):
+                client.set_acls(path, taskflow_acl(zk_auth, path))
     finally:
         client.stop()
         client.close()
