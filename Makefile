@@ -90,8 +90,13 @@ infra-status: venv  ## which servers run, on which ports, with which pids
 # programs listed in <phase dir>/processes.conf. `make phaseN-ctl ARGS="stop agent-2"`
 # talks to it through supervisorctl.
 
-stack = STACK_DIR=$(RUN_DIR)/$(1) STACK_PROGRAMS=$(CURDIR)/$(2)/processes.conf STACK_PYTHON=$(PY)
-supervisord = mkdir -p $(RUN_DIR)/$(1) && $(3) $(call stack,$(1),$(2)) $(BIN)/supervisord -c deploy/supervisord.conf
+# Phase 5's files are their owner's only: supervisord and its processes run with the
+# umask 077 (its own log is made before it reads STACK_UMASK, hence the shell's umask).
+stack_umask = $(if $(filter phase5,$(1)),077,022)
+stack = STACK_DIR=$(RUN_DIR)/$(1) STACK_PROGRAMS=$(CURDIR)/$(2)/processes.conf STACK_PYTHON=$(PY) \
+	STACK_UMASK=$(call stack_umask,$(1))
+supervisord = umask $(call stack_umask,$(1)) && mkdir -p $(RUN_DIR)/$(1) \
+	&& $(3) $(call stack,$(1),$(2)) $(BIN)/supervisord -c deploy/supervisord.conf
 supervisorctl = $(call stack,$(1),$(2)) $(BIN)/supervisorctl -c deploy/supervisord.conf
 
 # ---------------------------------------------------------------- phase 1
@@ -191,12 +196,15 @@ phase5_env = ZIPKIN_ENDPOINT=$(ZIPKIN_ENDPOINT) TASK_USER=$(TASK_USER) \
 # Their credentials are made once into PHASE5_SECRETS (folder 0700, files 0600); every
 # phase 5 process reads them from there (SECRETS_DIR), never from its environment. The
 # servers keep their data in run/phase5/servers, apart from the open ones of phases 1-4.
+# Everything under run/phase5 is its owner's only: folders 0700, files 0600 (the launcher
+# and supervisord make them so; phase5-up first takes other users' bits off older ones).
 PHASE5_SECRETS ?= $(RUN_DIR)/phase5/secrets
 phase5_env += SECRETS_DIR=$(PHASE5_SECRETS)
 phase5_infra = SECRETS_DIR=$(PHASE5_SECRETS) $(PY) -m shared.devtools.infra
 phase5_run_dir = --run-dir $(RUN_DIR)/phase5/servers
 
 phase5-up: venv infra-install  ## the production system: phase 4's processes observed, Prometheus, Zipkin
+	@install -d -m 0700 $(RUN_DIR)/phase5 && chmod -R go-rwx $(RUN_DIR)/phase5
 	@$(PY) -m shared.devtools.credentials $(PHASE5_SECRETS)
 	REDIS_APPENDFSYNC=always $(phase5_infra) up $(phase5_run_dir) --services $(phase5_servers)
 	@$(PY) -m shared.security.tokenfile $(phase5_tokens)

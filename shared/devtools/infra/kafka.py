@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import re
 import secrets
 import subprocess
@@ -27,8 +28,9 @@ from shared.devtools.infra import maven
 from shared.devtools.infra.errors import InfraError
 from shared.devtools.infra.jvm import java_command
 from shared.devtools.infra.ports import LOOPBACK
+from shared.devtools.infra.private import UMASK, open_private, write_private
 from shared.devtools.infra.process import tail
-from shared.devtools.infra.service import Service, write_private
+from shared.devtools.infra.service import Service
 from shared.messaging.clients import kafka_security
 
 TEMPLATE = Path(__file__).with_name("kafka.properties")
@@ -191,8 +193,8 @@ class Kafka(Service):
             args.append(f"@{args_file}")
         command = java_command(self.lib(), self.settings.kafka_heap, STORAGE_TOOL, *args)
         try:
-            with self.log.open("ab") as out:
-                done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
+            with os.fdopen(open_private(self.log, os.O_WRONLY | os.O_APPEND), "ab") as out:
+                done = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, umask=UMASK)
         finally:
             args_file.unlink(missing_ok=True)
         if done.returncode != 0:
@@ -200,7 +202,7 @@ class Kafka(Service):
                 f"formatting Kafka storage failed; last lines of {self.log}:\n{tail(self.log)}"
             )
         if self.sasl:
-            self.scram_marker.write_text(f"{self.scram_user}\n")
+            write_private(self.scram_marker, f"{self.scram_user}\n")
 
     def command(self) -> list[str]:
         return java_command(self.lib(), self.settings.kafka_heap, MAIN, str(self.config))

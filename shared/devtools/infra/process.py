@@ -18,6 +18,7 @@ from pathlib import Path
 
 from shared.core.waiting import wait_until
 from shared.devtools.infra.errors import InfraError
+from shared.devtools.infra.private import UMASK, open_private, write_private
 
 # Seconds a group gets to vanish after SIGKILL, which it cannot ignore.
 KILL_WAIT = 5.0
@@ -27,8 +28,9 @@ _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def spawn(command: Sequence[str], log_path: Path, cwd: Path) -> int:
-    """Start ``command`` in a new session with its output appended to ``log_path``."""
-    with log_path.open("ab") as log:
+    """Start ``command`` in a new session with its output appended to ``log_path``, and
+    the umask 077: what it creates is its owner's only, as its log is."""
+    with os.fdopen(open_private(log_path, os.O_WRONLY | os.O_APPEND), "ab") as log:
         child = subprocess.Popen(
             command,
             cwd=cwd,
@@ -36,6 +38,7 @@ def spawn(command: Sequence[str], log_path: Path, cwd: Path) -> int:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            umask=UMASK,
         )
     _children[child.pid] = child
     return child.pid
@@ -59,7 +62,7 @@ def _reap(pid: int) -> None:
 def write_pid(pid_file: Path, pid: int) -> None:
     stat = _stat(pid)
     started = stat[19] if stat else "?"
-    pid_file.write_text(f"{pid} {started}\n")
+    write_private(pid_file, f"{pid} {started}\n")
 
 
 def running(pid_file: Path) -> int | None:

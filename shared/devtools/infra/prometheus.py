@@ -25,6 +25,7 @@ from shared.coordination.serversets import METRICS_PATH
 from shared.core.config import Settings
 from shared.devtools.infra.errors import InfraError, require
 from shared.devtools.infra.ports import LOOPBACK
+from shared.devtools.infra.private import write_private
 from shared.devtools.infra.service import Service
 
 CHECK_TIMEOUT = 2.0
@@ -134,7 +135,7 @@ class Prometheus(Service):
             raise InfraError(f"prometheus: no rule file {self.rules} (PROMETHEUS_RULES=...)")
         create_watched_path(self.settings)
         # JSON is YAML, and needs no YAML library.
-        self.config.write_text(json.dumps(self.configuration(), indent=2))
+        write_private(self.config, json.dumps(self.configuration(), indent=2))
 
     def configuration(self) -> dict[str, Any]:
         """prometheus.yml: itself, the taskflow processes found in ZooKeeper, the alert rules."""

@@ -22,7 +22,8 @@ import redis
 
 from shared.devtools.infra.errors import InfraError, require
 from shared.devtools.infra.ports import LOOPBACK
-from shared.devtools.infra.service import Service, write_private
+from shared.devtools.infra.private import write_private
+from shared.devtools.infra.service import Service
 
 CHECK_TIMEOUT = 2.0
 # What an ACL file line can hold as a user name: it is split on spaces.

@@ -1,14 +1,17 @@
-"""What the launcher needs to know about one server: ports, files, command, and a ready check."""
+"""What the launcher needs to know about one server: ports, files, command, and a ready check.
+
+Its folder and files are its owner's only (``private.py``).
+"""
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from string import Template
 from typing import ClassVar
 
 from shared.core.config import Settings
+from shared.devtools.infra.private import private_dir, write_private
 
 
 class Service(ABC):
@@ -43,8 +46,9 @@ class Service(ABC):
         """Make sure the server's program is on this machine, else raise InfraError naming it."""
 
     def prepare(self) -> None:
-        """Create the folders and write the configuration before a start."""
-        self.data.mkdir(parents=True, exist_ok=True)
+        """Create the folders (the owner's only) and write the configuration before a start."""
+        private_dir(self.home)
+        private_dir(self.data)
 
     @abstractmethod
     def command(self) -> list[str]:
@@ -62,11 +66,3 @@ class Service(ABC):
         """Fill a ``$name`` template from this package into the server's folder."""
         write_private(target, Template(template.read_text()).substitute(values))
         return target
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write a file only its owner may read: a server's configuration can hold passwords."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(descriptor, 0o600)  # a file that was there keeps its mode otherwise
-    with os.fdopen(descriptor, "w") as out:
-        out.write(text)

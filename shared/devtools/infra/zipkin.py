@@ -14,6 +14,7 @@ from pathlib import Path
 from shared.devtools.infra import maven
 from shared.devtools.infra.jvm import jar_command
 from shared.devtools.infra.ports import LOOPBACK
+from shared.devtools.infra.private import private_dir
 from shared.devtools.infra.service import Service
 
 GROUP = "io.zipkin"
@@ -47,7 +48,7 @@ class Zipkin(Service):
 
     def prepare(self) -> None:
         # No data folder and no configuration file: spans live in memory, settings are arguments.
-        self.home.mkdir(parents=True, exist_ok=True)
+        private_dir(self.home)
 
     def command(self) -> list[str]:
         # A whole port entry: Spring Boot takes a list from one source only, so an entry
