@@ -22,7 +22,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -245,7 +245,14 @@ class Settings(BaseSettings):
     )
 
     # --- phase 5: observability ---
-    metrics_host: str = Field("127.0.0.1", description="address every metrics endpoint binds")
+    # One address, announced to Prometheus as it is: loopback on one machine, the pod's
+    # address in Kubernetes (the downward API's status.podIP). METRICS_HOST, its old name,
+    # still works. Never every interface: tasks in the host's network would reach it.
+    metrics_bind: str = Field(
+        "127.0.0.1",
+        validation_alias=AliasChoices("metrics_bind", "metrics_host"),
+        description="address every metrics endpoint binds and announces",
+    )
     metrics_port: int = Field(0, ge=0, lt=65536, description="its port; 0 picks a free one")
     zipkin_endpoint: str = Field(
         "", description="Zipkin's span API (http://host:9411/api/v2/spans); '' for none"
@@ -361,6 +368,16 @@ class Settings(BaseSettings):
         """gRPC metadata carries printable ASCII only; a space would split the header."""
         if not all("!" <= char <= "~" for char in value):
             raise ValueError("must be printable ASCII without spaces")
+        return value
+
+    @field_validator("metrics_bind")
+    @classmethod
+    def _one_address(cls, value: str) -> str:
+        if value.strip("[]") in ("", "0.0.0.0", "::", "*"):
+            raise ValueError(
+                "must name one address (127.0.0.1 on one machine, the pod's in Kubernetes), "
+                "not every interface"
+            )
         return value
 
     @model_validator(mode="after")
