@@ -183,15 +183,22 @@ phase4-down: venv  ## stop the phase 4 processes, then Kafka, ZooKeeper and Redi
 ZIPKIN_ENDPOINT ?= http://127.0.0.1:9411/api/v2/spans
 PROMETHEUS_URL ?= http://127.0.0.1:9090
 phase5_servers := redis,zookeeper,kafka,prometheus,zipkin
-# Tasks run as nobody when the agents can switch users (as root); otherwise as the
-# agents' own user, still with limits and a clean environment. Set TASK_USER to choose.
-TASK_USER ?= $(if $(filter 0,$(shell id -u)),nobody,)
+# Each task runs in the full sandbox (docs/security.md, "The task sandbox"): a uid of its
+# own, a cgroup, a read-only view with a private /tmp, its own PIDs, and no network; the
+# agents refuse to start where the machine cannot give it (run as root). AGENT_SANDBOX=weak
+# starts them without the parts it lacks. TASK_NETWORK=host gives tasks the host's
+# network; TASK_WRITABLE_PATHS (host folders, ':' between them) is bound read-write into
+# every task. Both are passed through from the environment: each gives something away.
+AGENT_SANDBOX ?= full
+TASK_NETWORK ?= none
+TASK_WRITABLE_PATHS ?=
 # The API is closed: it accepts the tokens hashed in this file (an admin's, made on the
 # first start and saved in admin.token, mode 0600) and those made with `taskctl tokens`.
 phase5_tokens = --file $(RUN_DIR)/phase5/tokens --name admin --role admin \
 	--secret-out $(RUN_DIR)/phase5/admin.token
-phase5_env = ZIPKIN_ENDPOINT=$(ZIPKIN_ENDPOINT) TASK_USER=$(TASK_USER) \
-	API_TOKENS_FILE=$(RUN_DIR)/phase5/tokens
+phase5_env = ZIPKIN_ENDPOINT=$(ZIPKIN_ENDPOINT) API_TOKENS_FILE=$(RUN_DIR)/phase5/tokens \
+	AGENT_SANDBOX=$(AGENT_SANDBOX) TASK_NETWORK=$(TASK_NETWORK) \
+	TASK_WRITABLE_PATHS='$(TASK_WRITABLE_PATHS)'
 # The servers are closed too: Redis (ACL user), ZooKeeper (digest, ACLs), Kafka (SASL/SCRAM).
 # Their credentials are made once into PHASE5_SECRETS (folder 0700, files 0600); every
 # phase 5 process reads them from there (SECRETS_DIR), never from its environment. The

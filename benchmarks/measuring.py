@@ -166,8 +166,8 @@ def bare_spawn() -> None:
 
 @contextmanager
 def agent_settings() -> Iterator[None]:
-    """This process' settings as an agent's of ``processes.conf`` (its user, its limits),
-    for as long as the block runs."""
+    """This process' settings as an agent's of ``processes.conf`` (its sandbox, its
+    limits), for as long as the block runs."""
     saved = {name: os.environ.get(name) for name in AGENT_SANDBOX}
     os.environ.update(AGENT_SANDBOX)
     get_settings.cache_clear()
@@ -183,8 +183,9 @@ def agent_settings() -> Iterator[None]:
 
 
 def agent_spawn() -> None:
-    """What an agent's slot does for ``true``: the guard (which switches to the task's
-    user and sets its limits), a clean environment, the output read by two threads."""
+    """What an agent's slot does for ``true``: the guard (which puts the task in its
+    sandbox: its uid, cgroup, limits and namespaces), a clean environment, the output read
+    by two threads."""
     result = run_command(["/bin/sh", "-c", "true"], timeout=60)
     assert result.status == Status.SUCCESS, result
 

@@ -48,9 +48,10 @@ from shared.devtools.tasks import api_session
 
 DONE_POLL_SECONDS = 0.01  # how often the end of a burst is looked for
 SEQUENTIAL_POLL_SECONDS = 0.002  # how often a sequential task's hash is read (store)
-# processes.conf's agents: tasks as nobody (as root), with its limits and interpreter
+# processes.conf's agents: each task in the full sandbox (as root; docs/security.md), with
+# its limits and interpreter
 AGENT_SANDBOX = {
-    "AGENT_RUN_AS": "nobody" if os.geteuid() == 0 else "",
+    "AGENT_SANDBOX": "full" if os.geteuid() == 0 else "weak",
     "TASK_PYTHON": "/usr/bin/python3",
     "TASK_LIMIT_OPEN_FILES": "1024",
     "TASK_LIMIT_PROCESSES": "1024",

@@ -1,20 +1,29 @@
-"""Phase 5 agent: the phase 4 agent, observed.
+"""Phase 5 agent: the phase 4 agent, observed, and its tasks in a sandbox.
 
 Run it: ``AGENT_ID=agent-1 python -m phase5_observability.agent``. It runs exactly as in
 phase 4; around it, its metrics are served and announced in ZooKeeper, and each task
 it runs is a span in the trace of the task's submit (``shared/observability/``).
+
+Each task runs in the full sandbox unless ``AGENT_SANDBOX`` says otherwise: a uid of its
+own, a cgroup, a private /tmp in a read-only view of the host, its own PIDs, no network
+(``shared/execution/slots.py``, docs/security.md). Where this machine cannot give a part
+of it, the agent does not start; ``AGENT_SANDBOX=weak`` starts it without those parts,
+and says which.
 """
 
 from __future__ import annotations
 
+import os
+
 from phase4_api import agent
 from shared.coordination.serversets import Role
-from shared.core.config import get_settings
+from shared.core.config import SandboxMode, get_settings
 from shared.core.logs import setup_logging
 from shared.observability.process import observed
 
 
 def main() -> None:
+    os.environ.setdefault("AGENT_SANDBOX", SandboxMode.FULL.value)  # before it is read
     settings = get_settings()
     setup_logging(settings)
     with observed(settings, Role.AGENT, settings.agent_id):

@@ -80,7 +80,10 @@ class System:
         }
         self.api_port = free_port()
         self.url = f"http://127.0.0.1:{self.api_port}"
-        self.done_file = workdir / "done.txt"
+        self.workdir = workdir
+        # The tasks run in phase 5's sandbox, each as a uid of its own: this folder is bound
+        # into them (TASK_WRITABLE_PATHS), the file open to all of them.
+        self.done_file = workdir / "tasks" / "done.txt"
         self.procs: Processes | None = None
         self.current: dict[str, Proc] = {}
         self.victims: set[str] = set()  # agents killed or frozen
@@ -100,7 +103,11 @@ class System:
             "LOG_FORMAT": "json",
         }
         ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], settings=self.settings)
-        self.procs = Processes(env, self.done_file.parent)
+        self.done_file.parent.mkdir(mode=0o755)
+        self.done_file.touch(mode=0o666)
+        self.done_file.chmod(0o666)
+        env["TASK_WRITABLE_PATHS"] = str(self.done_file.parent)
+        self.procs = Processes(env, self.workdir)
         seal(self.procs)  # the task-managers answer the API's calls, with the secret, only
         for n in (1, 2):
             self.add(f"scheduler-{n}", PHASE5["scheduler"], SCHEDULER_ID=f"scheduler-{n}")
@@ -110,7 +117,7 @@ class System:
         admit(self.procs)  # the API starts only with a token; chaos' clients send it
         self.add("api", "gunicorn", *gunicorn_args(PHASE5, self.api_port))
         if not wait_until(lambda: api_ready(self.url, agents=3), 90):
-            raise click.ClickException(f"the system did not start; logs in {self.done_file.parent}")
+            raise click.ClickException(f"the system did not start; logs in {self.workdir}")
 
     def add(self, name: str, module: str, *args: str, **env: str) -> None:
         self.programs[name] = (module, list(args), env)

@@ -27,6 +27,22 @@ def process_runs(pid: int) -> bool:
     return process_state(pid) not in (None, "Z")
 
 
+def processes_with(text: str) -> list[int]:
+    """The running processes whose command line holds ``text`` (within any argument).
+
+    How a test finds a task's processes from the host: a task in phase 5's sandbox has a
+    PID namespace of its own, so the pid it knows (``$$``) means nothing outside it.
+    """
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if text.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:  # the process ended while we looked
+            continue
+    return [pid for pid in found if pid != os.getpid() and process_runs(pid)]
+
+
 class Proc:
     """One process of the system (``python -m <module>``) with its log in a file."""
 

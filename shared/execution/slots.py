@@ -124,6 +124,8 @@ def build(settings: Settings) -> TaskSlots:
         )
     for part in slots.missing:
         log.warning("AGENT_SANDBOX=weak: tasks run without %s: %s", part.value, why[part])
+    given = [part.value for part in Part if part not in slots.missing]
+    log.info("AGENT_SANDBOX=%s: each task gets %s", settings.agent_sandbox, "; ".join(given))
     return slots
 
 

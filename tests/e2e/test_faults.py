@@ -1,7 +1,9 @@
 """Phase 5 under faults: fencing, the watchdog, a cancel that outlives its agent.
 
 Each test starts its own small stack (a scheduler, a task-manager, agents) with the
-timings its fault needs, and submits straight into the store.
+timings its fault needs, and submits straight into the store. The agents run their tasks
+in phase 5's sandbox: a task writes only into the test's folder, bound into it
+(``TASK_WRITABLE_PATHS``), and the test finds its processes by their command line.
 """
 
 from __future__ import annotations
@@ -21,12 +23,20 @@ from shared.devtools.infra.backends import private_settings
 from shared.devtools.infra.catalog import SERVICES
 from shared.devtools.infra.launcher import Launcher
 from shared.devtools.infra.ports import free_port
-from shared.devtools.procs import Processes, process_runs
+from shared.devtools.procs import Processes, process_runs, processes_with
 from shared.devtools.stacks import PHASE5, start_api_stack
 from shared.devtools.tasks import WAIT, api_session, start_agents, submit, submit_through_api
 
-# The first attempt records its shell's pid and waits; a later attempt ends at once.
-FIRST_WAITS = 'if [ "$TASKFLOW_ATTEMPT" = 1 ]; then echo $$ > {pid}; sleep 60; fi; echo ran'
+# The first attempt says it started and waits; a later attempt ends at once.
+FIRST_WAITS = 'if [ "$TASKFLOW_ATTEMPT" = 1 ]; then touch {pid}; sleep 60; fi; echo ran'
+
+
+def shared_with_tasks(procs: Processes, folder: Path) -> Path:
+    """``folder``, bound read-write into the tasks of ``procs``' agents, who run as uids
+    of their own: open to them."""
+    folder.chmod(0o777)
+    procs.env["TASK_WRITABLE_PATHS"] = str(folder)
+    return folder
 
 
 def start(procs: Processes, agents: int, **env: str) -> None:
@@ -43,15 +53,20 @@ def running_on(store: TaskStore, task_id: str) -> str:
     return task.agentId
 
 
-def first_pid(path: Path) -> int:
-    assert wait_until(lambda: path.exists() and path.read_text().strip(), WAIT)
-    return int(path.read_text())
+def task_pids(started: Path) -> list[int]:
+    """Host pids of the task that touches ``started`` (its path is in their command line),
+    once it has."""
+    assert wait_until(started.exists, WAIT), f"{started} never came"
+    pids = processes_with(str(started))
+    assert pids
+    return pids
 
 
 def test_an_agent_cut_off_from_zookeeper_kills_its_task_before_it_runs_again(
     kprocs: Processes, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
     settings = private_settings(tmp_path / "zk")
+    shared_with_tasks(kprocs, tmp_path)
     launcher = Launcher(settings, say=lambda line: None)
     zookeeper = SERVICES["zookeeper"](settings)
     launcher.start(zookeeper)
@@ -62,13 +77,13 @@ def test_an_agent_cut_off_from_zookeeper_kills_its_task_before_it_runs_again(
         pid_file = tmp_path / "pid"
         task_id = submit(store, FIRST_WAITS.format(pid=pid_file), timeout=120)
         running_on(store, task_id)
-        pid = first_pid(pid_file)
+        pids = task_pids(pid_file)
         zk_pid = process.running(zookeeper.pid_file)
         assert zk_pid is not None
         os.kill(zk_pid, signal.SIGSTOP)  # every client is cut off; nobody can expire
         try:
             # suspended within 2/3 of the session (4 s), fenced 2 s later
-            fenced = wait_until(lambda: not process_runs(pid), 15, interval=0.1)
+            fenced = wait_until(lambda: not any(map(process_runs, pids)), 15, interval=0.1)
             assert fenced, "the task outlived the fence"
         finally:
             os.kill(zk_pid, signal.SIGCONT)
@@ -85,6 +100,7 @@ def test_an_agent_cut_off_from_zookeeper_kills_its_task_before_it_runs_again(
 def test_the_watchdog_fails_over_a_task_of_a_frozen_agent(
     kprocs: Processes, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
+    shared_with_tasks(kprocs, tmp_path)
     start(
         kprocs,
         2,
@@ -100,6 +116,8 @@ def test_the_watchdog_fails_over_a_task_of_a_frozen_agent(
     # Attempt 1 ends when the test releases it, once its agent is frozen: it has ended,
     # and its agent cannot say so. Attempt 2 finds the release there and ends at once.
     release, done = tmp_path / "release", tmp_path / "done"
+    done.touch(mode=0o666)  # both attempts append, each as a uid of its own
+    done.chmod(0o666)
     content = f'while [ ! -e {release} ]; do sleep 0.05; done; echo "$TASKFLOW_ATTEMPT" >> {done}'
     task_id = submit(store, content, timeout=5)
     frozen = running_on(store, task_id)
@@ -129,20 +147,21 @@ def test_the_watchdog_fails_over_a_task_of_a_frozen_agent(
 def test_a_cancel_holds_when_the_agent_dies_before_it_obeys(
     kprocs: Processes, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
+    shared_with_tasks(kprocs, tmp_path)
     url = start_api_stack(kprocs, free_port(), PHASE5, managers=1)
     store = TaskStore(redis_client)
-    pid_file, ran = tmp_path / "pid", tmp_path / "ran"
-    content = f'echo "$TASKFLOW_ATTEMPT" >> {ran}; echo $$ > {pid_file}; sleep 60'
+    started, ran = tmp_path / "started", tmp_path / "ran"
+    content = f'echo "$TASKFLOW_ATTEMPT" >> {ran}; touch {started}; sleep 60'
     task_id = submit_through_api(url, content, timeout=120)
     holder = kprocs.named(running_on(store, task_id))
-    pid = first_pid(pid_file)
+    pids = task_pids(started)
     os.kill(holder.process.pid, signal.SIGSTOP)  # it cannot obey the cancel
     with api_session() as session:
         reply = session.delete(f"{url}/api/v1/tasks/{task_id}", timeout=10)
     assert reply.status_code in (200, 202), reply.text
     assert store.get(task_id).cancelRequestedAt is not None
     holder.kill()  # kill -9 before it obeyed
-    killed = wait_until(lambda: not process_runs(pid), 10, interval=0.1)
+    killed = wait_until(lambda: not any(map(process_runs, pids)), 10, interval=0.1)
     assert killed, "the task outlived its agent"
     task = store.wait_for_terminal(task_id, WAIT)
     assert task is not None and (task.state, task.attempt) == (Status.CANCELLED, 2), task

@@ -73,6 +73,8 @@ def phase5(
             "LOG_FORMAT": "json",
             "ZIPKIN_ENDPOINT": f"{zipkin}/api/v2/spans",
             "OTEL_BSP_SCHEDULE_DELAY": "200",  # ms: spans reach Zipkin soon after they end
+            # the tasks' sandbox shows them this folder of the host, open to their uids
+            "TASK_WRITABLE_PATHS": str(shared_with_tasks(workdir / "tasks")),
         }
         procs = Processes(env, workdir)
         try:
@@ -93,8 +95,14 @@ def runs_of(stack: Observed, task_id: str) -> list[dict]:
     return reply.json()["runs"]
 
 
-def test_a_failed_attempt_is_retried_after_a_backoff(phase5: Observed, tmp_path: Path) -> None:
-    marker = tmp_path / "failed-once"
+def shared_with_tasks(folder: Path) -> Path:
+    folder.mkdir(mode=0o777)
+    folder.chmod(0o777)
+    return folder
+
+
+def test_a_failed_attempt_is_retried_after_a_backoff(phase5: Observed) -> None:
+    marker = Path(phase5.env["TASK_WRITABLE_PATHS"]) / "failed-once"
     flaky = f'test -e {marker} && exit 0; touch {marker}; echo "not yet" >&2; exit 7'
     task = run(phase5, flaky, maxRetries=3)
     assert (task["status"], task["attempt"], task["retries"]) == ("SUCCESS", 2, 1), task
