@@ -12,23 +12,29 @@ the code Flask's own errors get: the reason phrase in snake case (``bad_request`
 A sync worker reads a connection with a blocking socket and serves nothing else
 meanwhile: a client that sent part of its headers or body and then nothing held the
 worker until the master killed it for silence (``timeout``, 30 s, then a restart). Here
-each read waits at most ``read_timeout`` seconds (gunicorn_conf.py): a client whose
-headers stall is closed without an answer (there is no request to answer yet, as nginx
-does); one whose body stalls gets a 408 in JSON from the app, like its other errors.
-Writing the answer is not bounded by it (a large answer to a slow reader takes its time),
-only by the worker's ``timeout``, as before.
+each read waits at most ``read_timeout`` seconds (gunicorn_conf.py), and the whole head
+(request line and headers) must be in within ``head_timeout`` seconds, however steadily
+its bytes trickle: a client whose head stalls or trickles is closed without an answer
+(there is no request to answer yet, as nginx does); one whose body stalls gets a 408 in
+JSON from the app, like its other errors. Writing the answer is not bounded by them (a
+large answer to a slow reader takes its time), only by the worker's ``timeout``, as
+before.
 
-``SyncWorker`` is gunicorn's sync worker with all of this; ``ThreadWorker`` its threaded
-one (gthread) with the JSON errors and the bounded body. The threaded worker waits
-``DEFAULT_WORKER_DATA_TIMEOUT`` (5 s) for a request's first bytes without holding a
-thread, but a client that stops in the middle of its headers still holds one thread.
+``ThreadWorker``, phase 5's (gunicorn_conf.py), is gunicorn's threaded worker (gthread)
+with all of this, and a thread for a connection only once its first bytes arrive: many
+slow clients cost it connections, not threads. ``SyncWorker`` is gunicorn's sync worker
+with the same bounds, one connection at a time.
 """
 
 from __future__ import annotations
 
+import errno
 import json
+import selectors
 import socket
+import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from gunicorn import util
@@ -44,6 +50,7 @@ from gunicorn.http.errors import (
     ParseException,
     UnsupportedTransferCoding,
 )
+from gunicorn.workers.gthread import TConn
 from gunicorn.workers.gthread import ThreadWorker as GunicornThreadWorker
 from gunicorn.workers.sync import SyncWorker as GunicornSyncWorker
 from werkzeug.exceptions import BadRequest, RequestTimeout
@@ -184,6 +191,7 @@ class ApiWorker:
     log: Any
     wsgi: WsgiApp
     read_timeout: float = gunicorn_conf.read_timeout
+    head_timeout: float = gunicorn_conf.head_timeout
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
         """Gunicorn's ``handle_error``, answering in JSON: called with the exception that
@@ -211,6 +219,8 @@ class ApiWorker:
 
         def bounded_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
             client = environ["gunicorn.socket"]
+            if isinstance(client, ClientSocket):
+                client.end_head()  # the head is in: the body has its own bound
             client.settimeout(timeout)  # the threaded worker made the socket blocking
             environ["wsgi.input"] = BoundedBody(environ["wsgi.input"], timeout)
             try:
@@ -221,25 +231,84 @@ class ApiWorker:
         return bounded_app
 
 
+class HeadTimeout(ReadTimeout):
+    """The request's head (its line and headers) took longer than ``head_timeout`` seconds
+    in all, however steadily its bytes came: a client trickling it is cut off."""
+
+    def __str__(self) -> str:
+        return f"the request head took longer than {self.timeout:g} s"
+
+
 class ClientSocket(socket.socket):
     """A client's connection whose reads raise ``ReadTimeout`` when they time out (gunicorn
-    reads requests with ``recv`` only)."""
+    reads requests with ``recv`` only), and ``HeadTimeout`` past the head's deadline."""
+
+    read_timeout: float | None = None  # each read's bound; None: the socket's own timeout
+    head_seconds: float = 0.0
+    head_deadline: float | None = None  # while the head is read: when it must be in
+
+    def start_head(self, read_timeout: float, head_timeout: float) -> None:
+        """Bound each read by ``read_timeout`` and the head, from now, by ``head_timeout``."""
+        self.read_timeout, self.head_seconds = read_timeout, head_timeout
+        self.head_deadline = time.monotonic() + head_timeout
+
+    def end_head(self) -> None:
+        self.head_deadline = None
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if self.head_deadline is not None:
+            left = self.head_deadline - time.monotonic()
+            if left <= 0:
+                raise HeadTimeout(self.head_seconds)
+            self.settimeout(min(self.read_timeout or left, left))
         try:
             return super().recv(bufsize, flags)
         except TimeoutError:
+            if self.head_deadline is not None and time.monotonic() >= self.head_deadline:
+                raise HeadTimeout(self.head_seconds) from None
             raise ReadTimeout(self.gettimeout() or 0) from None
 
 
 class SyncWorker(ApiWorker, GunicornSyncWorker):
-    """Gunicorn's sync worker (one request at a time), each read bounded by ``read_timeout``."""
+    """Gunicorn's sync worker (one request at a time), each read bounded by ``read_timeout``
+    and the request's head by ``head_timeout``."""
 
     def handle(self, listener: socket.socket, client: socket.socket, addr: Any) -> None:
         client = ClientSocket(fileno=client.detach())  # the same connection
-        client.settimeout(self.read_timeout)  # from the request line on
+        client.start_head(self.read_timeout, self.head_timeout)
         super().handle(listener, client, addr)
 
 
 class ThreadWorker(ApiWorker, GunicornThreadWorker):
-    """Gunicorn's threaded worker (gthread) with JSON refusals and a bounded body."""
+    """Gunicorn's threaded worker (gthread): JSON refusals, a bounded body, a deadline for
+    each request's head, and no thread for a connection until it sends something.
+
+    Gunicorn's own gthread hands every new connection to a thread at once, which then
+    waits up to 5 s for its first bytes: silent connections held threads. Here a new
+    connection waits in the worker's poller (no thread) for ``read_timeout`` seconds; it
+    gets a thread once its bytes arrive, and that thread is held for ``head_timeout``
+    seconds at most before the app has the whole head. Many slow or silent clients cost
+    connections, not threads; the app's own slow requests (waits) are bounded apart
+    (``API_WAITS``), so a thread is always free for the rest.
+    """
+
+    def accept(self, listener: socket.socket) -> None:
+        try:
+            accepted, address = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        client = ClientSocket(fileno=accepted.detach())
+        conn = TConn(self.cfg, client, address, listener.getsockname())  # non-blocking now
+        conn.timeout = time.monotonic() + self.read_timeout  # closed if silent until then
+        self.pending_conns.append(conn)  # in timeout order: every entry waits as long
+        self.poller.register(
+            client, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn)
+        )
+
+    def handle(self, conn: TConn) -> Any:
+        """A request on ``conn``, in a thread: its head due within ``head_timeout``."""
+        conn.sock.start_head(self.read_timeout, self.head_timeout)
+        return super().handle(conn)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+from collections.abc import Iterator
 
 import pytest
 from gunicorn.http.errors import (
@@ -23,6 +25,8 @@ from phase5_observability.gunicorn_worker import (
     REASONS,
     STATUSES,
     BoundedBody,
+    ClientSocket,
+    HeadTimeout,
     ReadTimeout,
     error_reply,
     status_of,
@@ -82,3 +86,45 @@ def test_bounded_body_turns_read_failures_into_http_errors() -> None:
             BoundedBody(Failing(stalled), 5).read()
     with pytest.raises(BadRequest, match="malformed"):
         BoundedBody(Failing(InvalidChunkSize(b"zz")), 5).read(10)
+
+
+@pytest.fixture
+def connection() -> Iterator[tuple[ClientSocket, socket.socket]]:
+    """A ``ClientSocket`` (the server's end) and the client's end of one connection."""
+    server, client = socket.socketpair()
+    wrapped = ClientSocket(fileno=server.detach())
+    yield wrapped, client
+    wrapped.close()
+    client.close()
+
+
+def test_a_head_past_its_deadline_is_cut_off_even_while_bytes_arrive(
+    connection: tuple[ClientSocket, socket.socket],
+) -> None:
+    server, client = connection
+    client.sendall(b"GET / HTTP/1.1\r\n")
+    server.start_head(read_timeout=5, head_timeout=0)  # due at once: bytes or not
+    with pytest.raises(HeadTimeout, match="longer than 0 s"):
+        server.recv(100)
+
+
+def test_a_silent_client_times_out_per_read_within_the_head(
+    connection: tuple[ClientSocket, socket.socket],
+) -> None:
+    server, client = connection
+    server.start_head(read_timeout=0.1, head_timeout=30)
+    client.sendall(b"GET /")
+    assert server.recv(100) == b"GET /"
+    with pytest.raises(ReadTimeout) as stalled:
+        server.recv(100)
+    assert not isinstance(stalled.value, HeadTimeout)
+
+
+def test_after_the_head_reads_have_the_sockets_own_bound(
+    connection: tuple[ClientSocket, socket.socket],
+) -> None:
+    server, client = connection
+    server.start_head(read_timeout=5, head_timeout=0)
+    server.end_head()  # the app has the head: the body is bounded by read_timeout alone
+    client.sendall(b"body")
+    assert server.recv(100) == b"body"
