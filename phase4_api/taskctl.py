@@ -10,8 +10,9 @@
 
 ``--url`` (or the environment variable ``TASKFLOW_API_URL``) says where the API is,
 ``--request-timeout`` how long one HTTP request may take. ``--json`` prints the API's JSON.
-Phase 5's API needs a token: ``--token`` (or ``TASKFLOW_TOKEN``), else the admin token
-``make phase5-up`` wrote to ``run/phase5/admin.token``.
+Phase 5's API needs a token: ``TASKFLOW_TOKEN``, or ``--token-file`` (a file holding it),
+else the admin token ``make phase5-up`` wrote to ``run/phase5/admin.token``. ``--token``
+still works but is deprecated: every user of the machine reads it in the process list.
 
 Exit codes, so that scripts can tell outcomes apart without parsing text:
 
@@ -25,16 +26,22 @@ Exit codes, so that scripts can tell outcomes apart without parsing text:
     7  refused: no token, an unknown or revoked one (401), or one without the role (403)
 
 Errors print the API's message and its field errors on stderr, never a traceback.
+
+Everything taskctl prints from the server (names, output, errors) shows its control
+characters as text (``\x1b``): a task named with escape codes cannot forge rows or
+command the terminal (``shared/security/terminal.py``).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from enum import IntEnum
+from pathlib import Path
 from typing import Any
 
 import click
@@ -43,6 +50,7 @@ import requests
 from shared.core.config import get_settings
 from shared.core.states import TERMINAL, Status
 from shared.core.task import TaskType
+from shared.security.terminal import escape
 from shared.security.tokens import client_token
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -91,6 +99,9 @@ class Failure(click.ClickException):
     def __init__(self, message: str, code: Exit) -> None:
         super().__init__(message)
         self.exit_code = int(code)
+
+    def format_message(self) -> str:
+        return escape(self.message, keep="\n")  # the lines are taskctl's, their text anyone's
 
 
 # --- talking to the API -------------------------------------------------------------------
@@ -162,16 +173,30 @@ def api_failure(status: int, body: Any) -> Failure:
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         return Failure(f"the API answered HTTP {status}", code)
-    message = f"{error.get('message') or 'error'} (HTTP {status}, {error.get('code', '?')})"
+    message = (
+        f"{one(error.get('message') or 'error')} (HTTP {status}, {one(error.get('code', '?'))})"
+    )
     fields = error.get("fields") or {}
-    return Failure(message + "".join(f"\n  {name}: {why}" for name, why in fields.items()), code)
+    lines = "".join(f"\n  {one(name)}: {one(why)}" for name, why in fields.items())
+    return Failure(message + lines, code)
 
 
 # --- showing things -----------------------------------------------------------------------
 
 
+def say(text: str = "", err: bool = False) -> None:
+    """Print a line of taskctl's. Its own newlines stay; a control character anything else
+    brought (the server's text) is shown as text, whatever the caller forgot."""
+    click.echo(escape(text, keep="\n\t"), err=err)
+
+
+def one(value: object) -> str:
+    """A value from the server as one line: every control character shown as text."""
+    return escape(str(value))
+
+
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2))
+    say(json.dumps(data, indent=2))  # ensure_ascii: controls are \u001b already
 
 
 def when(ms: int | None) -> str:
@@ -203,29 +228,27 @@ def task_lines(task: dict[str, Any]) -> Iterator[tuple[str, str]]:
 def show_task(task: dict[str, Any]) -> None:
     """``key: value`` lines, then the content and both output streams, indented."""
     for key, value in task_lines(task):
-        click.echo(f"{key + ':':<12}{value}")
+        say(f"{key + ':':<12}{one(value)}")
     for key in ("content", "stdout", "stderr"):
-        text = task.get(key) or ""
-        click.echo(f"{key}:" + ("" if text else " (empty)"))
-        for line in text.rstrip("\n").splitlines():
-            click.echo(f"  {line}")
+        text = (task.get(key) or "").replace("\r\n", "\n")
+        say(f"{key}:" + ("" if text else " (empty)"))
+        for line in text.rstrip("\n").split("\n") if text else []:
+            say(f"  {escape(line, keep=chr(9))}")  # tabs kept: output is laid out with them
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
     """Columns as wide as their widest cell; the last column is not padded."""
-    cells = [list(headers), *([str(cell) for cell in row] for row in rows)]
+    cells = [list(headers), *([one(cell) for cell in row] for row in rows)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
-        click.echo(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+        say("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def status_line(task: dict[str, Any]) -> str:
     """One line per status change while following a task."""
-    where = f" on {task['agentId']}" if task.get("agentId") else ""
+    where = f" on {one(task['agentId'])}" if task.get("agentId") else ""
     stamp = datetime.now().strftime("%H:%M:%S")
-    return f"{stamp}  {task['status']:<10} attempt {task['attempt']}{where}"
+    return f"{stamp}  {one(task['status']):<10} attempt {one(task['attempt'])}{where}"
 
 
 # --- following a task ---------------------------------------------------------------------
@@ -247,7 +270,8 @@ def follow(
         left = deadline - time.monotonic()
         if left <= 0:
             raise Failure(
-                f"task {task_id} is still {task['status']} after {timeout:g}s", Exit.TIMED_OUT
+                f"task {one(task_id)} is still {one(task['status'])} after {timeout:g}s",
+                Exit.TIMED_OUT,
             )
         time.sleep(min(POLL_SECONDS, left))
 
@@ -257,7 +281,7 @@ def outcome(task: dict[str, Any]) -> Exit:
 
 
 def echo_line(task: dict[str, Any]) -> None:
-    click.echo(status_line(task))
+    say(status_line(task))
 
 
 def ignore(task: dict[str, Any]) -> None:
@@ -288,15 +312,63 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the AP
     help="Seconds one HTTP request may take.",
 )
 @click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file holding the API token (else env TASKFLOW_TOKEN, else "
+    "$RUN_DIR/phase5/admin.token, if any).",
+)
+@click.option(
     "--token",
-    envvar="TASKFLOW_TOKEN",
-    help="API token (env TASKFLOW_TOKEN; default: $RUN_DIR/phase5/admin.token, if any).",
+    help="Deprecated: any user of the machine reads it in the process list. "
+    "Use TASKFLOW_TOKEN or --token-file.",
 )
 @click.version_option(package_name="taskflow")
 @click.pass_context
-def main(ctx: click.Context, url: str, request_timeout: float, token: str | None) -> None:
+def main(
+    ctx: click.Context,
+    url: str,
+    request_timeout: float,
+    token_file: Path | None,
+    token: str | None,
+) -> None:
     """Submit, follow, cancel and retry tasks of the taskflow scheduler."""
-    ctx.obj = Api(url, request_timeout, token or client_token(get_settings().run_dir))
+    ctx.obj = Api(url, request_timeout, chosen_token(token, token_file))
+
+
+def chosen_token(token: str | None, token_file: Path | None) -> str | None:
+    """``--token`` (deprecated, with a warning), else ``--token-file``, else
+    ``TASKFLOW_TOKEN``, else the admin token ``make phase5-up`` saved (or none)."""
+    if token is not None:
+        say(DEPRECATED_TOKEN, err=True)
+        return token
+    if token_file is not None:
+        return read_token_file(token_file)
+    return client_token(get_settings().run_dir)
+
+
+DEPRECATED_TOKEN = (
+    "warning: --token is deprecated: every user of this machine can read it in the process "
+    "list (ps, /proc/<pid>/cmdline). Use TASKFLOW_TOKEN or --token-file instead."
+)
+
+
+def read_token_file(path: Path) -> str:
+    """The token in ``path``; a warning when other users may read the file too."""
+    try:
+        token = path.read_text().strip()
+        mode = path.stat().st_mode
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not text"
+        raise Failure(f"cannot read --token-file {one(path)}: {reason}", Exit.INVALID) from None
+    if not token:
+        raise Failure(f"--token-file {one(path)} is empty", Exit.INVALID)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        say(
+            f"warning: --token-file {one(path)} can be read by other users "
+            f"(mode {stat.S_IMODE(mode):04o}): chmod 600 it",
+            err=True,
+        )
+    return token
 
 
 @main.command(epilog=EPILOG)
@@ -330,15 +402,15 @@ def submit(
     body |= {"timeout": timeout, "requestId": request_id}
     status, reply = api.call("POST", TASKS, json={k: v for k, v in body.items() if v is not None})
     if status == 200:
-        click.echo(f"request id {request_id!r} was seen before: the same task", err=True)
+        say(f"request id {request_id!r} was seen before: the same task", err=True)
     if not wait:
         if as_json:
             print_json(reply)
         else:
-            click.echo(reply["taskId"])
+            say(one(reply["taskId"]))
         return
     if not as_json:
-        click.echo(f"task {reply['taskId']}")
+        say(f"task {one(reply['taskId'])}")
     task = follow(api, reply["taskId"], wait_timeout, ignore if as_json else echo_line)
     if as_json:
         print_json(task)
@@ -373,7 +445,7 @@ def watch(ctx: click.Context, task_id: str, timeout: float) -> None:
     """
     task = follow(ctx.obj, task_id, timeout, echo_line)
     if task.get("error"):
-        click.echo(f"error: {task['error']}")
+        say(f"error: {one(task['error'])}")
     ctx.exit(outcome(task))
 
 
@@ -387,10 +459,10 @@ def cancel(api: Api, task_id: str, as_json: bool) -> None:
     if as_json:
         print_json(task)
     elif status == 202:
-        click.echo(f"{task_id}: RUNNING on {task['agentId']}, which was told to kill it")
-        click.echo(f"follow it with: taskctl watch {task_id}")
+        say(f"{one(task_id)}: RUNNING on {one(task['agentId'])}, which was told to kill it")
+        say(f"follow it with: taskctl watch {one(task_id)}")
     else:
-        click.echo(f"{task_id}: {task['status']}")
+        say(f"{one(task_id)}: {one(task['status'])}")
 
 
 @main.command(epilog=EPILOG)
@@ -403,7 +475,7 @@ def retry(api: Api, task_id: str, as_json: bool) -> None:
     if as_json:
         print_json(task)
     else:
-        click.echo(f"{task_id}: {task['status']}, attempt {task['attempt']}")
+        say(f"{one(task_id)}: {one(task['status'])}, attempt {one(task['attempt'])}")
 
 
 @main.command(name="list", epilog=EPILOG)
@@ -441,7 +513,7 @@ def list_tasks(
         task_rows(tasks),
     )
     if next_cursor:
-        click.echo(f"more: --cursor {next_cursor} (or --all)", err=True)
+        say(f"more: --cursor {one(next_cursor)} (or --all)", err=True)
 
 
 def task_rows(tasks: list[dict[str, Any]]) -> list[list[object]]:
@@ -483,14 +555,14 @@ def stats(api: Api, as_json: bool) -> None:
         return
     tasks, finished = reply["tasks"], reply["finished"]
     ratio = reply["successRatio"]
-    click.echo(f"tasks:      {tasks['total']} ({counts(tasks['byStatus'])})")
-    click.echo(f"by type:    {counts(tasks['byType'])}")
-    click.echo(
-        f"finished:   {finished['total']} in the last {finished['windowSeconds']}s"
+    say(f"tasks:      {one(tasks['total'])} ({counts(tasks['byStatus'])})")
+    say(f"by type:    {counts(tasks['byType'])}")
+    say(
+        f"finished:   {one(finished['total'])} in the last {one(finished['windowSeconds'])}s"
         f" ({counts(finished['byStatus'])}); success ratio "
         + (f"{ratio:.1%}" if ratio is not None else "-")
     )
-    click.echo(f"leader:     {reply['leader'] or 'none'}")
+    say(f"leader:     {one(reply['leader'] or 'none')}")
     table(AGENT_HEADERS, [agent_row(agent) for agent in reply["agents"]])
 
 
@@ -520,7 +592,9 @@ def runs(api: Api, task_id: str, as_json: bool) -> None:
 
 
 def counts(by_name: dict[str, int]) -> str:
-    return ", ".join(f"{name} {count}" for name, count in sorted(by_name.items())) or "none"
+    return (
+        ", ".join(f"{one(name)} {one(count)}" for name, count in sorted(by_name.items())) or "none"
+    )
 
 
 AGENT_HEADERS = ["AGENT", "HOST", "PID", "RUNNING", "TYPES", "CPU", "MEM", "LAST SEEN", "SUSPECT"]

@@ -5,15 +5,15 @@
     taskctl tokens revoke ci                           # refused within a second
     taskctl audit --limit 20                           # who changed what, newest first
 
-These need an admin token (``--token``, ``TASKFLOW_TOKEN``, or the one ``make phase5-up``
-wrote to ``run/phase5/admin.token``).
+These need an admin token (``TASKFLOW_TOKEN``, ``--token-file``, or the one ``make
+phase5-up`` wrote to ``run/phase5/admin.token``).
 """
 
 from __future__ import annotations
 
 import click
 
-from phase4_api.taskctl import EPILOG, JSON_OPTION, Api, main, print_json, table
+from phase4_api.taskctl import EPILOG, JSON_OPTION, Api, main, one, print_json, say, table
 from shared.security.tokens import Role
 
 ROLE = click.Choice([role.value for role in Role])
@@ -35,8 +35,8 @@ def create(api: Api, name: str, role: str, as_json: bool) -> None:
     if as_json:
         print_json({key: reply[key] for key in ("name", "role", "token")})
         return
-    click.echo(f"{reply['role']} token {reply['name']!r} (shown once, keep it safe):")
-    click.echo(reply["token"])
+    say(f"{one(reply['role'])} token {one(reply['name'])!r} (shown once, keep it safe):")
+    say(one(reply["token"]))
 
 
 @tokens.command(name="list", epilog=EPILOG)
@@ -58,7 +58,7 @@ def list_tokens(api: Api, as_json: bool) -> None:
 def revoke(api: Api, name: str) -> None:
     """Revoke the token NAME: every API worker refuses it within a second."""
     api.call("DELETE", f"/api/v1/tokens/{name}")
-    click.echo(f"token {name!r} revoked")
+    say(f"token {one(name)!r} revoked")
 
 
 @main.command(epilog=EPILOG)

@@ -498,3 +498,57 @@ def test_every_audit_entry_is_also_on_the_kafka_topic(stack: ApiStack) -> None:
         consumer.close()
     entry = found[0]
     assert (entry["taskId"], entry["method"], entry["outcome"]) == (task_id, "POST", "ok")
+
+
+# --- a safe CLI ---------------------------------------------------------------------------
+
+ESC, BEL = "\x1b", "\x07"
+
+
+def test_taskctl_shows_the_escape_codes_of_a_name_and_an_output_as_text(stack: ApiStack) -> None:
+    """The attack: a task named with escape codes forged rows in ``taskctl list`` and
+    wrote to the terminal's clipboard (OSC 52). Now every control character is text."""
+    operator = make_token(stack, "artist", "operator")
+    name = f"evil{ESC}[2K\rFORGED-ROW  SUCCESS\n{ESC}]52;c;aGk={BEL}"
+    content = r"printf 'out\033]52;c;aGk=\007\n\033[31mred\n'"
+    body = {"name": name, "type": "SHELL", "content": content}
+    task_id = call(stack, "POST", TASKS, operator, json=body).json()["taskId"]
+    assert wait_until(lambda: stack.store.get(task_id).state is Status.SUCCESS, 60)
+
+    listed = taskctl(stack, "list", "--limit", "200", token=operator)
+    assert listed.returncode == 0, listed.stderr
+    assert ESC not in listed.stdout and BEL not in listed.stdout and "\r" not in listed.stdout
+    [row] = [line for line in listed.stdout.splitlines() if task_id in line]
+    assert row.endswith("evil\\x1b[2K\\rFORGED-ROW  SUCCESS\\n\\x1b]52;c;aGk=\\x07")
+    assert not any(line.startswith("FORGED-ROW") for line in listed.stdout.splitlines())
+
+    shown = taskctl(stack, "get", task_id, token=operator)
+    assert shown.returncode == 0, shown.stderr
+    assert ESC not in shown.stdout and BEL not in shown.stdout
+    assert "  out\\x1b]52;c;aGk=\\x07\n  \\x1b[31mred\n" in shown.stdout
+
+
+def test_taskctl_reads_its_token_from_a_file_and_warns_against_token(
+    stack: ApiStack, tmp_path: Path
+) -> None:
+    """``--token`` puts the token in ``/proc/<pid>/cmdline`` for every user to read."""
+    reader = make_token(stack, "cli-reader", "reader")
+    secret = tmp_path / "token"
+    secret.write_text(f"{reader}\n")
+    secret.chmod(0o600)
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "phase5_observability.taskctl", "--url", stack.url]
+        return subprocess.run([*command, *args], capture_output=True, text=True, env=env)
+
+    from_file = run("--token-file", str(secret), "agents")
+    assert (from_file.returncode, from_file.stderr) == (0, "")
+    deprecated = run("--token", reader, "agents")
+    assert deprecated.returncode == 0 and "--token is deprecated" in deprecated.stderr
+    assert "TASKFLOW_TOKEN or --token-file" in deprecated.stderr
+    secret.chmod(0o644)
+    readable = run("--token-file", str(secret), "agents")
+    assert readable.returncode == 0 and "can be read by other users" in readable.stderr
+    missing = run("--token-file", str(tmp_path / "absent"), "agents")
+    assert missing.returncode == 2 and "cannot read --token-file" in missing.stderr
