@@ -92,6 +92,9 @@ def writable_paths(settings: Settings) -> list[str]:
         raise SandboxError(f"TASK_WRITABLE_PATHS: not absolute: {', '.join(relative)}")
     if len(paths) > MOST_WRITABLE_PATHS:
         raise SandboxError(f"TASK_WRITABLE_PATHS: at most {MOST_WRITABLE_PATHS} folders")
+    for path in paths:  # said once at start; the guard checks again for every task
+        if not os.path.isdir(path) or os.path.realpath(path) != os.path.normpath(path):
+            raise SandboxError(f"TASK_WRITABLE_PATHS: {path} is no folder, or a symlink's")
     return paths
 
 

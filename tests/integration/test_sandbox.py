@@ -192,3 +192,19 @@ def test_this_machine_gives_the_full_sandbox() -> None:
     """What `make phase5-up` needs here: every part, nothing missing."""
     started = agent_start("full")
     assert started.stdout == "started\n" and "AGENT_SANDBOX" not in started.stderr, started
+
+
+@pytest.mark.parametrize("mode", ["full", "weak"])
+def test_a_writable_folder_that_is_missing_or_a_symlink_stops_the_agent_in_any_mode(
+    settings_from_env: pytest.MonkeyPatch, tmp_path: Path, mode: str
+) -> None:
+    """A mistake in the settings, not a machine that lacks a part: weak does not drop
+    the namespaces over it."""
+    (tmp_path / "link").symlink_to("/etc")
+    settings_from_env.setenv("AGENT_SANDBOX", mode)
+    for wrong in (tmp_path / "missing", tmp_path / "link"):
+        settings_from_env.setenv("TASK_WRITABLE_PATHS", str(wrong))
+        executors._slots.cache_clear()
+        with pytest.raises(sandbox.SandboxError, match=f"{wrong} is no folder, or a symlink's"):
+            executors.check_sandbox(get_settings())
+        get_settings.cache_clear()
