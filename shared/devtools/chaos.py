@@ -89,6 +89,8 @@ class System:
         self.victims: set[str] = set()  # agents killed or frozen
         self.stopping = threading.Event()  # no restart, no fault once the run is over
         self.programs: dict[str, tuple[str, list[str], dict[str, str]]] = {}
+        self.restarting: set[str] = set()  # down on purpose or after a crash, back soon
+        self.crashes: list[str] = []  # "<name> exited <code>", restarted as supervisord does
 
     def start(self) -> None:
         for service in self.servers.values():
@@ -118,6 +120,7 @@ class System:
         self.add("api", "gunicorn", *gunicorn_args(PHASE5, self.api_port))
         if not wait_until(lambda: api_ready(self.url, agents=3), 90):
             raise click.ClickException(f"the system did not start; logs in {self.workdir}")
+        threading.Thread(target=self.restart_crashed, name="supervise", daemon=True).start()
 
     def add(self, name: str, module: str, *args: str, **env: str) -> None:
         self.programs[name] = (module, list(args), env)
@@ -129,6 +132,20 @@ class System:
         assert self.procs is not None
         module, args, env = self.programs[name]
         self.current[name] = self.procs.start(name, module, *args, PROCESS_NAME=name, **env)
+        self.restarting.discard(name)
+
+    def restart_crashed(self) -> None:
+        """supervisord's ``autorestart = unexpected``: a process that exits with a code
+        other than 0 on its own (a task-manager that could not reach Kafka as it started,
+        say) starts again, ``RESTART_AFTER`` later. The report names each one."""
+        while not self.stopping.wait(0.5):
+            for name, proc in list(self.current.items()):
+                code = proc.process.poll()
+                if code in (None, 0) or name in self.restarting:
+                    continue
+                self.crashes.append(f"{name} exited {code}")
+                self.restarting.add(name)
+                later(RESTART_AFTER, self.run, name)
 
     # --- faults -------------------------------------------------------------------------
 
@@ -136,6 +153,7 @@ class System:
         """kill -9, and a new start 3 s later."""
         if name.startswith("agent"):
             self.victims.add(name)
+        self.restarting.add(name)
         self.current[name].kill()
         later(RESTART_AFTER, self.run, name)
         return name
@@ -275,6 +293,7 @@ class Report:
     failed_after: Counter[str]  # failed client requests, by the fault before them
     recovery: list[tuple[str, float, str, float]]  # (fault, at, detail, longest gap)
     down: list[str]  # processes not running at the end
+    crashes: list[str]  # processes that exited on their own, and were started again
     processes: int
 
     @property
@@ -390,6 +409,7 @@ def measure(system: System, result: tuple[Outcome, list, float]) -> Report:
             (what, at, detail, recovery(done_at, wall)) for at, wall, what, detail in happened
         ],
         down=[name for name, running in alive.items() if not running],
+        crashes=list(system.crashes),
         processes=len(alive),
     )
 
@@ -410,6 +430,7 @@ def print_report(report: Report, seconds: float) -> None:
         click.echo(f"      {what:<26} at {at:6.1f}s ({detail}): {gap:5.1f}s")
     running = report.processes - len(report.down)
     click.echo(f"  processes running at the end: {running} of {report.processes} {report.down}")
+    click.echo(f"  exited on their own, started again: {report.crashes or 'none'}")
 
 
 if __name__ == "__main__":
