@@ -125,7 +125,8 @@ def build(settings: Settings) -> TaskSlots:
     for part in slots.missing:
         log.warning("AGENT_SANDBOX=weak: tasks run without %s: %s", part.value, why[part])
     given = [part.value for part in Part if part not in slots.missing]
-    log.info("AGENT_SANDBOX=%s: each task gets %s", settings.agent_sandbox, "; ".join(given))
+    parts = "; ".join(given) or "none of its parts"
+    log.info("AGENT_SANDBOX=%s: each task gets %s", settings.agent_sandbox, parts)
     return slots
 
 
@@ -158,7 +159,9 @@ def _sandboxed(settings: Settings, program: str) -> tuple[TaskSlots, dict[Part, 
         slots.pool = UidPool(uids, settings.task_uid_locks)
     else:
         why[Part.USER] = "the agent does not run as root"
-    if slots.pool is not None:
+    if slots.pool is None:
+        why[Part.CGROUPS] = "a task cgroup is named after the task's own uid"
+    else:
         try:
             slots.cgroups = TaskCgroups.find(settings.task_cgroup_parent)
             why[Part.CGROUPS] = trial(slots)
