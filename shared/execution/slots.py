@@ -84,17 +84,23 @@ class TaskSlots:
             if self.cgroups is not None and self.limits is not None:
                 dirs = self.cgroups.prepare(uid, self.limits)
                 options += [f"--cgroup={folder}" for folder in dirs]
+                # what the task of a killed agent left may still be dying
+                if not self._emptied(uid):
+                    raise SandboxError(f"task uid {uid}: its cgroup would not empty")
             try:
                 command = (*self.prefix, *options, "--", str(os.getpid()))
                 yield Slot(command, sandbox.pool_environment())
             finally:
-                self._empty(uid)
+                self._emptied(uid)
 
-    def _empty(self, uid: int) -> None:
-        if self.cgroups is not None and not self.cgroups.empty(uid, EMPTY_WAIT):
-            log.error("task uid %d: its cgroup is not empty after %gs; retired", uid, EMPTY_WAIT)
-            assert self.pool is not None
-            self.pool.retire(uid)
+    def _emptied(self, uid: int) -> bool:
+        """Nothing runs in the cgroups of ``uid``; else it never serves a task again."""
+        if self.cgroups is None or self.cgroups.empty(uid, EMPTY_WAIT):
+            return True
+        log.error("task uid %d: its cgroup is not empty after %gs; retired", uid, EMPTY_WAIT)
+        assert self.pool is not None
+        self.pool.retire(uid)
+        return False
 
     def close(self) -> None:
         if self.pool is not None:
