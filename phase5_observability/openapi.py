@@ -179,7 +179,13 @@ WAIT = {
     "the task as it is after this many seconds; absent or 0: at once.",
     "schema": {"type": "number", "minimum": 0, "maximum": MAX_WAIT_SECONDS},
 }
-BUSY = {"429": reply("the task-managers hold as many waits as they may: ask after Retry-After")}
+LIMITED = {"429": reply("past a rate limit (docs/security.md): ask again after Retry-After")}
+BUSY = {
+    "429": reply(
+        "past a rate limit, or this API worker or the task-managers hold as many waits as "
+        "they may: ask again after Retry-After"
+    )
+}
 NOT_OWNER = {
     "403": reply(
         "the token's role may not do this (`forbidden`), or the task is another token's and "
@@ -196,7 +202,7 @@ PROBES = ("/healthz", "/readyz")
 
 
 def secured(paths: dict[str, Any]) -> None:
-    """Every operation but the probes needs a bearer token, and may answer 401 or 403."""
+    """Every operation but the probes needs a bearer token, and may answer 401, 403 or 429."""
     for path, item in paths.items():
         for method, operation in item.items():
             if method == "parameters":
@@ -204,7 +210,7 @@ def secured(paths: dict[str, Any]) -> None:
             if path in PROBES:
                 operation["security"] = []
             else:
-                operation["responses"].update(DENIED)
+                operation["responses"].update({**DENIED, **LIMITED})
 
 
 def owned(paths: dict[str, Any]) -> None:
@@ -226,8 +232,8 @@ def document() -> dict[str, Any]:
     extended["paths"]["/api/v1/audit"] = AUDIT
     get_task = extended["paths"]["/api/v1/tasks/{taskId}"]["get"]
     get_task["parameters"] = [WAIT]
-    get_task["responses"].update(BUSY)
     secured(extended["paths"])
+    get_task["responses"].update(BUSY)
     owned(extended["paths"])
     extended["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     extended["security"] = [{"bearer": []}]
