@@ -73,9 +73,12 @@ def _own_paths() -> dict[str, str]:
 class TaskCgroups:
     """Where each task uid's cgroups are, and how they are limited, emptied and awaited."""
 
-    def __init__(self, version: Version, parents: dict[str, Path]) -> None:
+    def __init__(
+        self, version: Version, parents: dict[str, Path], root: Path | None = None
+    ) -> None:
         self.version = version
         self.parents = parents  # v1: one per controller; v2: one, under "unified"
+        self.root = root  # v2: the mount, whose subtree gives the controllers down
         self.prepared: set[tuple[int, Limits]] = set()
 
     @classmethod
@@ -84,7 +87,7 @@ class TaskCgroups:
         mounts = _mounts()
         for point, fstype, _ in mounts:
             if fstype == "cgroup2" and _has_controllers(Path(point)):
-                return cls(Version.V2, {"unified": Path(point) / parent})
+                return cls(Version.V2, {"unified": Path(point) / parent}, Path(point))
         own = _own_paths()
         parents = {}
         for point, fstype, options in mounts:
@@ -105,7 +108,8 @@ class TaskCgroups:
         if (uid, limits) in self.prepared:
             return self.dirs(uid)
         if self.version is Version.V2:
-            _enable_controllers(self.parents["unified"])
+            assert self.root is not None
+            _enable_controllers(self.root, self.parents["unified"])
         for folder in self.dirs(uid):
             folder.mkdir(mode=0o755, parents=True, exist_ok=True)
         if self.version is Version.V2:
@@ -168,13 +172,17 @@ def _has_controllers(root: Path) -> bool:
     return all(name in offered for name in CONTROLLERS)
 
 
-def _enable_controllers(parent: Path) -> None:
-    """v2 gives a cgroup's children only the controllers its subtree_control names."""
-    parent.mkdir(mode=0o755, exist_ok=True)
-    wanted = " ".join(f"+{name}" for name in CONTROLLERS)
-    for folder in (parent.parent, parent):
-        if set(CONTROLLERS) - set((folder / "cgroup.subtree_control").read_text().split()):
-            _write(folder / "cgroup.subtree_control", wanted)
+def _enable_controllers(root: Path, parent: Path) -> None:
+    """v2 gives a cgroup's children only the controllers its subtree_control names: each
+    cgroup from the mount down to ``parent`` names them (made where missing)."""
+    folder = root
+    for name in (None, *parent.relative_to(root).parts):
+        if name is not None:
+            folder = folder / name
+            folder.mkdir(mode=0o755, exist_ok=True)
+        enabled = (folder / "cgroup.subtree_control").read_text().split()
+        if set(CONTROLLERS) - set(enabled):
+            _write(folder / "cgroup.subtree_control", " ".join(f"+{c}" for c in CONTROLLERS))
 
 
 def _read_pids(path: Path) -> Iterable[int]:
