@@ -27,8 +27,9 @@ def process_runs(pid: int) -> bool:
     return process_state(pid) not in (None, "Z")
 
 
-def processes_with(text: str) -> list[int]:
-    """The running processes whose command line holds ``text`` (within any argument).
+def processes_with(text: str, whole: bool = False) -> list[int]:
+    """The running processes whose command line holds ``text`` (within any argument; with
+    ``whole``, as one whole argument: ``sleep <text>``, not the shell that started it).
 
     How a test finds a task's processes from the host: a task in phase 5's sandbox has a
     PID namespace of its own, so the pid it knows (``$$``) means nothing outside it.
@@ -36,7 +37,8 @@ def processes_with(text: str) -> list[int]:
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
-            if text.encode() in cmdline.read_bytes():
+            line = cmdline.read_bytes()
+            if text.encode() in (line.split(b"\0") if whole else line):
                 found.append(int(cmdline.parent.name))
         except OSError:  # the process ended while we looked
             continue

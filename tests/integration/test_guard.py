@@ -13,14 +13,13 @@ import socket
 import subprocess
 import sys
 import textwrap
-from contextlib import suppress
 from pathlib import Path
 
 import pytest
 
 from shared.core.states import Status
 from shared.core.waiting import wait_until
-from shared.devtools.procs import process_runs
+from shared.devtools.procs import processes_with
 from shared.execution.executors import ShellTaskExecutor, guard_program
 
 GUARD = guard_program()
@@ -181,23 +180,15 @@ def test_the_task_sees_only_its_own_processes_and_kill_minus_one_stays_inside() 
         neighbour.wait()
 
 
-def running_with(argument: str) -> list[int]:
-    """Host pids of the processes whose command line holds ``argument``."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        with suppress(OSError):
-            if argument.encode() in cmdline.read_bytes().split(b"\0"):
-                found.append(int(cmdline.parent.name))
-    return [pid for pid in found if process_runs(pid)]
-
-
 @as_root
 def test_nothing_the_task_started_survives_its_end_not_even_a_new_session() -> None:
     """The task's init exits with the task; the kernel kills the rest of its namespace."""
     mark = f"{os.getpid()}.25"
     code, out, _ = sandboxed(f"setsid sleep {mark} & nohup sleep {mark} & echo started")
     assert (code, out) == (0, "started\n")
-    assert wait_until(lambda: not running_with(mark), 5), "a process survived its task"
+    assert wait_until(lambda: not processes_with(mark, whole=True), 5), (
+        "a process survived its task"
+    )
 
 
 # Stands in for an agent: starts a sandboxed task through the guard, then waits to be killed.
@@ -218,7 +209,7 @@ def test_a_sandboxed_task_dies_whole_with_its_agent() -> None:
     agent = subprocess.Popen([sys.executable, "-c", AGENT, str(GUARD), mark], stdin=subprocess.PIPE)
 
     def task() -> set[int]:
-        return set(running_with(mark)) - {agent.pid}
+        return set(processes_with(mark, whole=True)) - {agent.pid}
 
     try:
         assert wait_until(lambda: len(task()) == 2, 10), "the task did not start"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,20 +18,6 @@ from shared.execution.executors import ExecutionResult, PythonScriptExecutor, Sh
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"), reason="needs root, python3"
 )
-
-
-@pytest.fixture
-def settings_from_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Settings read again from the environment this test sets, and restored after."""
-
-    def forget() -> None:
-        get_settings.cache_clear()
-        executors._slots.cache_clear()
-
-    forget()
-    yield monkeypatch
-    monkeypatch.undo()
-    forget()
 
 
 def shell(content: str) -> str:

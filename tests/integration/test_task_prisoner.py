@@ -14,7 +14,7 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ import pytest
 from shared.core.config import get_settings
 from shared.core.states import Status
 from shared.core.waiting import wait_until
-from shared.devtools.procs import process_runs
+from shared.devtools.procs import process_runs, processes_with
 from shared.execution import executors
 from shared.execution.executors import ExecutionResult, PythonScriptExecutor, ShellTaskExecutor
 
@@ -32,20 +32,6 @@ PYTHON = "/usr/bin/python3"  # one any user may run
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not os.path.exists(PYTHON), reason="needs root and /usr/bin/python3"
 )
-
-
-@pytest.fixture
-def settings_from_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Settings read again from the environment this test sets, and restored after."""
-
-    def forget() -> None:
-        get_settings.cache_clear()
-        executors._slots.cache_clear()
-
-    forget()
-    yield monkeypatch
-    monkeypatch.undo()
-    forget()
 
 
 # Runs as nobody, as a concurrent task did: told by inotify of each new folder in the
@@ -141,16 +127,6 @@ def full(settings_from_env: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     return meeting
 
 
-def running_with(argument: str) -> list[int]:
-    """Host pids of the live processes whose command line holds ``argument``."""
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        with suppress(OSError):
-            if argument.encode() in cmdline.read_bytes().split(b"\0"):
-                found.append(int(cmdline.parent.name))
-    return [pid for pid in found if process_runs(pid)]
-
-
 @contextmanager
 def victim(meeting: Path) -> Iterator[tuple[Future[ExecutionResult], list[int]]]:
     """A task holding a secret in its environment, sleeping until the test releases it;
@@ -159,7 +135,7 @@ def victim(meeting: Path) -> Iterator[tuple[Future[ExecutionResult], list[int]]]
     task = f"sleep {mark} & until [ -e {meeting}/release ]; do sleep 0.02; done; kill $!"
     with ThreadPoolExecutor(1) as runner:
         result = runner.submit(shell_run, task, TASKFLOW_SECRET="s3cret-of-the-victim")
-        pids = wait_until(lambda: running_with(mark), 15)
+        pids = wait_until(lambda: processes_with(mark, whole=True), 15)
         assert pids, "the victim did not start"
         try:
             yield result, pids
@@ -192,16 +168,16 @@ def test_nothing_a_task_starts_survives_its_end_its_timeout_or_its_cancel(full: 
         "end": lambda: shell_run(escape),
         "timeout": lambda: shell_run(f"{escape}; sleep 60", timeout=1),
         "cancel": lambda: ShellTaskExecutor().run(
-            f"{escape}; sleep 60", 30, cancelled=lambda: bool(running_with(mark))
+            f"{escape}; sleep 60", 30, cancelled=lambda: bool(processes_with(mark, whole=True))
         ),
     }
     try:
         for how, run in ends.items():
             result = run()
             assert result.stdout == "started\n", (how, result)
-            assert not running_with(mark), f"a process outlived its task's {how}"
-    finally:
-        for pid in running_with(mark):  # only if the test failed: leave nothing behind
+            assert not processes_with(mark, whole=True), f"a process outlived its task's {how}"
+    finally:  # only if the test failed: leave nothing behind
+        for pid in processes_with(mark, whole=True):
             os.kill(pid, signal.SIGKILL)
 
 
