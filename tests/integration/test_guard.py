@@ -119,7 +119,8 @@ def test_in_the_sandbox_a_sigterm_to_the_group_reaches_the_task_and_its_code_is_
     process = guarded("/bin/sh", "-c", task, options=SANDBOX)
     assert process.stdout is not None and process.stdout.readline() == b"started\n"
     os.killpg(process.pid, signal.SIGTERM)  # as a timeout or a cancel does
-    assert ended(process) == (3, "cleaned\n", "")
+    # (stderr may say "Terminated": the shell's sleep of the moment got the SIGTERM too)
+    assert ended(process)[:2] == (3, "cleaned\n")
 
 
 # --- the sandbox (--sandbox): what a task sees of the host ---
