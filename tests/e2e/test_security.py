@@ -110,12 +110,11 @@ def test_a_revoked_token_is_refused_within_a_second_by_every_worker(stack: ApiSt
     done = taskctl(stack, "tokens", "revoke", "short-lived")
     assert done.returncode == 0, done.stderr
     revoked_at = time.monotonic()
-
-    def refused_by_all() -> bool:  # 8 requests: both gunicorn workers answer some
-        return all(call(stack, "GET", TASKS, token).status_code == 401 for _ in range(8))
-
-    assert wait_until(refused_by_all, 5, 0.05)
-    assert time.monotonic() - revoked_at < 1.5  # 1 s, and the 8 requests' own time
+    # The promise is a bound: once a second has passed, no worker lets the token in. The
+    # requests are made after it, so their own time (long on a loaded machine) is no part.
+    wait_until(lambda: time.monotonic() >= revoked_at + 1.0, 2)
+    # 8 requests: both gunicorn workers answer some
+    assert [call(stack, "GET", TASKS, token).status_code for _ in range(8)] == [401] * 8
     assert taskctl(stack, "get", "x", token=token).returncode == 7  # taskctl: refused
 
 
