@@ -27,6 +27,9 @@ $(VENV)/.installed: pyproject.toml $(LOCK)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q --require-hashes -r $(LOCK)
 	$(PY) -m pip install -q --no-deps -e .
+	@# the development tooling (devtools/, benchmarks/) is not part of the package: the
+	@# venv finds it in the checkout, from any folder
+	echo $(CURDIR) > $$($(PY) -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/taskflow-checkout.pth
 	touch $@
 
 # The guard every task starts through (shared/execution/guard.c, see executors.py): a
@@ -50,12 +53,12 @@ lock: venv  ## pin pyproject.toml's dependencies in requirements.lock; ARGS="--u
 	@if cmp -s $(LOCK).new $(LOCK); then rm $(LOCK).new; else mv $(LOCK).new $(LOCK); fi
 
 audit: venv  ## the locked packages against known vulnerabilities; fails on one with a fix
-	$(PY) -m shared.devtools.dependency_audit $(LOCK) $(ARGS)
+	$(PY) -m devtools.dependency_audit $(LOCK) $(ARGS)
 
 # ---------------------------------------------------------------- infrastructure
 # (see docs/infrastructure.md)
 
-# Redis, ZooKeeper, Kafka and Prometheus as local processes (python -m shared.devtools.infra).
+# Redis, ZooKeeper, Kafka and Prometheus as local processes (python -m devtools.infra).
 # SERVICES=redis,kafka limits a target to some of them; RUN_DIR holds pids, logs and data.
 
 services_arg = $(if $(SERVICES),--services $(SERVICES))
@@ -72,16 +75,16 @@ infra-install: venv  ## install Redis, Prometheus, Java, Maven when missing; res
 	@$(call apt-ensure,prometheus,prometheus,prometheus)
 	@$(call apt-ensure,java,openjdk-17-jre-headless)
 	@$(call apt-ensure,mvn,maven)
-	$(PY) -m shared.devtools.infra install $(services_arg)
+	$(PY) -m devtools.infra install $(services_arg)
 
 infra-up: infra-install  ## start the servers (all four, or SERVICES=...) and create the Kafka topics
-	$(PY) -m shared.devtools.infra up $(services_arg)
+	$(PY) -m devtools.infra up $(services_arg)
 
 infra-down: venv  ## stop the servers: SIGTERM, SIGKILL after a grace period
-	$(PY) -m shared.devtools.infra down $(services_arg)
+	$(PY) -m devtools.infra down $(services_arg)
 
 infra-status: venv  ## which servers run, on which ports, with which pids
-	$(PY) -m shared.devtools.infra status $(services_arg)
+	$(PY) -m devtools.infra status $(services_arg)
 
 .PHONY: infra-install infra-up infra-down infra-status
 
@@ -102,13 +105,13 @@ supervisorctl = $(call stack,$(1),$(2)) $(BIN)/supervisorctl -c deploy/superviso
 # ---------------------------------------------------------------- phase 1
 
 phase1-up: venv infra-install  ## Redis and one agent, in the background
-	$(PY) -m shared.devtools.infra up --services redis
+	$(PY) -m devtools.infra up --services redis
 	@$(call supervisord,phase1,phase1_mvp)
-	@$(call stack,phase1,phase1_mvp) $(PY) -m shared.devtools.ready
+	@$(call stack,phase1,phase1_mvp) $(PY) -m devtools.ready
 	@echo "logs: $(RUN_DIR)/phase1/"
 
 phase1-demo: venv  ## submit tasks that succeed, fail and time out; print their hashes
-	$(PY) -m phase1_mvp.demo
+	$(PY) -m devtools.demos.phase1
 
 phase1-ctl: venv  ## supervisorctl for the phase 1 stack, e.g. ARGS="status"
 	@$(call supervisorctl,phase1,phase1_mvp) $(ARGS)
@@ -116,18 +119,18 @@ phase1-ctl: venv  ## supervisorctl for the phase 1 stack, e.g. ARGS="status"
 phase1-down: venv  ## stop the agent, then Redis
 	-@$(call supervisorctl,phase1,phase1_mvp) stop all
 	-@$(call supervisorctl,phase1,phase1_mvp) shutdown
-	$(PY) -m shared.devtools.infra down --services redis
+	$(PY) -m devtools.infra down --services redis
 
 # ---------------------------------------------------------------- phase 2
 
 phase2-up: venv infra-install  ## Redis, ZooKeeper, 2 schedulers and 3 agents
-	$(PY) -m shared.devtools.infra up --services redis,zookeeper
+	$(PY) -m devtools.infra up --services redis,zookeeper
 	@$(call supervisord,phase2,phase2_zookeeper)
-	@$(call stack,phase2,phase2_zookeeper) $(PY) -m shared.devtools.ready
+	@$(call stack,phase2,phase2_zookeeper) $(PY) -m devtools.ready
 	@echo "logs: $(RUN_DIR)/phase2/"
 
 phase2-demo: venv  ## election, dispatch, then kill -9 the leader and a busy agent
-	@$(call stack,phase2,phase2_zookeeper) $(PY) -m phase2_zookeeper.demo
+	@$(call stack,phase2,phase2_zookeeper) $(PY) -m devtools.demos.phase2
 
 phase2-ctl: venv  ## supervisorctl for the phase 2 stack, e.g. ARGS="stop agent:agent-2"
 	@$(call supervisorctl,phase2,phase2_zookeeper) $(ARGS)
@@ -135,18 +138,18 @@ phase2-ctl: venv  ## supervisorctl for the phase 2 stack, e.g. ARGS="stop agent:
 phase2-down: venv  ## stop schedulers and agents, then ZooKeeper and Redis
 	-@$(call supervisorctl,phase2,phase2_zookeeper) stop all
 	-@$(call supervisorctl,phase2,phase2_zookeeper) shutdown
-	$(PY) -m shared.devtools.infra down --services redis,zookeeper
+	$(PY) -m devtools.infra down --services redis,zookeeper
 
 # ---------------------------------------------------------------- phase 3
 
 phase3-up: venv infra-install  ## Redis, ZooKeeper, Kafka, 2 schedulers, 3 agents, the task-manager
-	$(PY) -m shared.devtools.infra up --services redis,zookeeper,kafka
+	$(PY) -m devtools.infra up --services redis,zookeeper,kafka
 	@$(call supervisord,phase3,phase3_kafka)
-	@$(call stack,phase3,phase3_kafka) $(PY) -m shared.devtools.ready
+	@$(call stack,phase3,phase3_kafka) $(PY) -m devtools.ready
 	@echo "logs: $(RUN_DIR)/phase3/"
 
 phase3-demo: venv  ## tasks flowing through the three topics, then an agent killed mid-task
-	@$(call stack,phase3,phase3_kafka) $(PY) -m phase3_kafka.demo
+	@$(call stack,phase3,phase3_kafka) $(PY) -m devtools.demos.phase3
 
 phase3-ctl: venv  ## supervisorctl for the phase 3 stack, e.g. ARGS="status"
 	@$(call supervisorctl,phase3,phase3_kafka) $(ARGS)
@@ -154,7 +157,7 @@ phase3-ctl: venv  ## supervisorctl for the phase 3 stack, e.g. ARGS="status"
 phase3-down: venv  ## stop the phase 3 processes, then Kafka, ZooKeeper and Redis
 	-@$(call supervisorctl,phase3,phase3_kafka) stop all
 	-@$(call supervisorctl,phase3,phase3_kafka) shutdown
-	$(PY) -m shared.devtools.infra down --services redis,zookeeper,kafka
+	$(PY) -m devtools.infra down --services redis,zookeeper,kafka
 
 # ---------------------------------------------------------------- phase 4
 
@@ -162,13 +165,13 @@ API_BIND ?= 127.0.0.1:8000
 export API_BIND
 
 phase4-up: venv infra-install  ## phase 3 + 2 gRPC task-managers + the REST API on $(API_BIND)
-	$(PY) -m shared.devtools.infra up --services redis,zookeeper,kafka
+	$(PY) -m devtools.infra up --services redis,zookeeper,kafka
 	@$(call supervisord,phase4,phase4_api)
-	@$(call stack,phase4,phase4_api) $(PY) -m shared.devtools.ready --api http://$(API_BIND)
+	@$(call stack,phase4,phase4_api) $(PY) -m devtools.ready --api http://$(API_BIND)
 	@echo "API: http://$(API_BIND)/api/v1/tasks   logs: $(RUN_DIR)/phase4/"
 
 phase4-demo: venv  ## the requirement list's REST calls with curl and taskctl
-	@$(call stack,phase4,phase4_api) API_URL=http://$(API_BIND) bash phase4_api/demo.sh
+	@$(call stack,phase4,phase4_api) API_URL=http://$(API_BIND) bash devtools/demos/phase4.sh
 
 phase4-ctl: venv  ## supervisorctl for the phase 4 stack, e.g. ARGS="stop task-manager:task-manager-1"
 	@$(call supervisorctl,phase4,phase4_api) $(ARGS)
@@ -176,7 +179,7 @@ phase4-ctl: venv  ## supervisorctl for the phase 4 stack, e.g. ARGS="stop task-m
 phase4-down: venv  ## stop the phase 4 processes, then Kafka, ZooKeeper and Redis
 	-@$(call supervisorctl,phase4,phase4_api) stop all
 	-@$(call supervisorctl,phase4,phase4_api) shutdown
-	$(PY) -m shared.devtools.infra down --services redis,zookeeper,kafka
+	$(PY) -m devtools.infra down --services redis,zookeeper,kafka
 
 # ---------------------------------------------------------------- phase 5
 
@@ -207,16 +210,16 @@ phase5_env = ZIPKIN_ENDPOINT=$(ZIPKIN_ENDPOINT) API_TOKENS_FILE=$(RUN_DIR)/phase
 # and supervisord make them so; phase5-up first takes other users' bits off older ones).
 PHASE5_SECRETS ?= $(RUN_DIR)/phase5/secrets
 phase5_env += SECRETS_DIR=$(PHASE5_SECRETS)
-phase5_infra = SECRETS_DIR=$(PHASE5_SECRETS) $(PY) -m shared.devtools.infra
+phase5_infra = SECRETS_DIR=$(PHASE5_SECRETS) $(PY) -m devtools.infra
 phase5_run_dir = --run-dir $(RUN_DIR)/phase5/servers
 
 phase5-up: venv infra-install  ## the production system: phase 4's processes observed, Prometheus, Zipkin
 	@install -d -m 0700 $(RUN_DIR)/phase5 && chmod -R go-rwx $(RUN_DIR)/phase5
-	@$(PY) -m shared.devtools.credentials $(PHASE5_SECRETS)
+	@$(PY) -m devtools.credentials $(PHASE5_SECRETS)
 	REDIS_APPENDFSYNC=always $(phase5_infra) up $(phase5_run_dir) --services $(phase5_servers)
 	@$(PY) -m shared.security.tokenfile $(phase5_tokens)
 	@$(call supervisord,phase5,phase5_observability,$(phase5_env))
-	@$(call stack,phase5,phase5_observability) SECRETS_DIR=$(PHASE5_SECRETS) $(PY) -m shared.devtools.ready \
+	@$(call stack,phase5,phase5_observability) SECRETS_DIR=$(PHASE5_SECRETS) $(PY) -m devtools.ready \
 		--api http://$(API_BIND) --prometheus $(PROMETHEUS_URL)
 	@echo "API:        http://$(API_BIND)/api/v1/tasks  (stats: /api/v1/stats)"
 	@echo "Prometheus: $(PROMETHEUS_URL)/targets  $(PROMETHEUS_URL)/alerts"
@@ -225,12 +228,12 @@ phase5-up: venv infra-install  ## the production system: phase 4's processes obs
 	@echo "secrets:    $(PHASE5_SECRETS)/ (the servers' credentials, SECRETS_DIR)"
 
 phase5-demo: venv  ## tasks that succeed, fail, time out, get cancelled, and a burst; where to look
-	@$(call stack,phase5,phase5_observability) SECRETS_DIR=$(PHASE5_SECRETS) $(PY) -m phase5_observability.demo \
+	@$(call stack,phase5,phase5_observability) SECRETS_DIR=$(PHASE5_SECRETS) $(PY) -m devtools.demos.phase5 \
 		--api http://$(API_BIND) --prometheus $(PROMETHEUS_URL) --zipkin $(patsubst %/api/v2/spans,%,$(ZIPKIN_ENDPOINT))
 
 phase5-screenshots: venv  ## the docs' screenshots of Prometheus and Zipkin, from the running phase 5 stack
 	@$(call apt-ensure,chromium,chromium)
-	SECRETS_DIR=$(PHASE5_SECRETS) $(PY) -m shared.devtools.screenshots --out docs/img --api http://$(API_BIND) \
+	SECRETS_DIR=$(PHASE5_SECRETS) $(PY) -m devtools.screenshots --out docs/img --api http://$(API_BIND) \
 		--prometheus $(PROMETHEUS_URL) --zipkin $(patsubst %/api/v2/spans,%,$(ZIPKIN_ENDPOINT))
 
 phase5-ctl: venv  ## supervisorctl for the phase 5 stack, e.g. ARGS="stop agent:agent-3"
@@ -239,7 +242,7 @@ phase5-ctl: venv  ## supervisorctl for the phase 5 stack, e.g. ARGS="stop agent:
 phase5-down: venv  ## stop the phase 5 processes, then the servers
 	-@$(call supervisorctl,phase5,phase5_observability) stop all
 	-@$(call supervisorctl,phase5,phase5_observability) shutdown
-	$(PY) -m shared.devtools.infra down $(phase5_run_dir) --services $(phase5_servers)
+	$(PY) -m devtools.infra down $(phase5_run_dir) --services $(phase5_servers)
 
 # ---------------------------------------------------------------- generated files
 # Committed, so that installing needs no code generator; tests/unit/test_generated.py
@@ -272,21 +275,21 @@ bench: venv infra-install  ## measure throughput, latency and failover times (pr
 	$(PY) -m benchmarks.versus_celery $(BENCH_ARGS)
 
 chaos: venv infra-install  ## faults against a private phase 5 system; prints what survived (CHAOS_TASKS, CHAOS_SECONDS)
-	$(PY) -m shared.devtools.chaos --tasks $(or $(CHAOS_TASKS),2000) --seconds $(or $(CHAOS_SECONDS),120) $(ARGS)
+	$(PY) -m devtools.chaos --tasks $(or $(CHAOS_TASKS),2000) --seconds $(or $(CHAOS_SECONDS),120) $(ARGS)
 
 # In `make test` the audit only warns: an advisory published since, or a lookup this
 # machine cannot make, does not turn a fresh clone red. `make audit` fails on it.
 test: venv infra-install  ## lint, the dependency audit (as warnings), every test, and the docs build
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(PY) -m shared.devtools.dependency_audit $(LOCK) --warn-only
+	$(PY) -m devtools.dependency_audit $(LOCK) --warn-only
 	$(BIN)/pytest -q
 	$(BIN)/mkdocs build --strict --site-dir $(CURDIR)/site
 
 # Races show up here: every test while two busy processes hold both cores (a loaded CI
 # machine). ARGS passes options to pytest, e.g. ARGS="tests/e2e -x".
 test-stress: venv infra-install  ## every test while busy processes hold every core: how to hunt races
-	$(PY) -m shared.devtools.stress -- $(BIN)/pytest -q $(ARGS)
+	$(PY) -m devtools.stress -- $(BIN)/pytest -q $(ARGS)
 
 .PHONY: help venv lock audit lint docs test test-stress bench chaos proto api-docs phase1-up phase1-demo phase1-ctl phase1-down \
 	phase2-up phase2-demo phase2-ctl phase2-down phase3-up phase3-demo phase3-ctl phase3-down \

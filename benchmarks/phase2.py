@@ -16,12 +16,12 @@ from pathlib import Path
 import click
 import redis
 
+from devtools.infra.backends import server
+from devtools.procs import Proc, Processes, leader_of
+from devtools.tasks import start_agents, submit
 from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.waiting import wait_until
-from shared.devtools.infra.backends import server
-from shared.devtools.procs import Proc, Processes, leader_of
-from shared.devtools.tasks import start_agents, submit
 
 SCHEDULER = "phase2_zookeeper.scheduler"
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import click
 import redis
 
+from devtools.infra.backends import server
+from devtools.procs import Processes
+from devtools.tasks import start_agents, submit, wait_all_terminal
 from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.waiting import wait_until
-from shared.devtools.infra.backends import server
-from shared.devtools.procs import Processes
-from shared.devtools.tasks import start_agents, submit, wait_all_terminal
 
 ENV = {
     "ZK_SESSION_TIMEOUT": "4",

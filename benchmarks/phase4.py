@@ -20,11 +20,11 @@ import click
 import requests
 
 from benchmarks.phase3 import percentiles
+from devtools.infra.backends import server
+from devtools.infra.ports import free_port
+from devtools.procs import Processes
+from devtools.stacks import start_api_stack
 from shared.core.waiting import wait_until
-from shared.devtools.infra.backends import server
-from shared.devtools.infra.ports import free_port
-from shared.devtools.procs import Processes
-from shared.devtools.stacks import start_api_stack
 
 ENV = {
     "ZK_SESSION_TIMEOUT": "4",

@@ -29,13 +29,13 @@ import click
 import redis
 
 from benchmarks.phase4 import ENV
+from devtools.infra.backends import local_server, server
+from devtools.infra.ports import free_port
+from devtools.isolation import private_kafka_env, private_zk_root
+from devtools.procs import Processes
+from devtools.stacks import PHASE4, PHASE5, start_api_stack
+from devtools.tasks import api_session, wait_all_terminal
 from shared.core.store import TaskStore
-from shared.devtools.infra.backends import local_server, server
-from shared.devtools.infra.ports import free_port
-from shared.devtools.isolation import private_kafka_env, private_zk_root
-from shared.devtools.procs import Processes
-from shared.devtools.stacks import PHASE4, PHASE5, start_api_stack
-from shared.devtools.tasks import api_session, wait_all_terminal
 
 MODES = ("phase 4", "metrics", "metrics + traces", "metrics + 10% traces")
 

@@ -17,13 +17,13 @@ from pathlib import Path
 import click
 import redis
 
-from shared.core.config import Fsync
+from devtools.infra.backends import private_settings
+from devtools.infra.launcher import Launcher
+from devtools.infra.redis_server import RedisServer
+from devtools.settings import Fsync
 from shared.core.keys import PENDING_QUEUE
 from shared.core.store import TaskStore
 from shared.core.task import TaskSpec
-from shared.devtools.infra.backends import private_settings
-from shared.devtools.infra.launcher import Launcher
-from shared.devtools.infra.redis_server import RedisServer
 
 
 def creates_per_second(policy: Fsync, folder: Path, count: int, threads: int) -> float:

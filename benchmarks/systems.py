@@ -34,17 +34,17 @@ import redis
 import requests
 from kafka import KafkaConsumer
 
-from shared.core.config import Fsync
+from devtools.infra.backends import local_server
+from devtools.infra.ports import free_port
+from devtools.isolation import private_kafka_env, private_zk_root
+from devtools.procs import Processes, leader_of
+from devtools.settings import Fsync
+from devtools.stacks import PHASE5, admit, api_ready, gunicorn_args, seal
+from devtools.tasks import api_session
 from shared.core.ends import MAX_WAIT_SECONDS
 from shared.core.states import TERMINAL, Status
 from shared.core.store import TaskStore
 from shared.core.waiting import wait_until
-from shared.devtools.infra.backends import local_server
-from shared.devtools.infra.ports import free_port
-from shared.devtools.isolation import private_kafka_env, private_zk_root
-from shared.devtools.procs import Processes, leader_of
-from shared.devtools.stacks import PHASE5, admit, api_ready, gunicorn_args, seal
-from shared.devtools.tasks import api_session
 
 DONE_POLL_SECONDS = 0.01  # how often the end of a burst is looked for
 SEQUENTIAL_POLL_SECONDS = 0.002  # how often a sequential task's hash is read (store)
@@ -97,7 +97,7 @@ def port_of(endpoint: str) -> int:
 # --8<-- [start:taskflow]
 def start_taskflow(stack: ExitStack, work: Path) -> System:
     """Phase 5 as ``processes.conf`` shapes it, on servers of its own, with tracing to a
-    local Zipkin. Settings not named here keep their defaults, as under ``make
+    local Zipkin. DevSettings not named here keep their defaults, as under ``make
     phase5-up``, but for the run's own topics (4 dispatch partitions, 2 for the others)."""
     redis_url = stack.enter_context(
         local_server("redis", work / "redis", redis_appendfsync=Fsync.ALWAYS)

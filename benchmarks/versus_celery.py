@@ -55,7 +55,7 @@ from benchmarks.measuring import (
 )
 from benchmarks.report import plot, print_backlog, print_headline, print_processes
 from benchmarks.systems import SEQUENTIAL_POLL_SECONDS, start_celery, start_taskflow
-from shared.core.config import Fsync, get_settings
+from devtools.settings import Fsync, get_dev_settings
 from shared.core.ends import MAX_WAIT_SECONDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,8 +91,8 @@ def versions() -> dict[str, str]:
         "kombu": kombu.__version__,
         "redis-py": redis.__version__,
         "redis-server": server.stdout.split()[2].removeprefix("v="),
-        "kafka": get_settings().kafka_version,
-        "zookeeper": get_settings().zookeeper_version,
+        "kafka": get_dev_settings().kafka_version,
+        "zookeeper": get_dev_settings().zookeeper_version,
     }
 
 

@@ -38,7 +38,7 @@ def guards(settings: Settings) -> list[grpc.ServerInterceptor]:
     if secrets_dir() is not None:
         raise NoGrpcSecret(
             f"{SECRETS_DIR} holds no grpc_secret, so this task-manager would take calls from "
-            "anyone: make it with python -m shared.devtools.credentials (make phase5-up does)"
+            "anyone: make it with python -m devtools.credentials (make phase5-up does)"
         )
     log.warning("no GRPC_SECRET: the gRPC service takes calls from anyone who reaches it")
     return []

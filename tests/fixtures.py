@@ -1,6 +1,6 @@
 """Pytest fixtures for real servers, each started on first use and stopped at session end.
 
-``tests/conftest.py`` imports them. See ``shared/devtools/infra/backends.py`` for where the
+``tests/conftest.py`` imports them. See ``devtools/infra/backends.py`` for where the
 servers come from.
 """
 
@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from shared.devtools.infra.backends import server
-from shared.devtools.isolation import private_zk_root
+from devtools.infra.backends import server
+from devtools.isolation import private_zk_root
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import redis
 
+from devtools.infra.ports import free_port
+from devtools.isolation import private_kafka_env, private_zk_root
+from devtools.procs import Processes
+from devtools.stacks import PHASE4, PHASE5, start_api_stack
 from shared.core.config import Settings
 from shared.core.store import TaskStore
-from shared.devtools.infra.ports import free_port
-from shared.devtools.isolation import private_kafka_env, private_zk_root
-from shared.devtools.procs import Processes
-from shared.devtools.stacks import PHASE4, PHASE5, start_api_stack
 
 # Short timeouts so failover happens in seconds (ZooKeeper's minimum session is 2 ticks).
 FAST = {

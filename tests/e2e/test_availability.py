@@ -21,11 +21,11 @@ import psutil
 import pytest
 import requests
 
+from devtools.procs import Proc
+from devtools.stacks import PHASE5
+from devtools.tasks import WAIT, api_session, wait_all_terminal
 from shared.core.states import Status
 from shared.core.waiting import wait_until
-from shared.devtools.procs import Proc
-from shared.devtools.stacks import PHASE5
-from shared.devtools.tasks import WAIT, api_session, wait_all_terminal
 from tests.e2e.conftest import ApiStack, running_api_stack
 
 AFTER_KILL = 100  # requests answered after the kill before the clients stop

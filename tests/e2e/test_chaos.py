@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.devtools.chaos import chaos
+from devtools.chaos import chaos
 
 TASKS = 300
 SECONDS = 45.0

@@ -14,18 +14,18 @@ from pathlib import Path
 
 import redis
 
+from devtools.infra import process
+from devtools.infra.backends import private_settings
+from devtools.infra.catalog import SERVICES
+from devtools.infra.launcher import Launcher
+from devtools.infra.ports import free_port
+from devtools.procs import Processes, process_runs, processes_with
+from devtools.stacks import PHASE5, start_api_stack
+from devtools.tasks import WAIT, api_session, start_agents, submit, submit_through_api
 from shared.core.keys import heartbeat_key
 from shared.core.states import Ending, Status
 from shared.core.store import TaskStore
 from shared.core.waiting import wait_until
-from shared.devtools.infra import process
-from shared.devtools.infra.backends import private_settings
-from shared.devtools.infra.catalog import SERVICES
-from shared.devtools.infra.launcher import Launcher
-from shared.devtools.infra.ports import free_port
-from shared.devtools.procs import Processes, process_runs, processes_with
-from shared.devtools.stacks import PHASE5, start_api_stack
-from shared.devtools.tasks import WAIT, api_session, start_agents, submit, submit_through_api
 
 # The first attempt says it started and waits; a later attempt ends at once.
 FIRST_WAITS = 'if [ "$TASKFLOW_ATTEMPT" = 1 ]; then touch {pid}; sleep 60; fi; echo ran'

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import pytest
 import requests
 
+from devtools.infra.ports import free_port
+from devtools.procs import Proc
+from devtools.stacks import PHASE5
 from phase5_observability import gunicorn_conf
 from shared.core.waiting import wait_until
-from shared.devtools.infra.ports import free_port
-from shared.devtools.procs import Proc
-from shared.devtools.stacks import PHASE5
 from shared.security.tokens import TOKEN_ENV
 from tests.e2e.conftest import ApiStack
 

@@ -30,6 +30,12 @@ from kazoo.exceptions import NoAuthError
 from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.infra.ports import LOOPBACK, free_port
+from devtools.infra.zookeeper import MAX_CLIENT_CONNECTIONS
+from devtools.isolation import private_kafka_env
+from devtools.procs import Processes
+from devtools.stacks import PHASE5, start_api_stack
+from devtools.tasks import run_through_api, submit_through_api
 from shared.coordination.election import ELECTION_PATH
 from shared.coordination.registry import LIVE_AGENTS
 from shared.coordination.serversets import METRICS_PATH
@@ -37,12 +43,6 @@ from shared.coordination.services import SERVICES_PATH, service_path
 from shared.core.states import TERMINAL, Status
 from shared.core.store import TaskStore
 from shared.core.waiting import wait_until
-from shared.devtools.infra.ports import LOOPBACK, free_port
-from shared.devtools.infra.zookeeper import MAX_CLIENT_CONNECTIONS
-from shared.devtools.isolation import private_kafka_env
-from shared.devtools.procs import Processes
-from shared.devtools.stacks import PHASE5, start_api_stack
-from shared.devtools.tasks import run_through_api, submit_through_api
 from shared.rpc import task_service_pb2 as pb
 from shared.rpc import task_service_pb2_grpc as pb_grpc
 from shared.rpc.secret import call_metadata

@@ -14,16 +14,16 @@ from pathlib import Path
 
 import redis
 
+from devtools.procs import Proc, Processes, leader_of
+from devtools.tasks import IDENTITY, WAIT, count_terminal, submit, wait_all_terminal
+from devtools.tasks import start_agents as start_phase_agents
 from shared.core.keys import DEAD_LETTERS, PENDING_QUEUE
 from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.waiting import wait_until
-from shared.devtools.procs import Proc, Processes, leader_of
-from shared.devtools.tasks import IDENTITY, WAIT, count_terminal, submit, wait_all_terminal
-from shared.devtools.tasks import start_agents as start_phase_agents
 
 SESSION = 4.0  # ZK_SESSION_TIMEOUT in tests/e2e/conftest.py
-TICK = 2.0  # tickTime in shared/devtools/infra/zookeeper.properties: expiries round up to it
+TICK = 2.0  # tickTime in devtools/infra/zookeeper.properties: expiries round up to it
 SCHEDULER = "phase2_zookeeper.scheduler"
 AGENT = "phase2_zookeeper.agent"
 

@@ -12,15 +12,15 @@ from pathlib import Path
 import redis
 from kafka import KafkaConsumer, KafkaProducer
 
+from devtools.procs import Processes
+from devtools.tasks import IDENTITY, WAIT, count_terminal, submit, wait_all_terminal
+from devtools.tasks import start_agents as start_phase_agents
 from shared.core.config import Settings
 from shared.core.keys import heartbeat_key
 from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.task import TaskSpec, now_ms
 from shared.core.waiting import wait_until
-from shared.devtools.procs import Processes
-from shared.devtools.tasks import IDENTITY, WAIT, count_terminal, submit, wait_all_terminal
-from shared.devtools.tasks import start_agents as start_phase_agents
 from shared.messaging.messages import StatusUpdate
 
 SCHEDULER = "phase3_kafka.scheduler"

@@ -8,10 +8,10 @@ from collections import Counter
 import pytest
 import requests
 
+from devtools.tasks import WAIT
 from shared.core.config import get_settings
 from shared.core.states import TERMINAL, Status
 from shared.core.waiting import wait_until
-from shared.devtools.tasks import WAIT
 from tests.e2e.conftest import ApiStack
 
 TASKS = "/api/v1/tasks"

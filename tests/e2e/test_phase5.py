@@ -24,16 +24,16 @@ import yaml
 from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.infra.backends import local_server
+from devtools.infra.ports import free_port
+from devtools.isolation import private_kafka_env, private_zk_root
+from devtools.monitoring import query, targets, targets_problems, trace_services, value
+from devtools.procs import Processes
+from devtools.stacks import PHASE5, start_api_stack
+from devtools.tasks import api_session, run_through_api, submit_through_api
 from shared.core.config import Settings
 from shared.core.states import TERMINAL
 from shared.core.waiting import wait_until
-from shared.devtools.infra.backends import local_server
-from shared.devtools.infra.ports import free_port
-from shared.devtools.isolation import private_kafka_env, private_zk_root
-from shared.devtools.monitoring import query, targets, targets_problems, trace_services, value
-from shared.devtools.procs import Processes
-from shared.devtools.stacks import PHASE5, start_api_stack
-from shared.devtools.tasks import api_session, run_through_api, submit_through_api
 from shared.security.tokens import TOKEN_ENV
 from tests.e2e.conftest import FAST, emptied
 from tests.e2e.test_dashboard import panel_queries

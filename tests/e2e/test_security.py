@@ -24,13 +24,13 @@ from kafka import KafkaConsumer
 from kazoo.client import KazooClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.infra.ports import free_port
+from devtools.stacks import PHASE5, gunicorn_args
+from devtools.tasks import api_session, run_through_api
 from shared.coordination.serversets import METRICS_PATH, Role
 from shared.core.config import Settings
 from shared.core.states import Status
 from shared.core.waiting import wait_until
-from shared.devtools.infra.ports import free_port
-from shared.devtools.stacks import PHASE5, gunicorn_args
-from shared.devtools.tasks import api_session, run_through_api
 from shared.security.tokens import TOKEN_ENV
 from tests.e2e.conftest import ApiStack
 from tests.e2e.test_phase4_schema import CHECKS, schema_run

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 import psutil
 import pytest
 
-from shared.devtools.tasks import run_through_api
+from devtools.tasks import run_through_api
 from tests.e2e.conftest import ApiStack
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the full sandbox needs root")

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from click.testing import CliRunner, Result
 
+from devtools.infra.ports import free_port
+from devtools.tasks import WAIT
 from phase4_api.taskctl import Exit, main
 from shared.core.config import get_settings
 from shared.core.states import Status
 from shared.core.waiting import wait_until
-from shared.devtools.infra.ports import free_port
-from shared.devtools.tasks import WAIT
 from tests.e2e.conftest import ApiStack
 
 

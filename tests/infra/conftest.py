@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
-from shared.devtools.infra.ports import LOOPBACK
+from devtools.infra.ports import LOOPBACK
 
 
 @pytest.fixture

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from shared.devtools.infra import process
-from shared.devtools.infra.backends import private_settings
-from shared.devtools.infra.catalog import select
-from shared.devtools.infra.errors import InfraError
-from shared.devtools.infra.launcher import Launcher
-from shared.devtools.infra.ports import LOOPBACK
-from shared.devtools.infra.redis_server import RedisServer
+from devtools.infra import process
+from devtools.infra.backends import private_settings
+from devtools.infra.catalog import select
+from devtools.infra.errors import InfraError
+from devtools.infra.launcher import Launcher
+from devtools.infra.ports import LOOPBACK
+from devtools.infra.redis_server import RedisServer
 
 
 def test_stop_leaves_no_process_behind(tmp_path: Path) -> None:
@@ -59,7 +59,7 @@ def test_a_server_that_exits_is_reported_with_its_log(tmp_path: Path) -> None:
 
 def test_cli_status_names_every_server(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "shared.devtools.infra", "status", "--run-dir", str(tmp_path)],
+        [sys.executable, "-m", "devtools.infra", "status", "--run-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         check=True,

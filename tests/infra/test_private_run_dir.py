@@ -23,12 +23,13 @@ from pathlib import Path
 import pytest
 import redis
 
-from shared.core.config import PROJECT_ROOT, Settings
+from devtools.infra.backends import private_settings
+from devtools.infra.catalog import select
+from devtools.infra.launcher import Launcher
+from devtools.infra.ports import LOOPBACK
+from devtools.settings import DevSettings
+from shared.core.config import PROJECT_ROOT
 from shared.core.waiting import wait_until
-from shared.devtools.infra.backends import private_settings
-from shared.devtools.infra.catalog import select
-from shared.devtools.infra.launcher import Launcher
-from shared.devtools.infra.ports import LOOPBACK
 from shared.messaging.clients import make_producer, send_sync
 from shared.messaging.topics import ensure_topics
 
@@ -53,7 +54,7 @@ def phase5_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def servers(phase5_dir: Path) -> Iterator[Settings]:
+def servers(phase5_dir: Path) -> Iterator[DevSettings]:
     """Redis, ZooKeeper, Kafka and Prometheus with credentials, holding a task's data."""
     base = private_settings(phase5_dir / "servers")
     password = uuid.uuid4().hex
@@ -124,7 +125,7 @@ def everything_under(folder: Path) -> list[Path]:
 
 
 def test_every_folder_is_0700_and_every_file_0600(
-    servers: Settings, supervised: Path, phase5_dir: Path
+    servers: DevSettings, supervised: Path, phase5_dir: Path
 ) -> None:
     paths = everything_under(phase5_dir)
     names = {path.name for path in paths}
@@ -164,7 +165,7 @@ print("\\n".join(read))
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can run a reader as another user")
 def test_another_user_reads_nothing_under_the_run_dir(
-    servers: Settings, supervised: Path, phase5_dir: Path
+    servers: DevSettings, supervised: Path, phase5_dir: Path
 ) -> None:
     paths = [str(path) for path in everything_under(phase5_dir)]
     done = subprocess.run(

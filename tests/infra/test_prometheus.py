@@ -12,11 +12,11 @@ import pytest
 import requests
 from kazoo.client import KazooClient
 
+from devtools.infra.backends import local_server, private_settings
+from devtools.infra.errors import InfraError
+from devtools.infra.ports import LOOPBACK
+from devtools.infra.prometheus import Prometheus, split_hosts
 from shared.core.waiting import wait_until
-from shared.devtools.infra.backends import local_server, private_settings
-from shared.devtools.infra.errors import InfraError
-from shared.devtools.infra.ports import LOOPBACK
-from shared.devtools.infra.prometheus import Prometheus, split_hosts
 
 # Seconds for discovery plus one 5 s scrape, with a margin for a busy machine.
 WAIT = 30

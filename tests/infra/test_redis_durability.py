@@ -13,16 +13,16 @@ from pathlib import Path
 
 import redis
 
-from shared.core.config import Fsync
+from devtools.infra import process
+from devtools.infra.backends import private_settings
+from devtools.infra.launcher import Launcher
+from devtools.infra.ports import port_in_use
+from devtools.infra.redis_server import RedisServer
+from devtools.settings import Fsync
 from shared.core.keys import PENDING_QUEUE
 from shared.core.store import TaskStore
 from shared.core.task import TaskSpec
 from shared.core.waiting import wait_until
-from shared.devtools.infra import process
-from shared.devtools.infra.backends import private_settings
-from shared.devtools.infra.launcher import Launcher
-from shared.devtools.infra.ports import port_in_use
-from shared.devtools.infra.redis_server import RedisServer
 
 SUBMITS = 300
 

@@ -27,21 +27,21 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError
 from kazoo.security import OPEN_ACL_UNSAFE, make_digest_acl
 
+from devtools.infra.backends import local_server, private_settings
+from devtools.infra.catalog import select
+from devtools.infra.launcher import Launcher
+from devtools.infra.ports import LOOPBACK
+from devtools.infra.redis_server import RedisServer
+from devtools.monitoring import targets
+from devtools.settings import DevSettings
 from shared.coordination.acls import close_open_nodes, taskflow_acl
 from shared.coordination.election import ELECTION_PATH, Leadership
 from shared.coordination.registry import LIVE_AGENTS, AgentDirectory, AgentInfo, register_agent
 from shared.coordination.serversets import Role, announce
 from shared.coordination.services import SERVICES_PATH, ServiceDirectory, register_service
 from shared.coordination.session import connect_zk
-from shared.core.config import Settings
 from shared.core.lifecycle import GracefulStop
 from shared.core.waiting import wait_until
-from shared.devtools.infra.backends import local_server, private_settings
-from shared.devtools.infra.catalog import select
-from shared.devtools.infra.launcher import Launcher
-from shared.devtools.infra.ports import LOOPBACK
-from shared.devtools.infra.redis_server import RedisServer
-from shared.devtools.monitoring import targets
 from shared.messaging.clients import kafka_security, make_consumer, make_producer, send_sync
 from shared.messaging.topics import ensure_topics
 
@@ -57,8 +57,8 @@ WAIT = 30  # seconds: Prometheus' discovery plus a 5 s scrape, with a margin
 
 
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """Settings that reach Redis, ZooKeeper and Kafka started with credentials."""
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSettings]:
+    """DevSettings that reach Redis, ZooKeeper and Kafka started with credentials."""
     base = private_settings(tmp_path_factory.mktemp("secured"))
     settings = base.model_copy(
         update={
@@ -93,7 +93,7 @@ def redis_replies(port: int, *commands: str) -> list[str]:
         return answers
 
 
-def test_redis_answers_noauth_without_the_password(secured: Settings) -> None:
+def test_redis_answers_noauth_without_the_password(secured: DevSettings) -> None:
     assert redis_replies(
         secured.redis_port,
         "PING",
@@ -109,7 +109,7 @@ def test_redis_answers_noauth_without_the_password(secured: Settings) -> None:
     assert redis_replies(secured.redis_port, f"AUTH {USER} {PASSWORD}", "PING") == ["+OK", "+PONG"]
 
 
-def test_redis_serves_the_user_of_redis_url(secured: Settings) -> None:
+def test_redis_serves_the_user_of_redis_url(secured: DevSettings) -> None:
     client = redis.Redis.from_url(secured.redis_url, decode_responses=True)
     client.set("auth-test", "in")
     assert client.get("auth-test") == "in"
@@ -121,7 +121,7 @@ def test_redis_serves_the_user_of_redis_url(secured: Settings) -> None:
 
 
 @pytest.fixture
-def zk_settings(secured: Settings) -> Iterator[Settings]:
+def zk_settings(secured: DevSettings) -> Iterator[DevSettings]:
     """``secured`` chrooted to a fresh path, removed afterwards with taskflow's digest."""
     chroot = f"/auth-test-{uuid.uuid4().hex[:12]}"
     admin = KazooClient(hosts=secured.zk_hosts, auth_data=[("digest", secured.zk_auth)])
@@ -136,7 +136,7 @@ def zk_settings(secured: Settings) -> Iterator[Settings]:
 
 
 @pytest.fixture
-def outsider(zk_settings: Settings) -> Iterator[KazooClient]:
+def outsider(zk_settings: DevSettings) -> Iterator[KazooClient]:
     """A ZooKeeper client without credentials, in the same chroot (connected while the
     chroot is still open: kazoo reads a chroot's node when it connects)."""
     client = KazooClient(hosts=zk_settings.zk_hosts)
@@ -147,7 +147,7 @@ def outsider(zk_settings: Settings) -> Iterator[KazooClient]:
 
 
 @pytest.fixture
-def taskflow_zk(zk_settings: Settings, outsider: KazooClient) -> Iterator[KazooClient]:
+def taskflow_zk(zk_settings: DevSettings, outsider: KazooClient) -> Iterator[KazooClient]:
     """A taskflow process' client: it closes the chroot, once the outsider is in."""
     zk = connect_zk(zk_settings)
     yield zk
@@ -201,7 +201,7 @@ def test_an_outsider_cannot_replace_or_squat_taskflows_top_znodes(
     assert set(taskflow_zk.get_acls(LIVE_AGENTS)[0]) == set(taskflow_acl(AUTH))
 
 
-def test_the_local_zookeeper_is_closed_from_its_root(secured: Settings) -> None:
+def test_the_local_zookeeper_is_closed_from_its_root(secured: DevSettings) -> None:
     """The launcher closed the server's root, and ZooKeeper's own /zookeeper, as soon as
     it answered: no top znode, and nothing under /zookeeper, from an outsider."""
     outsider = KazooClient(hosts=secured.zk_hosts)
@@ -218,7 +218,7 @@ def test_the_local_zookeeper_is_closed_from_its_root(secured: Settings) -> None:
 
 
 def test_znodes_left_open_are_closed_when_taskflow_starts(
-    zk_settings: Settings, outsider: KazooClient
+    zk_settings: DevSettings, outsider: KazooClient
 ) -> None:
     outsider.create(LIVE_AGENTS, acl=OPEN_ACL_UNSAFE)
     outsider.create(f"{SERVICES_PATH}/task-manager", acl=OPEN_ACL_UNSAFE, makepath=True)
@@ -236,7 +236,7 @@ def test_znodes_left_open_are_closed_when_taskflow_starts(
 
 
 def test_a_znode_closed_by_someone_else_stops_the_start(
-    zk_settings: Settings, outsider: KazooClient
+    zk_settings: DevSettings, outsider: KazooClient
 ) -> None:
     """A root left open (here: the chroot, made before taskflow came) let someone squat a
     path; taskflow refuses to start on it, and the root it closed lets only taskflow's
@@ -258,7 +258,7 @@ def test_a_znode_closed_by_someone_else_stops_the_start(
 
 
 def test_a_new_digest_takes_over_the_tree_while_the_old_one_still_works(
-    zk_settings: Settings, taskflow_zk: KazooClient
+    zk_settings: DevSettings, taskflow_zk: KazooClient
 ) -> None:
     """Rotation, as docs/security.md tells it: a client holding both digests gives the
     tree the new ACL; then the new credentials start, and the old ones no longer do."""
@@ -287,7 +287,7 @@ def test_a_new_digest_takes_over_the_tree_while_the_old_one_still_works(
 
 
 def test_prometheus_still_discovers_what_taskflow_announces(
-    zk_settings: Settings, taskflow_zk: KazooClient, metrics_port: int, tmp_path: Path
+    zk_settings: DevSettings, taskflow_zk: KazooClient, metrics_port: int, tmp_path: Path
 ) -> None:
     overrides = {"zk_hosts": zk_settings.zk_hosts, "zk_auth": zk_settings.zk_auth}
     with local_server("prometheus", tmp_path, **overrides) as prometheus:
@@ -309,7 +309,7 @@ def test_prometheus_still_discovers_what_taskflow_announces(
 
 
 @pytest.fixture(scope="module")
-def topics(secured: Settings) -> list[str]:
+def topics(secured: DevSettings) -> list[str]:
     """The project's topics, created with taskflow's credentials."""
     return ensure_topics(secured.kafka_bootstrap_servers, settings=secured)
 
@@ -329,12 +329,12 @@ def produce(bootstrap: str, topic: str, wait_ms: int = ACCEPTED_MS, **security: 
         producer.close(timeout=1)
 
 
-def test_topics_are_created_with_the_credentials(secured: Settings, topics: list[str]) -> None:
+def test_topics_are_created_with_the_credentials(secured: DevSettings, topics: list[str]) -> None:
     assert secured.dispatch_topic in topics
     assert ensure_topics(secured.kafka_bootstrap_servers, settings=secured) == []
 
 
-def test_kafka_lets_in_only_the_sasl_user(secured: Settings, topics: list[str]) -> None:
+def test_kafka_lets_in_only_the_sasl_user(secured: DevSettings, topics: list[str]) -> None:
     bootstrap, topic = secured.kafka_bootstrap_servers, secured.dispatch_topic
     produce(bootstrap, topic, **kafka_security(secured))  # with the credentials: accepted
     with pytest.raises(KafkaTimeoutError):
@@ -344,7 +344,7 @@ def test_kafka_lets_in_only_the_sasl_user(secured: Settings, topics: list[str]) 
         produce(bootstrap, topic, REFUSAL_MS, **guess)
 
 
-def test_taskflows_clients_produce_and_consume(secured: Settings, topics: list[str]) -> None:
+def test_taskflows_clients_produce_and_consume(secured: DevSettings, topics: list[str]) -> None:
     token = uuid.uuid4().hex.encode()
     producer = make_producer(secured, "auth-test")
     try:
@@ -384,7 +384,7 @@ def ask(sock: socket.socket, protocol: KafkaProtocol, request: ApiMessage) -> ob
             return responses[0][1]
 
 
-def test_kafka_controller_refuses_config_changes_without_login(secured: Settings) -> None:
+def test_kafka_controller_refuses_config_changes_without_login(secured: DevSettings) -> None:
     """Open, the controller listener would take a broker config change from anyone (a new
     listener without SASL, say): the request is sent by hand, as no client library would."""
     change = IncrementalAlterConfigsRequest
@@ -402,7 +402,7 @@ def test_kafka_controller_refuses_config_changes_without_login(secured: Settings
         assert ask(sock, protocol, request) is None
 
 
-def test_a_new_scram_password_takes_over(secured: Settings, topics: list[str]) -> None:
+def test_a_new_scram_password_takes_over(secured: DevSettings, topics: list[str]) -> None:
     """Rotation, as docs/security.md tells it: logged in with the old password, set a new
     one; clients with the new one get in, the old one no longer does."""
     bootstrap, topic = secured.kafka_bootstrap_servers, secured.dispatch_topic

@@ -10,8 +10,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from devtools.infra.backends import local_server
 from shared.core.waiting import wait_until
-from shared.devtools.infra.backends import local_server
 
 # Zipkin accepts a span (202) before it is stored, so reading it back may take a moment.
 WAIT = 10

@@ -14,6 +14,7 @@ import pytest
 import redis
 from kafka import KafkaConsumer
 
+from devtools.isolation import private_kafka_env
 from shared.agent import loop
 from shared.agent.loop import WAITED_MS, Agent
 from shared.agent.reporting import Reporter
@@ -24,7 +25,6 @@ from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.task import TaskSpec, now_ms
 from shared.core.waiting import wait_until
-from shared.devtools.isolation import private_kafka_env
 from shared.messaging.clients import make_consumer, make_producer, send_sync
 from shared.messaging.messages import Dispatch, StatusUpdate, parse_message
 from shared.messaging.partitions import partition_group

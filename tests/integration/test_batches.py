@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from prometheus_client import REGISTRY
 
+from devtools.isolation import private_kafka_env
 from shared.coordination.registry import AgentDirectory, AgentInfo, register_agent
 from shared.core import traces
 from shared.core.config import Settings
@@ -37,7 +38,6 @@ from shared.core.states import Status
 from shared.core.store import Outcome, Step, TaskStore
 from shared.core.task import Task, TaskSpec, trace_id_of
 from shared.core.waiting import wait_until
-from shared.devtools.isolation import private_kafka_env
 from shared.messaging.clients import make_producer
 from shared.scheduling.batches import BACKPRESSURE_POLL, BatchScheduler
 from shared.scheduling.handover import Choice, Handover

@@ -11,11 +11,11 @@ import pytest
 import redis
 from kazoo.client import KazooClient
 
+from devtools.infra.ports import free_port
 from phase4_api.api import create_app
 from shared.coordination.registry import AgentDirectory
 from shared.core.config import Settings
 from shared.core.store import TaskStore
-from shared.devtools.infra.ports import free_port
 from shared.rpc import task_service_pb2 as pb
 from shared.rpc import task_service_pb2_grpc as pb_grpc
 from shared.rpc.client import NoTaskManager

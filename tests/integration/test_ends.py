@@ -12,6 +12,9 @@ import grpc
 import pytest
 import redis
 
+from devtools.infra.backends import private_settings
+from devtools.infra.catalog import SERVICES
+from devtools.infra.launcher import Launcher
 from shared.core import ends
 from shared.core.config import Settings
 from shared.core.ends import Ends
@@ -19,9 +22,6 @@ from shared.core.states import TERMINAL, Status
 from shared.core.store import TaskStore
 from shared.core.task import TaskSpec
 from shared.core.waiting import wait_until
-from shared.devtools.infra.backends import private_settings
-from shared.devtools.infra.catalog import SERVICES
-from shared.devtools.infra.launcher import Launcher
 from shared.rpc import task_service_pb2 as pb
 from shared.rpc.service import TaskService
 

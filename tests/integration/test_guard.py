@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from devtools.procs import processes_with
 from shared.core.states import Status
 from shared.core.waiting import wait_until
-from shared.devtools.procs import processes_with
 from shared.execution.executors import ShellTaskExecutor, guard_program
 
 GUARD = guard_program()

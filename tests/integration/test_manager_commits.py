@@ -11,13 +11,13 @@ import threading
 import redis
 from kafka import KafkaAdminClient, TopicPartition
 
+from devtools.isolation import private_kafka_env
 from shared.core.config import Settings
 from shared.core.lifecycle import GracefulStop
 from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.task import TaskSpec
 from shared.core.waiting import wait_until
-from shared.devtools.isolation import private_kafka_env
 from shared.manager.consumer import StatusConsumer
 from shared.messaging.clients import make_consumer, make_producer, send_sync
 from shared.messaging.messages import StatusUpdate

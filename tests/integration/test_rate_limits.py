@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from shared.devtools.infra.ports import free_port
+from devtools.infra.ports import free_port
 from shared.security import limits as limits_module
 from shared.security.limits import Limit, RateLimits, Rates
 

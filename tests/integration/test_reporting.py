@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from kafka.errors import MessageSizeTooLargeError
 
+from devtools.isolation import private_kafka_env
 from shared.agent.reporting import Reporter
 from shared.core.config import Settings
-from shared.devtools.isolation import private_kafka_env
 from shared.messaging.clients import make_producer
 from shared.messaging.messages import StatusUpdate
 

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import pytest
 
+from devtools.infra.ports import free_port
 from shared.core.waiting import wait_until
-from shared.devtools.infra.ports import free_port
 from shared.rpc import task_service_pb2 as pb
 from shared.rpc import task_service_pb2_grpc as pb_grpc
 from shared.rpc.client import MAX_PAUSE, NoTaskManager, SetAside, TaskManagerClient

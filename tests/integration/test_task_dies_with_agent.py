@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.procs import process_runs, process_state
 from shared.core.config import get_settings
 from shared.core.states import Status
 from shared.core.waiting import wait_until
-from shared.devtools.procs import process_runs, process_state
 from shared.execution.executors import PythonScriptExecutor, run_command, wait_group_gone
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.procs import process_runs, processes_with
 from shared.core.config import get_settings
 from shared.core.states import Status
 from shared.core.waiting import wait_until
-from shared.devtools.procs import process_runs, processes_with
 from shared.execution import executors
 from shared.execution.executors import ExecutionResult, PythonScriptExecutor, ShellTaskExecutor
 

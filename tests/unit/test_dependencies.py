@@ -1,5 +1,5 @@
 """The lock and the audit: requirements.lock pins what pyproject.toml asks for, and the
-audit fails only on a vulnerability that has a fix (``shared/devtools/dependency_audit.py``)."""
+audit fails only on a vulnerability that has a fix (``devtools/dependency_audit.py``)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from click.testing import CliRunner, Result
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from shared.devtools import dependency_audit
-from shared.devtools.dependency_audit import read_report, verdict
+from devtools import dependency_audit
+from devtools.dependency_audit import read_report, verdict
 
 ROOT = Path(__file__).resolve().parents[2]
 

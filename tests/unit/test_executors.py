@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.procs import process_runs
 from shared.core.config import get_settings
 from shared.core.states import Status
 from shared.core.task import Task
-from shared.devtools.procs import process_runs
 from shared.execution.executors import (
     ExitWatch,
     PythonScriptExecutor,

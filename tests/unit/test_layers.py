@@ -27,18 +27,6 @@ ALLOWED: dict[str, set[str]] = {
     "rpc": {"core", "coordination", "messaging", "scheduling"},
     "observability": {"core", "coordination"},
     "security": {"core"},
-    "devtools": {
-        "core",
-        "execution",
-        "coordination",
-        "messaging",
-        "scheduling",
-        "agent",
-        "manager",
-        "rpc",
-        "observability",
-        "security",
-    },
 }
 PHASES = ["phase1_mvp", "phase2_zookeeper", "phase3_kafka", "phase4_api", "phase5_observability"]
 
@@ -83,16 +71,12 @@ def test_shared_imports_only_lower_layers(path: Path) -> None:
 
 
 def test_the_running_system_never_imports_development_tooling() -> None:
-    running = [
-        path
-        for path in python_files("shared", *PHASES)
-        if "devtools" not in path.parts and path.name != "demo.py"
-    ]
+    running = python_files("shared", *PHASES)
     offenders = [
         f"{path.relative_to(ROOT)}: {module}"
         for path in running
         for module in imported_modules(path)
-        if module.startswith("shared.devtools")
+        if module.startswith("devtools")
     ]
     assert offenders == []
 
@@ -128,3 +112,15 @@ def test_the_map_of_the_code_names_every_module() -> None:
     ]
     missing = [str(path.relative_to(ROOT)) for path in modules if path.name not in text]
     assert missing == []
+
+
+def test_the_product_package_leaves_the_development_tooling_out() -> None:
+    """``pip install .`` installs what pyproject.toml's package list finds: no devtools."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    found = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = find_packages(str(ROOT), include=found["packages"]["find"]["include"])
+    assert "shared" in packages and "phase5_observability" in packages
+    assert [name for name in packages if name.split(".")[0] in ("devtools", "tests")] == []

@@ -10,18 +10,19 @@ import pytest
 from kazoo.security import OPEN_ACL_UNSAFE, READ_ACL_UNSAFE
 from pydantic import ValidationError
 
+from devtools.credentials import ensure_credentials
+from devtools.infra.errors import InfraError
+from devtools.infra.kafka import Kafka
+from devtools.infra.redis_server import RedisServer, acl_lines, credentials
+from devtools.settings import DevSettings
 from phase5_observability.manager import NoGrpcSecret, guards
 from shared.coordination import acls
 from shared.coordination.election import ELECTION_PATH
 from shared.coordination.registry import LIVE_AGENTS
 from shared.coordination.serversets import METRICS_PATH
 from shared.coordination.services import SERVICES_PATH
-from shared.core.config import SecretsDirMissing, Settings
+from shared.core.config import SecretsDirMissing
 from shared.core.redaction import redact
-from shared.devtools.credentials import ensure_credentials
-from shared.devtools.infra.errors import InfraError
-from shared.devtools.infra.kafka import Kafka
-from shared.devtools.infra.redis_server import RedisServer, acl_lines, credentials
 from shared.messaging.clients import kafka_security
 from shared.messaging.partitions import PARTITIONS_PATH
 from shared.rpc.secret import RequireSecret
@@ -38,7 +39,7 @@ def test_settings_read_the_files_of_secrets_dir(
     (tmp_path / "kafka_sasl_username").write_text("taskflow")
     (tmp_path / "kafka_sasl_password").write_text("from-file")
     monkeypatch.setenv("SECRETS_DIR", str(tmp_path))
-    settings = Settings()
+    settings = DevSettings()
     assert (settings.zk_auth, settings.kafka_sasl_password) == ("taskflow:from-file", "from-file")
 
 
@@ -46,7 +47,7 @@ def test_the_environment_wins_over_a_file(tmp_path: Path, monkeypatch: pytest.Mo
     (tmp_path / "zk_auth").write_text("taskflow:from-file")
     monkeypatch.setenv("SECRETS_DIR", str(tmp_path))
     monkeypatch.setenv("ZK_AUTH", "taskflow:from-env")
-    assert Settings().zk_auth == "taskflow:from-env"
+    assert DevSettings().zk_auth == "taskflow:from-env"
 
 
 def test_a_secrets_dir_that_is_not_there_stops_the_start(
@@ -54,21 +55,21 @@ def test_a_secrets_dir_that_is_not_there_stops_the_start(
 ) -> None:
     monkeypatch.setenv("SECRETS_DIR", str(tmp_path / "missing"))
     with pytest.raises(SecretsDirMissing, match="SECRETS_DIR=.*missing is not a folder"):
-        Settings()
+        DevSettings()
 
 
 def test_a_bad_credential_is_named_but_never_quoted() -> None:
     with pytest.raises(ValidationError, match="zk_auth") as bad:
-        Settings(zk_auth="only-a-secret")
+        DevSettings(zk_auth="only-a-secret")
     assert "only-a-secret" not in str(bad.value)
     with pytest.raises(ValidationError, match="go together") as half:
-        Settings(kafka_sasl_password="lonely-secret")
+        DevSettings(kafka_sasl_password="lonely-secret")
     assert "lonely-secret" not in str(half.value)
 
 
 def test_credentials_are_made_once_readable_by_their_owner_only(tmp_path: Path) -> None:
     folder = tmp_path / "secrets"
-    made = ensure_credentials(folder, Settings(redis_port=6390))
+    made = ensure_credentials(folder, DevSettings(redis_port=6390))
     assert made == [
         "redis_url",
         "zk_auth",
@@ -82,10 +83,10 @@ def test_credentials_are_made_once_readable_by_their_owner_only(tmp_path: Path) 
     assert first["redis_url"].startswith("redis://taskflow:")
     assert first["redis_url"].strip().endswith("@127.0.0.1:6390/0")
     assert len(first["grpc_secret"].strip()) == 32
-    assert Settings(grpc_secret=first["grpc_secret"].strip()).grpc_secret  # metadata-safe
+    assert DevSettings(grpc_secret=first["grpc_secret"].strip()).grpc_secret  # metadata-safe
 
     (folder / "zk_auth").unlink()
-    assert ensure_credentials(folder, Settings()) == ["zk_auth"]
+    assert ensure_credentials(folder, DevSettings()) == ["zk_auth"]
     again = {path.name: path.read_text() for path in folder.iterdir()}
     assert again["redis_url"] == first["redis_url"]
     assert again["zk_auth"] != first["zk_auth"]
@@ -93,7 +94,7 @@ def test_credentials_are_made_once_readable_by_their_owner_only(tmp_path: Path) 
 
 def test_a_grpc_secret_that_metadata_cannot_carry_is_refused_and_not_quoted() -> None:
     with pytest.raises(ValidationError, match="grpc_secret") as bad:
-        Settings(grpc_secret="two words")
+        DevSettings(grpc_secret="two words")
     assert "two words" not in str(bad.value)
 
 
@@ -102,12 +103,12 @@ def test_a_closed_stack_without_a_grpc_secret_does_not_start_its_task_managers(
 ) -> None:
     monkeypatch.setenv("SECRETS_DIR", str(tmp_path))
     with pytest.raises(NoGrpcSecret, match="holds no grpc_secret"):
-        guards(Settings())
+        guards(DevSettings())
     (tmp_path / "grpc_secret").write_text("s3cret")
-    (check,) = guards(Settings())
+    (check,) = guards(DevSettings())
     assert isinstance(check, RequireSecret)
     monkeypatch.delenv("SECRETS_DIR")
-    assert guards(Settings()) == []  # no SECRETS_DIR, no secret: open, as phase 4
+    assert guards(DevSettings()) == []  # no SECRETS_DIR, no secret: open, as phase 4
 
 
 def test_redact_hides_a_password_only() -> None:
@@ -129,14 +130,14 @@ def test_the_redis_acl_file_lets_only_the_url_user_in_and_holds_no_password() ->
 
 
 def test_the_local_redis_endpoint_carries_the_url_credentials(tmp_path: Path) -> None:
-    settings = Settings(run_dir=tmp_path, redis_port=6391, redis_url="redis://u:p@elsewhere:1/0")
+    settings = DevSettings(run_dir=tmp_path, redis_port=6391, redis_url="redis://u:p@elsewhere:1/0")
     assert RedisServer(settings).endpoint == "redis://u:p@127.0.0.1:6391/0"
-    assert RedisServer(Settings(run_dir=tmp_path)).acl_file is None
+    assert RedisServer(DevSettings(run_dir=tmp_path)).acl_file is None
 
 
 def test_kafka_clients_use_sasl_only_when_a_user_is_set() -> None:
-    assert kafka_security(Settings()) == {}
-    secured = Settings(kafka_sasl_username="taskflow", kafka_sasl_password="pw")
+    assert kafka_security(DevSettings()) == {}
+    secured = DevSettings(kafka_sasl_username="taskflow", kafka_sasl_password="pw")
     assert kafka_security(secured) == {
         "security_protocol": "SASL_PLAINTEXT",
         "sasl_mechanism": "SCRAM-SHA-256",
@@ -146,7 +147,9 @@ def test_kafka_clients_use_sasl_only_when_a_user_is_set() -> None:
 
 
 def test_the_local_kafka_refuses_a_password_it_cannot_quote(tmp_path: Path) -> None:
-    settings = Settings(run_dir=tmp_path, kafka_sasl_username="taskflow", kafka_sasl_password='a"b')
+    settings = DevSettings(
+        run_dir=tmp_path, kafka_sasl_username="taskflow", kafka_sasl_password='a"b'
+    )
     with pytest.raises(InfraError, match="letters, digits"):
         Kafka(settings).prepare()
 
@@ -158,8 +161,8 @@ def test_every_znode_path_of_taskflow_is_under_a_closed_root() -> None:
 
 
 def test_zookeeper_clients_authenticate_and_close_only_when_configured() -> None:
-    assert acls.zk_security(Settings()) == {}
-    secured = acls.zk_security(Settings(zk_auth="taskflow:pw"))
+    assert acls.zk_security(DevSettings()) == {}
+    secured = acls.zk_security(DevSettings(zk_auth="taskflow:pw"))
     assert secured["auth_data"] == [("digest", "taskflow:pw")]
     (owner,) = secured["default_acl"]  # nobody else, not even to read
     assert (owner.id.scheme, owner.acl_list) == ("digest", ["ALL"])

@@ -1,0 +1,437 @@
+"""``make chaos``: faults against the whole phase 5 system, and a report of what survived.
+
+    .venv/bin/python -m devtools.chaos [--tasks 2000] [--seconds 120]
+
+A private system (Redis with ``appendfsync always``, ZooKeeper, Kafka on free ports; 2
+schedulers, 3 agents, 2 task-managers and the API) takes ``--tasks`` tasks at a steady
+rate through the REST API, from clients that retry with a ``requestId`` as a careful
+client does: at once when the connection failed or broke (``api_session`` in
+``devtools/tasks.py``), 0.5 s later when the answer was an error.
+Meanwhile, at fixed moments: ``kill -9`` of a busy agent, of the leader and of a
+task-manager (each started again 3 s later, as supervisord would) and of one API worker
+(gunicorn's master starts another), a restart of Kafka, of ZooKeeper and of Redis, and an
+agent frozen with SIGSTOP.
+
+Each task appends ``<taskId> <attempt> <agent>`` to a file when its work is done, so
+work done twice is counted from the work itself, not from what the system says. The
+report: tasks accepted and how they ended, tasks stuck, work done twice (and how many of
+those ran first on an agent that was killed or frozen), client requests that failed (after
+the session's own repeats), the time from each fault to the next task that completes, and
+which processes still run.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+
+import click
+import psutil
+import redis
+import requests
+
+from devtools.infra.backends import private_settings
+from devtools.infra.catalog import SERVICES
+from devtools.infra.launcher import Launcher
+from devtools.infra.ports import free_port
+from devtools.procs import Proc, Processes, leader_of
+from devtools.settings import Fsync
+from devtools.stacks import PHASE5, admit, api_ready, gunicorn_args, seal
+from devtools.tasks import api_session
+from shared.core.states import TERMINAL
+from shared.core.store import TaskStore
+from shared.core.waiting import wait_until
+from shared.messaging.topics import ensure_topics
+
+RESTART_AFTER = 3.0  # seconds from a kill -9 to the process' new start
+CLIENTS = 8
+PATIENCE = 15.0  # seconds a client tries one submit (0.5 s apart), plus any outage
+SETTLE = 300.0  # seconds for every accepted task to end after the last submit
+
+
+@dataclass
+class Outcome:
+    """What the clients saw."""
+
+    accepted: dict[int, str] = field(default_factory=dict)  # task number -> taskId
+    failed_requests: list[tuple[float, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class System:
+    """The system under test: servers from the launcher, processes restarted like supervisord."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.settings = private_settings(workdir / "servers").model_copy(
+            update={"redis_appendfsync": Fsync.ALWAYS}
+        )
+        self.launcher = Launcher(self.settings, say=lambda line: click.echo(f"  {line}"))
+        self.servers = {
+            name: SERVICES[name](self.settings) for name in ("redis", "zookeeper", "kafka")
+        }
+        self.api_port = free_port()
+        self.url = f"http://127.0.0.1:{self.api_port}"
+        self.workdir = workdir
+        # The tasks run in phase 5's sandbox, each as a uid of its own: this folder is bound
+        # into them (TASK_WRITABLE_PATHS), the file open to all of them.
+        self.done_file = workdir / "tasks" / "done.txt"
+        self.procs: Processes | None = None
+        self.current: dict[str, Proc] = {}
+        self.victims: set[str] = set()  # agents killed or frozen
+        self.stopping = threading.Event()  # no restart, no fault once the run is over
+        self.programs: dict[str, tuple[str, list[str], dict[str, str]]] = {}
+        self.restarting: set[str] = set()  # down on purpose or after a crash, back soon
+        self.crashes: list[str] = []  # "<name> exited <code>", restarted as supervisord does
+
+    def start(self) -> None:
+        for service in self.servers.values():
+            self.launcher.start(service)
+        env = {
+            "REDIS_URL": self.servers["redis"].endpoint,
+            "ZK_HOSTS": self.servers["zookeeper"].endpoint,
+            "KAFKA_BOOTSTRAP_SERVERS": self.servers["kafka"].endpoint,
+            "ZK_SESSION_TIMEOUT": "6",
+            "QUEUE_POLL_SECONDS": "0.2",
+            "RECONCILE_SECONDS": "2",
+            "LOG_FORMAT": "json",
+        }
+        ensure_topics(env["KAFKA_BOOTSTRAP_SERVERS"], settings=self.settings)
+        self.done_file.parent.mkdir(mode=0o755)
+        self.done_file.touch(mode=0o666)
+        self.done_file.chmod(0o666)
+        env["TASK_WRITABLE_PATHS"] = str(self.done_file.parent)
+        self.procs = Processes(env, self.workdir)
+        seal(self.procs)  # the task-managers answer the API's calls, with the secret, only
+        for n in (1, 2):
+            self.add(f"scheduler-{n}", PHASE5["scheduler"], SCHEDULER_ID=f"scheduler-{n}")
+            self.add(f"task-manager-{n}", PHASE5["manager"])
+        for n in (1, 2, 3):
+            self.add(f"agent-{n}", PHASE5["agent"], AGENT_ID=f"agent-{n}", AGENT_CAPACITY="4")
+        admit(self.procs)  # the API starts only with a token; chaos' clients send it
+        self.add("api", "gunicorn", *gunicorn_args(PHASE5, self.api_port))
+        if not wait_until(lambda: api_ready(self.url, agents=3), 90):
+            raise click.ClickException(f"the system did not start; logs in {self.workdir}")
+        threading.Thread(target=self.restart_crashed, name="supervise", daemon=True).start()
+
+    def add(self, name: str, module: str, *args: str, **env: str) -> None:
+        self.programs[name] = (module, list(args), env)
+        self.run(name)
+
+    def run(self, name: str) -> None:
+        if self.stopping.is_set():
+            return
+        assert self.procs is not None
+        module, args, env = self.programs[name]
+        self.current[name] = self.procs.start(name, module, *args, PROCESS_NAME=name, **env)
+        self.restarting.discard(name)
+
+    def restart_crashed(self) -> None:
+        """supervisord's ``autorestart = unexpected``: a process that exits with a code
+        other than 0 on its own (a task-manager that could not reach Kafka as it started,
+        say) starts again, ``RESTART_AFTER`` later. The report names each one."""
+        while not self.stopping.wait(0.5):
+            for name, proc in list(self.current.items()):
+                code = proc.process.poll()
+                if code in (None, 0) or name in self.restarting:
+                    continue
+                self.crashes.append(f"{name} exited {code}")
+                self.restarting.add(name)
+                later(RESTART_AFTER, self.run, name)
+
+    # --- faults -------------------------------------------------------------------------
+
+    def kill(self, name: str) -> str:
+        """kill -9, and a new start 3 s later."""
+        if name.startswith("agent"):
+            self.victims.add(name)
+        self.restarting.add(name)
+        self.current[name].kill()
+        later(RESTART_AFTER, self.run, name)
+        return name
+
+    def kill_api_worker(self) -> str:
+        """kill -9 of one gunicorn worker, not the master: the master starts another at
+        once, and the other workers go on serving meanwhile."""
+        master = psutil.Process(self.current["api"].process.pid)
+        workers = master.children()
+        if not workers:
+            raise RuntimeError("the API's master has no worker")
+        workers[0].send_signal(signal.SIGKILL)
+        return f"api worker {workers[0].pid}"
+
+    def kill_leader(self) -> str:
+        schedulers = [self.current[f"scheduler-{n}"] for n in (1, 2)]
+        leader = leader_of(schedulers)
+        return self.kill(leader.name if leader else "scheduler-1")
+
+    def restart_server(self, name: str, down: float = 0.0) -> str:
+        service = self.servers[name]
+        self.launcher.stop(service)
+        time.sleep(down)  # the outage itself is the point here
+        self.launcher.start(service)
+        return f"{name} down {down:g}s"
+
+    def freeze(self, name: str, seconds: float) -> str:
+        self.victims.add(name)
+        pid = self.current[name].process.pid
+        os.kill(pid, signal.SIGSTOP)
+        later(seconds, os.kill, pid, signal.SIGCONT)
+        return f"{name} frozen {seconds:g}s"
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.procs is not None:
+            self.procs.close()
+        for service in reversed(list(self.servers.values())):
+            self.launcher.stop(service)
+
+
+def later(seconds: float, act: Callable[..., object], *args: object) -> None:
+    """``act(*args)`` in ``seconds``, on a thread that does not keep the process alive."""
+    timer = threading.Timer(seconds, act, args=args)
+    timer.daemon = True
+    timer.start()
+
+
+def faults(
+    system: System, seconds: float, outage: float | None = None
+) -> list[tuple[float, str, Callable[[], str]]]:
+    """(when, what, act): spread over the run like the 2-minute schedule they come from.
+
+    ``outage`` keeps each server down that long; without it, Kafka and Redis restart at
+    once and ZooKeeper stays down 5 s.
+    """
+    scale = seconds / 120
+    kafka, zookeeper, redis_down = (0.0, 5.0, 0.0) if outage is None else (outage,) * 3
+    plan: list[tuple[float, str, Callable[[], str]]] = [
+        (8, "kill -9 an agent", lambda: system.kill("agent-1")),
+        (18, "kill -9 the leader", system.kill_leader),
+        (28, "kill -9 a task-manager", lambda: system.kill("task-manager-1")),
+        (38, "kill -9 an API worker", system.kill_api_worker),
+        (48, *outage_of(system, "kafka", kafka)),
+        (63, *outage_of(system, "zookeeper", zookeeper)),
+        (78, "freeze an agent for 8 s", lambda: system.freeze("agent-2", 8)),
+        (95, *outage_of(system, "redis", redis_down)),
+    ]
+    return [(at * scale, what, act) for at, what, act in plan]
+
+
+def outage_of(system: System, server: str, down: float) -> tuple[str, Callable[[], str]]:
+    """The fault that stops ``server`` for ``down`` seconds (0: a restart), and its name."""
+    what = f"stop {server} for {down:g} s" if down else f"restart {server}"
+    return what, lambda: system.restart_server(server, down)
+
+
+def submit(
+    system: System, outcome: Outcome, number: int, started: float, patience: float = PATIENCE
+) -> None:
+    """One task, tried until accepted (same requestId each time, so never twice)."""
+    body = {
+        "name": f"chaos-{number}",
+        "type": "SHELL",
+        "content": 'sleep 0.2; echo "$TASKFLOW_TASK_ID $TASKFLOW_ATTEMPT $TASKFLOW_AGENT_ID'
+        f' $(date +%s.%N)" >> {system.done_file}',
+        "timeout": 30,
+        "requestId": f"chaos-{number}",
+    }
+    with api_session() as session:
+        for _ in range(int(patience / 0.5)):
+            try:
+                reply = session.post(f"{system.url}/api/v1/tasks", json=body, timeout=10)
+                if reply.status_code in (200, 201):
+                    with outcome.lock:
+                        outcome.accepted[number] = reply.json()["taskId"]
+                    return
+                why = f"{reply.status_code} {reply.text[:80]}"
+            except requests.RequestException as exc:
+                why = type(exc).__name__
+            with outcome.lock:
+                outcome.failed_requests.append((time.monotonic() - started, why))
+            time.sleep(0.5)
+
+
+def done_lines(system: System) -> list[tuple[str, int, str, float]]:
+    """(taskId, attempt, agent, when its work ended) from the tasks' own file."""
+    if not system.done_file.exists():
+        return []
+    lines = []
+    for line in system.done_file.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 4:
+            lines.append((parts[0], int(parts[1]), parts[2], float(parts[3])))
+    return lines
+
+
+def recovery(done_at: list[float], fault_at: float, window: float = 30.0) -> float:
+    """The longest stretch without a task done after a fault, within ``window`` seconds
+    (the whole window when nothing was done in it)."""
+    inside = sorted(t for t in done_at if fault_at < t < fault_at + window)
+    if not inside:
+        return window
+    return max(b - a for a, b in pairwise([fault_at, *inside]))
+
+
+@dataclass
+class Report:
+    """What survived a run: the numbers ``make chaos`` prints and the short test checks."""
+
+    accepted: int
+    statuses: Counter[str]
+    stuck: int
+    twice: int  # tasks whose work was done more than once
+    twice_with_cause: int  # of those, the ones first run on a killed or frozen agent
+    victims: list[str]
+    failed_after: Counter[str]  # failed client requests, by the fault before them
+    recovery: list[tuple[str, float, str, float]]  # (fault, at, detail, longest gap)
+    down: list[str]  # processes not running at the end
+    crashes: list[str]  # processes that exited on their own, and were started again
+    processes: int
+
+    @property
+    def failed_requests(self) -> int:
+        return sum(self.failed_after.values())
+
+    def failed_outside(self, fault: str) -> int:
+        """Failed client requests that came after another fault than ``fault``."""
+        return sum(n for where, n in self.failed_after.items() if not where.startswith(fault))
+
+
+@click.command()
+@click.option("--tasks", "count", default=2000, show_default=True)
+@click.option("--seconds", default=120.0, show_default=True, help="how long submitting lasts")
+@click.option(
+    "--outage",
+    type=float,
+    default=None,
+    help="seconds Kafka, ZooKeeper and Redis each stay down (default: restarts, ZooKeeper 5 s)",
+)
+@click.option("--keep", type=click.Path(path_type=Path), help="keep logs and data in this folder")
+def main(count: int, seconds: float, outage: float | None, keep: Path | None) -> None:
+    if keep is not None and keep.exists() and any(keep.iterdir()):
+        # its Redis would still hold an earlier run's tasks, answering this run's submits
+        raise click.BadParameter(f"{keep} is not empty; name a new folder", param_hint="--keep")
+    with tempfile.TemporaryDirectory(prefix="chaos-") as folder:
+        workdir = keep or Path(folder)
+        workdir.mkdir(parents=True, exist_ok=True)
+        print_report(chaos(workdir, count, seconds, outage), seconds)
+
+
+def chaos(workdir: Path, count: int, seconds: float, outage: float | None = None) -> Report:
+    """Start a private system, run the faults while ``count`` tasks go in, and measure."""
+    system = System(workdir)
+    try:
+        click.echo("starting the system")
+        system.start()
+        return measure(system, run(system, count, seconds, outage))
+    finally:
+        system.stop()
+
+
+def run(
+    system: System, count: int, seconds: float, outage: float | None = None
+) -> tuple[Outcome, list, float]:
+    outcome = Outcome()
+    started = time.monotonic()
+    plan = faults(system, seconds, outage)
+    # (run time when it began, wall clock when it was over, what, detail)
+    happened: list[tuple[float, float, str, str]] = []
+
+    def inject() -> None:
+        for at, what, act in plan:
+            if system.stopping.wait(max(0.0, started + at - time.monotonic())):
+                return
+            began = time.monotonic() - started
+            try:
+                detail = act()
+            except Exception as exc:  # a fault that could not be made is reported, not fatal
+                detail = f"failed: {exc}"
+            happened.append((began, time.time(), what, detail))
+            click.echo(f"  {began:6.1f}s  {what}: {detail}")
+
+    injector = threading.Thread(target=inject, name="faults", daemon=True)
+    injector.start()
+    patience = PATIENCE + (outage or 0)  # a careful client outlasts the outage
+    with ThreadPoolExecutor(CLIENTS) as clients:
+        for number in range(count):
+            time.sleep(max(0.0, started + number * seconds / count - time.monotonic()))
+            clients.submit(submit, system, outcome, number, started, patience)
+    injector.join()
+    return outcome, happened, started
+
+
+def measure(system: System, result: tuple[Outcome, list, float]) -> Report:
+    """Wait for every accepted task to end (or ``SETTLE`` to pass), then count."""
+    outcome, happened, started = result
+    store = TaskStore(redis.Redis.from_url(system.servers["redis"].endpoint, decode_responses=True))
+    ids = list(outcome.accepted.values())
+
+    def ended() -> bool:
+        try:
+            return all((t := store.get(i)) is not None and t.state in TERMINAL for i in ids)
+        except redis.RedisError:
+            return False
+
+    wait_until(ended, SETTLE, interval=2)
+    try:
+        statuses = Counter(t.status if (t := store.get(i)) else "MISSING" for i in ids)
+    except redis.RedisError as exc:
+        statuses = Counter({f"unknown (Redis: {exc})": len(ids)})
+    lines = done_lines(system)
+    runs: dict[str, list[tuple[int, str]]] = {}
+    for task_id, attempt, agent, _ in lines:
+        runs.setdefault(task_id, []).append((attempt, agent))
+    twice = {task_id: r for task_id, r in runs.items() if len(r) > 1}
+    after = Counter(
+        next((what for when, _, what, _ in reversed(happened) if when <= at), "no fault yet")
+        + f" ({why.split()[0]})"
+        for at, why in outcome.failed_requests
+    )
+    done_at = [when for *_, when in lines]
+    alive = {name: proc.alive for name, proc in system.current.items()}
+    return Report(
+        accepted=len(ids),
+        statuses=statuses,
+        stuck=sum(n for status, n in statuses.items() if status not in TERMINAL),
+        twice=len(twice),
+        twice_with_cause=sum(1 for r in twice.values() if sorted(r)[0][1] in system.victims),
+        victims=sorted(system.victims),
+        failed_after=after,
+        recovery=[
+            (what, at, detail, recovery(done_at, wall)) for at, wall, what, detail in happened
+        ],
+        down=[name for name, running in alive.items() if not running],
+        crashes=list(system.crashes),
+        processes=len(alive),
+    )
+
+
+def print_report(report: Report, seconds: float) -> None:
+    click.echo(f"\nchaos report: {report.accepted} of the tasks accepted in {seconds:g}s")
+    click.echo(f"  final status:          {dict(report.statuses)}")
+    click.echo(f"  stuck (not ended):     {report.stuck}")
+    click.echo(
+        f"  work done twice:       {report.twice} ({report.twice_with_cause} first ran on a"
+        f" killed or frozen agent: {report.victims})"
+    )
+    click.echo(f"  failed client requests: {report.failed_requests}, after:")
+    for where, count in report.failed_after.most_common():
+        click.echo(f"      {where}: {count}")
+    click.echo("  recovery (longest time without a task done, in the 30 s after each fault ended):")
+    for what, at, detail, gap in report.recovery:
+        click.echo(f"      {what:<26} at {at:6.1f}s ({detail}): {gap:5.1f}s")
+    running = report.processes - len(report.down)
+    click.echo(f"  processes running at the end: {running} of {report.processes} {report.down}")
+    click.echo(f"  exited on their own, started again: {report.crashes or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
