@@ -23,7 +23,7 @@ from typing import Any
 
 from opentelemetry import trace
 
-from shared.core.config import LogFormat, Settings
+from shared.core.config import LogFormat, ProcessSettings
 
 FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 TASK_FIELDS = ("taskId", "attempt")  # set on a record by TaskLog
@@ -75,7 +75,7 @@ class JsonFormatter(logging.Formatter):
 # --8<-- [end:formatters]
 
 
-def setup_logging(settings: Settings) -> None:
+def setup_logging(settings: ProcessSettings) -> None:
     """Configure the root logger once, at a process's start (``LOG_LEVEL``, ``LOG_FORMAT``)."""
     handler = logging.StreamHandler()
     if settings.log_format is LogFormat.JSON:

@@ -22,7 +22,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.producer.future import FutureRecordMetadata
 
-from shared.core.config import Settings
+from shared.core.config import KafkaSettings
 from shared.core.metrics import CONSUMER_LAG
 from shared.core.outages import Outage
 from shared.core.traces import context_headers
@@ -38,7 +38,7 @@ TOPIC_WAIT = 30.0  # seconds a consumer waits for its topics to be known
 
 
 # --8<-- [start:kafka_security]
-def kafka_security(settings: Settings) -> dict[str, str]:
+def kafka_security(settings: KafkaSettings) -> dict[str, str]:
     """Keyword arguments of every Kafka client (producer, consumer, admin): SASL when
     ``KAFKA_SASL_USERNAME`` is set, nothing (an open broker) otherwise."""
     if not settings.kafka_sasl_username:
@@ -60,7 +60,7 @@ def kafka_security(settings: Settings) -> dict[str, str]:
 NO_CLIENT_METRICS = {"metrics_enabled": False}
 
 
-def make_producer(settings: Settings, client_id: str) -> KafkaProducer:
+def make_producer(settings: KafkaSettings, client_id: str) -> KafkaProducer:
     return KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         client_id=client_id,
@@ -73,7 +73,7 @@ def make_producer(settings: Settings, client_id: str) -> KafkaProducer:
     )
 
 
-def make_consumer(settings: Settings, group_id: str, client_id: str) -> KafkaConsumer:
+def make_consumer(settings: KafkaSettings, group_id: str, client_id: str) -> KafkaConsumer:
     return KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         group_id=group_id,

@@ -13,7 +13,7 @@ import logging
 from kafka import KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
-from shared.core.config import Settings
+from shared.core.config import KafkaSettings
 from shared.core.metrics import DEAD_LETTERS
 from shared.core.task import now_ms
 from shared.messaging.clients import send_sync
@@ -27,7 +27,7 @@ KEPT_BYTES = 64 * 1024
 
 # --8<-- [start:dead_letter]
 def send_to_dead_letters(
-    producer: KafkaProducer, settings: Settings, record: ConsumerRecord, reason: str
+    producer: KafkaProducer, settings: KafkaSettings, record: ConsumerRecord, reason: str
 ) -> None:
     """Keep a message nobody can process, with where it came from and why."""
     log.warning(

@@ -46,7 +46,7 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
 
-from shared.core.config import Settings
+from shared.core.config import TracingSettings
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class EntryPoints(Sampler):
         return f"EntryPoints({self.requests.rate})"
 
 
-def exporters(settings: Settings) -> list[SpanExporter]:
+def exporters(settings: TracingSettings) -> list[SpanExporter]:
     found: list[SpanExporter] = []
     if settings.zipkin_endpoint:
         found.append(ZipkinExporter(endpoint=settings.zipkin_endpoint))
@@ -88,7 +88,7 @@ def exporters(settings: Settings) -> list[SpanExporter]:
 
 # --8<-- [start:setup]
 def setup_tracing(
-    settings: Settings, service: str, redis_spans: bool = False
+    settings: TracingSettings, service: str, redis_spans: bool = False
 ) -> TracerProvider | None:
     """Install the SDK and the gRPC (and Redis) instrumentations, if an exporter is set."""
     found = exporters(settings)
