@@ -6,6 +6,10 @@ instrumentations), each status report it applies continues the trace the agent s
 the message's headers, and its metrics count tasks submitted and finished, with their
 latencies.
 
+It is phase 4's task-manager with phase 5's additions: the store's steps (run history,
+counters, the ``tasks:ended`` channel), retries with backoff, and the service's Wait,
+Runs and Stats (``shared/rpc/observing.py``).
+
 With ``GRPC_SECRET`` (``make phase5-up`` keeps it in ``SECRETS_DIR``) it answers only the
 calls that carry the secret: any other call ends UNAUTHENTICATED (``shared/rpc/secret.py``).
 """
@@ -20,8 +24,12 @@ from phase4_api import manager
 from shared.coordination.serversets import Role
 from shared.core.config import SECRETS_DIR, Settings, get_settings, secrets_dir
 from shared.core.logs import setup_logging
+from shared.core.steps import phase5_store
+from shared.manager.retries import Retries
 from shared.observability.process import observed
+from shared.rpc.observing import observing
 from shared.rpc.secret import RequireSecret
+from shared.rpc.service import TaskService
 
 log = logging.getLogger("phase5.manager")
 
@@ -47,12 +55,21 @@ def guards(settings: Settings) -> list[grpc.ServerInterceptor]:
 # --8<-- [end:guards]
 
 
+def additions(settings: Settings, checks: list[grpc.ServerInterceptor]) -> manager.Additions:
+    """What phase 5 adds to phase 4's task-manager."""
+
+    def parts(service: TaskService) -> list[object]:
+        return observing(service, settings.grpc_waits)
+
+    return manager.Additions(checks, phase5_store, [Retries(settings)], parts)
+
+
 def main() -> None:
     settings = get_settings()
     setup_logging(settings)
     checks = guards(settings)  # before anything starts: a closed stack without one stops here
     with observed(settings, Role.TASK_MANAGER, settings.process_name):
-        manager.serve(settings, checks)
+        manager.serve(settings, additions(settings, checks))
 
 
 if __name__ == "__main__":

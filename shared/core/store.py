@@ -22,12 +22,14 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from pathlib import Path
 from typing import NamedTuple
 
 from redis import Redis
 
 from shared.core.keys import (
     FINISHED,
+    PENDING_QUEUE,
     RETRY_QUEUE,
     STATUS_INDEX_VERSION,
     STATUS_INDEXED,
@@ -42,7 +44,7 @@ from shared.core.keys import (
     task_key,
 )
 from shared.core.runs import Run
-from shared.core.scripts import LUA_DIR, MOVE, script
+from shared.core.scripts import LUA_DIR, MOVE, STEPS, SteppedScript, StoreStep, script
 from shared.core.states import IN_FLIGHT, TERMINAL, Ending, Status, sources_of
 from shared.core.task import RESULT_FIELDS, Task, TaskSpec, now_ms
 from shared.core.waiting import wait_until
@@ -67,7 +69,7 @@ class Result(StrEnum):
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Moved:
     """A status change's result, with the task's status and attempt as the script saw them."""
 
     result: Result
@@ -75,7 +77,7 @@ class Outcome:
     attempt: int
 
     @classmethod
-    def parse(cls, reply: list[str]) -> Outcome:
+    def parse(cls, reply: list[str]) -> Moved:
         """From the ``{result, status, attempt}`` that the scripts return."""
         result, status, attempt = reply
         return cls(Result(result), Status(status) if status else None, int(attempt))
@@ -109,13 +111,27 @@ class Step(NamedTuple):
 
 
 class TaskStore:
-    """Tasks in Redis. The client must be created with ``decode_responses=True``."""
+    """Tasks in Redis. The client must be created with ``decode_responses=True``.
 
-    def __init__(self, redis: Redis) -> None:
+    ``steps`` run with every create and move, in the same atomic step: none in phases 1
+    to 4; phase 5's (``shared/core/steps.py``) keep the run history, the counters and the
+    ``tasks:ended`` channel. Every script that moves tasks is built with ``script``, so
+    it runs the same steps.
+    """
+
+    def __init__(self, redis: Redis, steps: Sequence[StoreStep] = ()) -> None:
         self.redis = redis
-        self._create = script(redis, CREATE)
-        self._transition = script(redis, TRANSITION, MOVE)
-        self._retry_later = script(redis, RETRY_LATER, MOVE)
+        self.steps = tuple(steps)
+        self._create = self.script(CREATE, STEPS)
+        self._transition = self.script(TRANSITION, MOVE)
+        self._retry_later = self.script(RETRY_LATER, MOVE)
+
+    def script(self, path: Path, *libraries: Path) -> SteppedScript:
+        """``path`` after ``libraries`` (``MOVE`` for a script that moves tasks), with this
+        store's steps: registered on its Redis, called with keys and args."""
+        registered = script(self.redis, path, *libraries, steps=self.steps)
+        assert isinstance(registered, SteppedScript), f"{path.name} needs MOVE or STEPS"
+        return registered
 
     def create(self, spec: TaskSpec, queue: str = "") -> tuple[Task, bool]:
         """Store a new PENDING task and, in the same step, LPUSH it onto ``queue``.
@@ -128,7 +144,7 @@ class TaskStore:
         task = Task.from_spec(spec)
         request = request_key(spec.request_id, spec.owner or "") if spec.request_id else ""
         pending = status_index(Status.PENDING)
-        keys = [task_key(task.taskId), request, queue, TASK_INDEX, TASK_COUNTS, pending, TASK_CLOCK]
+        keys = [task_key(task.taskId), request, queue, TASK_INDEX, pending, TASK_CLOCK]
         fields = {k: v for k, v in task.to_hash().items() if k != "createdAt"}  # Redis's to set
         args = [task.taskId, spec.to_json() if queue else "", json.dumps(fields)]
         task_id, created, created_at = self._create(keys=keys, args=args)
@@ -143,7 +159,7 @@ class TaskStore:
         data = self.redis.hgetall(task_key(task_id))
         return Task.from_hash(data) if data else None
 
-    def cancel(self, task: Task) -> Outcome:
+    def cancel(self, task: Task) -> Moved:
         """Move ``task`` (as read) from its status to CANCELLED, fenced by its attempt."""
         return self.transition(
             task.taskId,
@@ -159,7 +175,8 @@ class TaskStore:
         self.redis.hset(task_key(task_id), "cancelRequestedAt", now_ms())
 
     def runs(self, task_id: str) -> list[Run]:
-        """The task's ended attempts, oldest first (its execution history)."""
+        """The task's ended attempts, oldest first (its execution history): kept by the
+        ``HISTORY`` step of phase 5's store, empty without it."""
         return [Run.from_json(raw) for raw in self.redis.lrange(runs_key(task_id), 0, -1)]
 
     # --8<-- [start:list]
@@ -239,7 +256,8 @@ class TaskStore:
         pipe.execute()
 
     def counts(self) -> dict[tuple[str, Status], int]:
-        """Tasks now in each (type, status): ``stats:tasks``, kept by every move."""
+        """Tasks now in each (type, status): ``stats:tasks``, kept by the ``COUNTERS``
+        step of phase 5's store (empty without it)."""
         counts = {}
         for key, value in self.redis.hgetall(TASK_COUNTS).items():
             task_type, status = key.split(":", 1)
@@ -248,10 +266,8 @@ class TaskStore:
         return counts
 
     def finished_since(self, since_ms: int) -> Counter[Status]:
-        """Attempts that ended since ``since_ms`` (at most 5 minutes back), by final status.
-
-        One ZCOUNT per status: as cheap at a thousand tasks a second as at one.
-        """
+        """Attempts that ended since ``since_ms`` (at most 5 minutes back), by final status:
+        ``stats:finished:*``, kept by the ``COUNTERS`` step. One ZCOUNT per status."""
         pipe = self.redis.pipeline(transaction=False)
         for key in FINISHED:
             pipe.zcount(key, since_ms, "+inf")
@@ -277,7 +293,7 @@ class TaskStore:
         expected: Status | None = None,
         fields: Mapping[str, object] | None = None,
         agent: str = "",
-    ) -> Outcome:
+    ) -> Moved:
         """Move ``task_id`` to ``target`` if allowed and ``attempt`` is still current.
 
         ``expected`` narrows the allowed current status to one (a writer that knows the
@@ -288,11 +304,11 @@ class TaskStore:
         """
         spec = move_spec(target, attempt, expected, fields, agent)
         keys = [task_key(task_id), assigned_key(spec.agent)]
-        return Outcome.parse(self._transition(keys=keys, args=[spec.to_json()]))
+        return Moved.parse(self._transition(keys=keys, args=[spec.to_json()]))
 
     def transitions(
         self, task_id: str, attempt: int, steps: Sequence[Step], agent: str = ""
-    ) -> list[Outcome]:
+    ) -> list[Moved]:
         """``transition`` for each step in order, in one round trip.
 
         Each step is still its own fenced move: one whose expected status is not the
@@ -304,7 +320,7 @@ class TaskStore:
             spec = move_spec(target, attempt, expected, fields, agent)
             keys = [task_key(task_id), assigned_key(spec.agent)]
             self._transition(keys=keys, args=[spec.to_json()], client=pipe)
-        return [Outcome.parse(reply) for reply in pipe.execute()]
+        return [Moved.parse(reply) for reply in pipe.execute()]
 
     # --8<-- [start:retry_later]
     def retry_later(
@@ -314,14 +330,15 @@ class TaskStore:
         result: Mapping[str, object],
         backoff: float,
         ending: Ending = Ending.FAILED,
-    ) -> Outcome:
+    ) -> Moved:
         """End the RUNNING attempt and queue a new one, due in ``backoff`` seconds.
 
-        One step: the ended attempt goes into the task's runs, the task is PENDING again
-        as ``attempt + 1``, and its entry waits in ``queue:retry`` (scored by
-        ``nextAttemptAt``) for the leader to move it to pending. No thread waits out the
-        backoff. A FAILED attempt spends one of the task's retries; a LOST one (its
-        agent gave it up, see ``shared/agent/fencing.py``) spends none.
+        One step: the task is PENDING again as ``attempt + 1`` (the ended attempt goes
+        into its runs when the store has the ``HISTORY`` step), and its entry waits in
+        ``queue:retry`` (scored by ``nextAttemptAt``) until the leader moves it to pending;
+        with no backoff it goes to ``queue:pending`` at once. A FAILED attempt spends one
+        of the task's retries (phase 5's retries); a LOST one (its agent gave it up, see
+        ``shared/agent/fencing.py``) spends none.
         """
         ended = {key: str(value) for key, value in result.items()}
         why = ended.get("error", "")
@@ -333,9 +350,9 @@ class TaskStore:
             note = f"attempt {task.attempt} lost ({why}); runs again"
         fields = {"retries": retries, "error": note}
         spec = move_spec(Status.PENDING, task.attempt, Status.RUNNING, fields, agent, ending)
-        keys = [task_key(task.taskId), assigned_key(agent), RETRY_QUEUE]
+        keys = [task_key(task.taskId), assigned_key(agent), RETRY_QUEUE, PENDING_QUEUE]
         args = [replace(spec, result=ended).to_json(), int(backoff * 1000), task.spec().to_json()]
-        return Outcome.parse(self._retry_later(keys=keys, args=args))
+        return Moved.parse(self._retry_later(keys=keys, args=args))
 
     # --8<-- [end:retry_later]
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from shared.core.logs import task_log
 from shared.core.states import Status
-from shared.core.store import Outcome, TaskStore
+from shared.core.store import Moved, TaskStore
 from shared.core.task import Task, now_ms
 from shared.execution.executors import NEVER, ExecutionResult, UnknownTaskType, executor_for
 from shared.execution.sandbox import SandboxError
@@ -50,7 +50,7 @@ def run_recorded(
     task: Task,
     agent_id: str,
     cancelled: Callable[[], bool] = NEVER,
-) -> Outcome:
+) -> Moved:
     """Mark the task RUNNING on this agent, run it, and write how it ended."""
     tlog = task_log(log, task.taskId, task.attempt)
     started = store.transition(

@@ -8,7 +8,9 @@ partitions. It consumes
   superseded attempt, and reports that arrive out of order are harmless;
 * ``agent-heartbeat-topic``: each agent's latest heartbeat goes to ``agent:{id}``.
 
-A message that does not match its schema goes to the dead-letter topic with the reason.
+What a later phase adds to applying reports is handed in as ``components``
+(``components.py``: phase 5's retries). A message that does not match its schema goes
+to the dead-letter topic with the reason.
 Offsets are committed after the Redis writes of the batches they cover (at most every
 ``KAFKA_COMMIT_MS``), so a crash in between means those batches are applied again
 (idempotently), never that a report is lost.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
@@ -30,6 +33,7 @@ from shared.core.outages import Outage, redis_retry
 from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.traces import record_span
+from shared.manager.components import FailureStep
 from shared.manager.heartbeats import record as record_heartbeat
 from shared.manager.reports import apply_report
 from shared.messaging.clients import poll_or_wait, record_lag, subscribe_when_known
@@ -47,8 +51,10 @@ class StatusConsumer:
         consumer: KafkaConsumer,
         producer: KafkaProducer,
         stop: GracefulStop,
+        components: Sequence[FailureStep] = (),
     ) -> None:
         self.settings = settings
+        self.components = tuple(components)
         self.store = store
         self.consumer = consumer
         self.producer = producer
@@ -111,7 +117,7 @@ class StatusConsumer:
             send_to_dead_letters(self.producer, self.settings, record, str(exc))
 
     def apply(self, report: StatusUpdate) -> None:
-        outcome = apply_report(self.store, report, self.settings)
+        outcome = apply_report(self.store, report, self.components)
         tlog = task_log(log, report.taskId, report.attempt)
         if outcome.ok:
             tlog.info("%s from %s", report.status, report.agentId)

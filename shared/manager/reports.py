@@ -5,10 +5,8 @@ with the fenced transitions of the store, so:
 
 * a duplicate is refused (the task is already in that status);
 * a report of an attempt that is no longer current is refused (``stale``);
-* a FAILED report of a task with retries left (``maxRetries``) does not end the task:
-  the attempt is recorded as failed and a new one waits out its backoff in
-  ``queue:retry`` (``shared/core/retries.py``); the last failure says how many retries
-  were spent;
+* a FAILED report ends the task, unless a component handed to the loop takes it
+  (``components.py``; phase 5's ``Retries`` runs a task with retries left again);
 * a FAILED report marked ``lost`` (the agent killed the attempt because it may have lost
   its ZooKeeper session: ``shared/agent/fencing.py``) queues a new attempt at once and
   spends no retry;
@@ -20,12 +18,13 @@ with the fenced transitions of the store, so:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from shared.core import metrics
-from shared.core.config import Settings, get_settings
-from shared.core.retries import retry_delay
 from shared.core.states import TERMINAL, Ending, Status
-from shared.core.store import Outcome, Result, Step, TaskStore
+from shared.core.store import Moved, Result, Step, TaskStore
 from shared.core.task import Task
+from shared.manager.components import FailureStep
 from shared.messaging.messages import StatusUpdate
 
 # The steps an attempt goes through on its agent, in order.
@@ -35,18 +34,18 @@ READS = 3  # a report is walked again when the task moved on its agent while it 
 
 # --8<-- [start:apply]
 def apply_report(
-    store: TaskStore, report: StatusUpdate, settings: Settings | None = None
-) -> Outcome:
-    settings = settings or get_settings()
+    store: TaskStore, report: StatusUpdate, components: Sequence[FailureStep] = ()
+) -> Moved:
+    """Apply ``report`` to its task; ``components``: what the phase adds (its retries)."""
     for _ in range(READS):
         task = store.get(report.taskId)
         if task is None:
-            return Outcome(Result.MISSING, None, 0)
+            return Moved(Result.MISSING, None, 0)
         if task.attempt != report.attempt:
-            return Outcome(Result.STALE, task.state, task.attempt)
+            return Moved(Result.STALE, task.state, task.attempt)
         if task.state not in ON_AGENT:
-            return Outcome(Result.FORBIDDEN, task.state, task.attempt)
-        outcome = walk(store, task, report, settings)
+            return Moved(Result.FORBIDDEN, task.state, task.attempt)
+        outcome = walk(store, task, report, components)
         moved = outcome.status is not task.state and outcome.status in ON_AGENT
         if not (outcome.result is Result.FORBIDDEN and moved):
             break  # else the leader marked it dispatched meanwhile: read it again
@@ -54,19 +53,23 @@ def apply_report(
     return outcome
 
 
-def walk(store: TaskStore, task: Task, report: StatusUpdate, settings: Settings) -> Outcome:
+def walk(
+    store: TaskStore, task: Task, report: StatusUpdate, components: Sequence[FailureStep]
+) -> Moved:
     """Move the task from where it is through the missing steps to the reported status.
 
     The plain steps go to Redis in one round trip (``TaskStore.transitions``); a failure
-    that is to run again ends the walk with ``retry_later`` once they are through.
+    that is to run again (lost, or taken by a component) ends the walk once they are.
     """
     target = Status(report.status)
     steps = ON_AGENT[ON_AGENT.index(task.state) + 1 :]
     if target is not Status.RUNNING:
         steps.append(target)
-    again = target is Status.FAILED and (report.lost or retries_left(task))
+    failed = target is Status.FAILED
+    taker = next((c for c in components if failed and c.takes(task, report)), None)
+    again = failed and (report.lost or taker is not None)
     plain = steps[:-1] if again else steps
-    outcome = Outcome(Result.FORBIDDEN, task.state, task.attempt)
+    outcome = Moved(Result.FORBIDDEN, task.state, task.attempt)
     if plain:
         moves = [Step(step, before(step), _fields(step, report, task)) for step in plain]
         outcomes = store.transitions(report.taskId, report.attempt, moves, report.agentId)
@@ -78,16 +81,8 @@ def walk(store: TaskStore, task: Task, report: StatusUpdate, settings: Settings)
     fields = _fields(Status.FAILED, report, task)
     if report.lost:
         return store.retry_later(task, report.agentId, fields, 0, Ending.LOST)
-    delay = retry_delay(task.retries + 1, settings)
-    outcome = store.retry_later(task, report.agentId, fields, delay)
-    if outcome.ok:
-        metrics.TASK_RETRIES.labels(task.type).inc()
-    return outcome
-
-
-def retries_left(task: Task) -> bool:
-    """Whether a failure of this attempt runs the task again (no cancel was asked)."""
-    return task.retries < task.maxRetries and not task.cancelRequestedAt
+    assert taker is not None
+    return taker.apply(store, task, report, fields)
 
 
 def before(step: Status) -> Status:
@@ -98,7 +93,7 @@ def before(step: Status) -> Status:
 # --8<-- [end:apply]
 
 
-def count(before: Task, report: StatusUpdate, outcome: Outcome) -> None:
+def count(before: Task, report: StatusUpdate, outcome: Moved) -> None:
     """The task metrics a report moves. Only an applied report counts: a duplicate is
     refused by the store, so it is never counted twice. The latencies from submit are
     those of a first attempt: a retry's would measure how long a person waited to ask."""

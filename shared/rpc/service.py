@@ -1,5 +1,8 @@
-"""The task-manager's gRPC service: submit, get, wait, list, cancel, retry, runs, agents,
-stats.
+"""The task-manager's gRPC service (phase 4): submit, get, list, cancel, retry, agents.
+
+Phase 5 adds Wait, Runs and Stats by composition (``shared/rpc/observing.py``):
+``compose(service, *parts)`` serves each method from the first part that implements it,
+and answers UNIMPLEMENTED, by name, for the rest.
 
 Every method works on the store's atomic, fenced transitions, so a call repeated on
 another instance (the API retries when one is gone) changes nothing the second time:
@@ -14,17 +17,15 @@ or may change any (an admin).
 from __future__ import annotations
 
 import logging
-import math
-import threading
+from collections.abc import Callable
+from typing import Any
 
 import grpc
 from kafka import KafkaProducer
 
-from shared.coordination.election import current_leader
 from shared.coordination.registry import AgentDirectory
 from shared.core import metrics
 from shared.core.config import Settings
-from shared.core.ends import MAX_WAIT_SECONDS, Ends
 from shared.core.keys import PENDING_QUEUE, heartbeat_key
 from shared.core.logs import task_log
 from shared.core.states import TERMINAL, Status
@@ -34,15 +35,48 @@ from shared.messaging.clients import send_sync
 from shared.messaging.messages import Cancel
 from shared.rpc import task_service_pb2 as pb
 from shared.rpc import task_service_pb2_grpc as pb_grpc
-from shared.rpc.convert import run_to_proto, submitted_fields, to_proto
+from shared.rpc.convert import submitted_fields, to_proto
 from shared.scheduling.handover import Handover
+from shared.scheduling.suspects import is_suspect
 
 log = logging.getLogger("task-service")
 
 RETRYABLE = (Status.FAILED, Status.CANCELLED)
 MAX_PAGE = 200
 CANCEL_ROUNDS = 5  # re-reads when the task moves while being cancelled
-STATS_WINDOW = 60  # seconds: Stats counts the attempts that ended this recently
+# every method of the service, as the proto names them
+METHODS = tuple(pb.DESCRIPTOR.services_by_name["TaskService"].methods_by_name)
+
+
+def task_or_abort(store: TaskStore, task_id: str, context: grpc.ServicerContext) -> Task:
+    """The task, or the call ends NOT_FOUND."""
+    task = store.get(task_id) if task_id else None
+    if task is None:
+        context.abort(grpc.StatusCode.NOT_FOUND, f"no task {task_id!r}")
+    return task
+
+
+def implements(part: object, method: str) -> bool:
+    """Whether ``part`` serves ``method`` itself (not the generated UNIMPLEMENTED one)."""
+    own = getattr(type(part), method, None)
+    return own is not None and own is not getattr(pb_grpc.TaskServiceServicer, method, None)
+
+
+def unimplemented(method: str) -> Callable[[Any, grpc.ServicerContext], Any]:
+    def refuse(request: Any, context: grpc.ServicerContext) -> Any:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{method} is not served in this phase")
+
+    return refuse
+
+
+def compose(*parts: object) -> pb_grpc.TaskServiceServicer:
+    """One servicer: each method from the first part that implements it, else UNIMPLEMENTED."""
+    servicer = pb_grpc.TaskServiceServicer()
+    for method in METHODS:
+        serving = next((part for part in parts if implements(part, method)), None)
+        behavior = getattr(serving, method) if serving is not None else unimplemented(method)
+        setattr(servicer, method, behavior)
+    return servicer
 
 
 class TaskService(pb_grpc.TaskServiceServicer):
@@ -58,9 +92,6 @@ class TaskService(pb_grpc.TaskServiceServicer):
         self.directory = directory
         self.producer = producer
         self.settings = settings
-        self.ends = Ends(store.redis)
-        self.ends.start()  # subscribed before the first wait, which then is not a second late
-        self.wait_slots = threading.BoundedSemaphore(settings.grpc_waits)
 
     def Submit(self, request: pb.SubmitRequest, context: grpc.ServicerContext) -> pb.SubmitReply:
         try:  # the service is an entry point of its own: any gRPC client may call it
@@ -85,39 +116,6 @@ class TaskService(pb_grpc.TaskServiceServicer):
 
     def Get(self, request: pb.TaskRef, context: grpc.ServicerContext) -> pb.TaskReply:
         return pb.TaskReply(task=to_proto(self._task(request.task_id, context)))
-
-    # --8<-- [start:wait]
-    def Wait(self, request: pb.WaitRequest, context: grpc.ServicerContext) -> pb.TaskReply:
-        """The task once it has ended, or as it is when ``seconds`` (capped) have passed.
-
-        Each wait holds one of this instance's gRPC threads (its pool has ``GRPC_WAITS``
-        more than ``GRPC_WORKERS`` for them), and at most ``GRPC_WAITS`` are held at once:
-        one more is refused with RESOURCE_EXHAUSTED at once, so the other calls always
-        find a thread. A wait ends early when its caller is gone (deadline, cancel, this
-        server stopping).
-        """
-        if not math.isfinite(request.seconds):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "seconds must be a number")
-        left = context.time_remaining()  # None without a deadline
-        seconds = min(max(request.seconds, 0.0), MAX_WAIT_SECONDS, left or MAX_WAIT_SECONDS)
-        task = self._task(request.task_id, context)
-        if task.state in TERMINAL or seconds == 0:
-            return pb.TaskReply(task=to_proto(task))
-        if not self.wait_slots.acquire(blocking=False):
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many waits; ask again later")
-        try:
-
-            def ended() -> bool:
-                nonlocal task
-                task = self._task(request.task_id, context)
-                return task.state in TERMINAL
-
-            self.ends.wait(task.taskId, ended, seconds, lambda: not context.is_active())
-        finally:
-            self.wait_slots.release()
-        return pb.TaskReply(task=to_proto(task))
-
-    # --8<-- [end:wait]
 
     def List(self, request: pb.ListRequest, context: grpc.ServicerContext) -> pb.ListReply:
         if request.status and request.status not in Status.__members__:
@@ -197,36 +195,15 @@ class TaskService(pb_grpc.TaskServiceServicer):
 
     # --8<-- [end:retry]
 
-    def Runs(self, request: pb.TaskRef, context: grpc.ServicerContext) -> pb.RunsReply:
-        task = self._task(request.task_id, context)
-        return pb.RunsReply(runs=[run_to_proto(run) for run in self.store.runs(task.taskId)])
-
     def ListAgents(
         self, request: pb.ListAgentsRequest, context: grpc.ServicerContext
     ) -> pb.ListAgentsReply:
-        return pb.ListAgentsReply(agents=self._agents())
+        return pb.ListAgentsReply(agents=self.agents())
 
-    # --8<-- [start:stats]
-    def Stats(self, request: pb.StatsRequest, context: grpc.ServicerContext) -> pb.StatsReply:
-        """Read from counters the store keeps in the same step as each move: no scan."""
-        since = now_ms() - STATS_WINDOW * 1000
-        return pb.StatsReply(
-            counts=[
-                pb.TaskCount(type=task_type, status=status.value, count=count)
-                for (task_type, status), count in sorted(self.store.counts().items())
-            ],
-            finished_recently=dict(self.store.finished_since(since)),
-            window_seconds=STATS_WINDOW,
-            leader=current_leader(self.directory.zk) or "",
-            agents=self._agents(),
-        )
-
-    # --8<-- [end:stats]
-
-    def _agents(self) -> list[pb.Agent]:
+    def agents(self) -> list[pb.Agent]:
         """The live agents, with the load and health of their latest heartbeat."""
         agents = []
-        suspect_before = now_ms() - self.settings.agent_suspect_seconds * 1000
+        now = now_ms()
         live = sorted(self.directory.live().values(), key=lambda a: a.id)
         pipe = self.store.redis.pipeline(transaction=False)
         for agent in live:
@@ -244,7 +221,7 @@ class TaskService(pb_grpc.TaskServiceServicer):
                     cpu_percent=float(beat.get("cpuPercent", 0)),
                     memory_percent=float(beat.get("memoryPercent", 0)),
                     last_seen=last_seen,
-                    suspect=last_seen < suspect_before,
+                    suspect=is_suspect(agent, last_seen, self.settings.agent_suspect_seconds, now),
                 )
             )
         return agents
@@ -260,7 +237,4 @@ class TaskService(pb_grpc.TaskServiceServicer):
             )
 
     def _task(self, task_id: str, context: grpc.ServicerContext) -> Task:
-        task = self.store.get(task_id) if task_id else None
-        if task is None:
-            context.abort(grpc.StatusCode.NOT_FOUND, f"no task {task_id!r}")
-        return task
+        return task_or_abort(self.store, task_id, context)

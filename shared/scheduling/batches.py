@@ -60,7 +60,7 @@ from opentelemetry.trace import Span
 from shared.coordination.registry import AgentInfo
 from shared.core import metrics
 from shared.core.logs import task_log
-from shared.core.store import Outcome
+from shared.core.store import Moved
 from shared.core.task import TaskSpec
 from shared.core.traces import start_task_span
 from shared.messaging.clients import SEND_TIMEOUT
@@ -81,7 +81,7 @@ class Placing:
     choice: Choice
     span: Span  # the task's dispatch span, ended once the task is marked (or undone)
     started: float  # when its entry was taken
-    outcome: Outcome | None = None  # what ``schedule`` said, then what the dispatch became
+    outcome: Moved | None = None  # what ``schedule`` said, then what the dispatch became
     sent: FutureRecordMetadata | None = None  # done once the broker has the message
     error: KafkaError | None = None  # why the broker did not take it
 

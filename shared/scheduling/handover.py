@@ -43,7 +43,7 @@ from shared.core.keys import (
 from shared.core.logs import task_log
 from shared.core.scripts import MOVE, script
 from shared.core.states import IN_FLIGHT, Status
-from shared.core.store import Outcome, Result, TaskStore, move_spec
+from shared.core.store import Moved, Result, TaskStore, move_spec
 from shared.core.task import InvalidTask, Task, now_ms
 
 log = logging.getLogger(__name__)
@@ -111,10 +111,10 @@ class Handover:
     def __init__(self, store: TaskStore) -> None:
         self.store = store
         self.redis: Redis = store.redis
-        self._dispatch = script(self.redis, LUA / "dispatch.lua", MOVE, LEADER)
-        self._schedule = script(self.redis, LUA / "schedule.lua", MOVE, LEADER)
-        self._mark_dispatched = script(self.redis, LUA / "mark_dispatched.lua", MOVE)
-        self._requeue = script(self.redis, LUA / "requeue.lua", MOVE)
+        self._dispatch = store.script(LUA / "dispatch.lua", MOVE, LEADER)
+        self._schedule = store.script(LUA / "schedule.lua", MOVE, LEADER)
+        self._mark_dispatched = store.script(LUA / "mark_dispatched.lua", MOVE)
+        self._requeue = store.script(LUA / "requeue.lua", MOVE)
         self._release_due = script(self.redis, LUA / "release_due.lua")
 
     def begin_term(self) -> int:
@@ -169,7 +169,7 @@ class Handover:
         pipe.rpush(PENDING_QUEUE, *reversed(entries))
         pipe.execute()
 
-    def dispatch(self, epoch: int, entry: str, task: Task, agent: AgentInfo) -> Outcome:
+    def dispatch(self, epoch: int, entry: str, task: Task, agent: AgentInfo) -> Moved:
         now = now_ms()
         keys = [
             task_key(task.taskId),
@@ -191,36 +191,36 @@ class Handover:
             to_scheduled.to_json(),
             to_dispatched.to_json(),
         ]
-        return Outcome.parse(self._dispatch(keys=keys, args=args))
+        return Moved.parse(self._dispatch(keys=keys, args=args))
 
-    def schedule(self, epoch: int, entry: str, task: Task, agent: AgentInfo) -> Outcome:
+    def schedule(self, epoch: int, entry: str, task: Task, agent: AgentInfo) -> Moved:
         """PENDING -> SCHEDULED on ``agent``; the entry stays parked until marked dispatched."""
-        return Outcome.parse(self._schedule(*schedule_call(epoch, Choice(entry, task, agent))))
+        return Moved.parse(self._schedule(*schedule_call(epoch, Choice(entry, task, agent))))
 
-    def schedule_all(self, epoch: int, choices: Sequence[Choice]) -> list[Outcome]:
+    def schedule_all(self, epoch: int, choices: Sequence[Choice]) -> list[Moved]:
         """``schedule`` for each choice, in one round trip. Each script is still one atomic
         step, fenced by ``epoch`` on its own: a deposed leader's every one is refused."""
         pipe = self.redis.pipeline(transaction=False)
         for choice in choices:
             self._schedule(*schedule_call(epoch, choice), client=pipe)
-        return [Outcome.parse(reply) for reply in pipe.execute()]
+        return [Moved.parse(reply) for reply in pipe.execute()]
 
-    def mark_dispatched(self, entry: str, task: Task, agent: AgentInfo) -> Outcome:
+    def mark_dispatched(self, entry: str, task: Task, agent: AgentInfo) -> Moved:
         """SCHEDULED -> DISPATCHED once the agent's message is stored; the entry is done.
 
         Refused, harmlessly, when the agent's first report got there first.
         """
-        return Outcome.parse(self._mark_dispatched(*mark_call(Choice(entry, task, agent))))
+        return Moved.parse(self._mark_dispatched(*mark_call(Choice(entry, task, agent))))
 
-    def mark_all_dispatched(self, choices: Sequence[Choice]) -> list[Outcome]:
+    def mark_all_dispatched(self, choices: Sequence[Choice]) -> list[Moved]:
         """``mark_dispatched`` for each choice, in one round trip. Running it again after a
         lost connection is harmless: a choice already marked is refused."""
         pipe = self.redis.pipeline(transaction=False)
         for choice in choices:
             self._mark_dispatched(*mark_call(choice), client=pipe)
-        return [Outcome.parse(reply) for reply in pipe.execute()]
+        return [Moved.parse(reply) for reply in pipe.execute()]
 
-    def requeue(self, task: Task, epoch: int | None = None) -> Outcome:
+    def requeue(self, task: Task, epoch: int | None = None) -> Moved:
         """Give an in-flight task back to the pending queue as a new attempt."""
         keys = [
             task_key(task.taskId),
@@ -236,7 +236,7 @@ class Handover:
             Delivery(task.taskId, task.attempt).to_json(),
             to_pending.to_json(),
         ]
-        return Outcome.parse(self._requeue(keys=keys, args=args))
+        return Moved.parse(self._requeue(keys=keys, args=args))
 
     # --8<-- [start:fail_over]
     def fail_over(self, agent_id: str, epoch: int | None = None, keep_session: str = "") -> int:

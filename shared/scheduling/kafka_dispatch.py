@@ -28,7 +28,7 @@ from shared.core.config import Settings
 from shared.core.logs import task_log
 from shared.core.outages import redis_retry
 from shared.core.states import Status
-from shared.core.store import Outcome, Result
+from shared.core.store import Moved, Result
 from shared.core.task import Task
 from shared.messaging.clients import SEND_TIMEOUT, send
 from shared.messaging.messages import Dispatch
@@ -44,7 +44,7 @@ class KafkaDispatch:
         self.topic = settings.dispatch_topic
 
     # --8<-- [start:dispatch]
-    def __call__(self, epoch: int, entry: str, task: Task, agent: AgentInfo) -> Outcome:
+    def __call__(self, epoch: int, entry: str, task: Task, agent: AgentInfo) -> Moved:
         scheduled = self.handover.schedule(epoch, entry, task, agent)
         if not scheduled.ok:
             return scheduled
@@ -62,7 +62,7 @@ class KafkaDispatch:
         message = Dispatch.of(task, agent.id, epoch)
         return send(self.producer, self.topic, message.to_bytes(), task.taskId, agent.partition)
 
-    def undo(self, epoch: int, choice: Choice, exc: KafkaError) -> Outcome:
+    def undo(self, epoch: int, choice: Choice, exc: KafkaError) -> Moved:
         """The broker did not take the dispatch: undo exactly what ``schedule`` did (this
         attempt, from SCHEDULED). If the task moved on meanwhile (cancelled, or the
         message did arrive after all), this is refused."""
@@ -75,7 +75,7 @@ class KafkaDispatch:
             self.handover.postpone(entry)
         else:
             self.handover.drop(entry)
-        return Outcome(Result.UNPUBLISHED, Status.SCHEDULED, task.attempt)
+        return Moved(Result.UNPUBLISHED, Status.SCHEDULED, task.attempt)
 
     # --8<-- [end:dispatch]
 

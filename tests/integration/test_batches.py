@@ -35,7 +35,7 @@ from shared.core import traces
 from shared.core.config import Settings
 from shared.core.keys import LEADER_EPOCH, PENDING_QUEUE, SCHEDULING, assigned_key
 from shared.core.states import Status
-from shared.core.store import Outcome, Step, TaskStore
+from shared.core.store import Moved, Step, TaskStore
 from shared.core.task import Task, TaskSpec, trace_id_of
 from shared.core.waiting import wait_until
 from shared.messaging.clients import make_producer
@@ -262,7 +262,7 @@ class NewLeaderMidBatch(Handover):
         self.before = before
         self.batches = 0
 
-    def schedule_all(self, epoch: int, choices: Sequence[Choice]) -> list[Outcome]:
+    def schedule_all(self, epoch: int, choices: Sequence[Choice]) -> list[Moved]:
         self.batches += 1
         if self.batches != 2:
             return super().schedule_all(epoch, choices)

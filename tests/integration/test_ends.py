@@ -19,18 +19,20 @@ from shared.core import ends
 from shared.core.config import Settings
 from shared.core.ends import Ends
 from shared.core.states import TERMINAL, Status
+from shared.core.steps import phase5_store
 from shared.core.store import TaskStore
 from shared.core.task import TaskSpec
 from shared.core.waiting import wait_until
 from shared.rpc import task_service_pb2 as pb
-from shared.rpc.service import TaskService
+from shared.rpc.observing import Waits
+from shared.rpc.service import TaskService, compose
 
 PATIENCE = 10.0  # seconds a test waits for what should take milliseconds
 
 
 @pytest.fixture
 def store(redis_client: redis.Redis) -> TaskStore:
-    return TaskStore(redis_client)
+    return phase5_store(redis_client)  # the ends' channel is one of phase 5's steps
 
 
 @pytest.fixture
@@ -163,15 +165,15 @@ def test_a_wait_of_nan_seconds_is_one_look(store: TaskStore, waits: Ends) -> Non
 
 
 @pytest.fixture
-def service(store: TaskStore) -> Iterator[TaskService]:
-    service = TaskService(store, None, None, Settings(grpc_waits=1))  # type: ignore[arg-type]
+def service(store: TaskStore) -> Iterator[Waits]:
+    service = Waits(store, slots=1)
     assert service.ends.subscribed.wait(PATIENCE)
     yield service
     service.ends.close()
 
 
 def test_the_service_holds_as_many_waits_as_it_may_and_refuses_one_more(
-    store: TaskStore, service: TaskService, only_woken: None
+    store: TaskStore, service: Waits, only_woken: None
 ) -> None:
     task_id = running_task(store)
     replies: list[pb.TaskReply] = []
@@ -194,9 +196,7 @@ def test_the_service_holds_as_many_waits_as_it_may_and_refuses_one_more(
     assert service.Wait(pb.WaitRequest(task_id=task_id, seconds=5), Context()).task.status
 
 
-def test_the_service_refuses_a_wait_that_is_not_a_number(
-    store: TaskStore, service: TaskService
-) -> None:
+def test_the_service_refuses_a_wait_that_is_not_a_number(store: TaskStore, service: Waits) -> None:
     task_id = running_task(store)
     with pytest.raises(Aborted) as refused:
         service.Wait(pb.WaitRequest(task_id=task_id, seconds=float("nan")), Context())
@@ -218,7 +218,7 @@ def test_the_listener_subscribes_again_after_redis_restarts(
         launcher.stop(redis_server)
         launcher.start(redis_server)
         assert wait_until(lambda: listening(client), PATIENCE, interval=0.1)
-        store = TaskStore(client)
+        store = phase5_store(client)
         task_id = running_task(store)
         later(0.3, lambda: finish(store, task_id))
         assert waits.wait(task_id, ended(store, task_id), PATIENCE)
@@ -233,3 +233,34 @@ def listening(client: redis.Redis) -> bool:
         return dict(client.pubsub_numsub(ends.ENDED_CHANNEL)).get(ends.ENDED_CHANNEL, 0) > 0
     except redis.RedisError:  # not up yet, or the client's old connection went with it
         return False
+
+
+def test_phase_4s_service_answers_unimplemented_where_phase_5_composes_a_wait(
+    store: TaskStore,
+) -> None:
+    plain = TaskService(store, None, None, Settings())  # type: ignore[arg-type]
+    request = pb.WaitRequest(task_id=running_task(store), seconds=0)
+    for method in ("Wait", "Runs", "Stats"):
+        with pytest.raises(Aborted) as refused:
+            getattr(compose(plain), method)(request, Context())
+        assert refused.value.args[0] is grpc.StatusCode.UNIMPLEMENTED, method
+    waits = Waits(store, slots=1)
+    try:
+        composed = compose(plain, waits)
+        assert composed.Wait(request, Context()).task.status == Status.RUNNING
+        assert composed.Get(pb.TaskRef(task_id=request.task_id), Context()).task.attempt == 1
+    finally:
+        waits.ends.close()
+
+
+def test_the_plain_store_publishes_no_end(redis_client: redis.Redis) -> None:
+    plain = TaskStore(redis_client)
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(ends.ENDED_CHANNEL)
+    try:
+        finish(plain, running_task(plain))
+        finish(store := phase5_store(redis_client), task_id := running_task(store))
+        heard = wait_until(lambda: pubsub.get_message(timeout=0.1), PATIENCE)
+        assert heard is not None and heard["data"] == task_id  # the first end it heard
+    finally:
+        pubsub.close()

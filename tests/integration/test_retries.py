@@ -1,7 +1,8 @@
-"""Automatic retries and execution history against a real Redis."""
+"""Automatic retries (phase 5's ``Retries``) and execution history against a real Redis."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -10,17 +11,23 @@ import redis
 from shared.core.config import get_settings
 from shared.core.keys import PENDING_QUEUE, RETRY_QUEUE, task_key
 from shared.core.states import Ending, Status
+from shared.core.steps import phase5_store
 from shared.core.store import TaskStore
 from shared.core.task import TaskSpec, now_ms
 from shared.core.waiting import wait_until
 from shared.manager.reports import apply_report
+from shared.manager.retries import Retries
 from shared.messaging.messages import StatusUpdate
 from shared.scheduling.handover import Handover
 
 
 @pytest.fixture
 def store(redis_client: redis.Redis) -> TaskStore:
-    return TaskStore(redis_client)
+    return phase5_store(redis_client)
+
+
+# phase 5's task-manager: its loop is handed the retries
+retrying = partial(apply_report, components=[Retries(get_settings())])
 
 
 def running(store: TaskStore, max_retries: int = 0) -> str:
@@ -45,7 +52,7 @@ def test_a_failure_with_retries_left_waits_in_the_retry_queue(store: TaskStore) 
     task_id = running(store, max_retries=2)
     before = now_ms()
     failed = report(task_id, Status.FAILED, exitCode=3, error="exit code 3")
-    outcome = apply_report(store, failed)
+    outcome = retrying(store, failed)
     task = store.get(task_id)
     assert outcome.ok and task is not None
     assert (task.state, task.attempt, task.retries) == (Status.PENDING, 2, 1)
@@ -59,14 +66,14 @@ def test_a_failure_with_retries_left_waits_in_the_retry_queue(store: TaskStore) 
     assert (run.attempt, run.status, run.exitCode, run.agentId) == (1, Ending.FAILED, 3, "a1")
     assert run.error == "exit code 3" and run.startedAt is not None
     # the same report again is refused, and records nothing
-    assert not apply_report(store, failed).ok
+    assert not retrying(store, failed).ok
     assert len(store.runs(task_id)) == 1
 
 
 def test_the_leader_moves_a_retry_to_pending_once_it_is_due(store: TaskStore) -> None:
     handover = Handover(store)
     task_id = running(store, max_retries=1)
-    assert apply_report(store, report(task_id, Status.FAILED, exitCode=1, error="exit code 1")).ok
+    assert retrying(store, report(task_id, Status.FAILED, exitCode=1, error="exit code 1")).ok
     due = store.get(task_id).nextAttemptAt
     assert wait_until(lambda: handover.release_due() == 1, timeout=5, interval=0.02)
     assert now_ms() >= due
@@ -77,10 +84,10 @@ def test_the_leader_moves_a_retry_to_pending_once_it_is_due(store: TaskStore) ->
 
 def test_the_last_failure_says_the_retries_are_spent(store: TaskStore) -> None:
     task_id = running(store, max_retries=1)
-    assert apply_report(store, report(task_id, Status.FAILED, exitCode=3, error="exit code 3")).ok
+    assert retrying(store, report(task_id, Status.FAILED, exitCode=3, error="exit code 3")).ok
     for status in (Status.SCHEDULED, Status.DISPATCHED, Status.RUNNING):
         assert store.transition(task_id, status, attempt=2, agent="a1").ok
-    final = apply_report(store, report(task_id, Status.FAILED, 2, exitCode=3, error="exit code 3"))
+    final = retrying(store, report(task_id, Status.FAILED, 2, exitCode=3, error="exit code 3"))
     task = store.get(task_id)
     assert final.ok and task is not None
     assert (task.state, task.attempt, task.retries) == (Status.FAILED, 2, 1)
@@ -90,12 +97,36 @@ def test_the_last_failure_says_the_retries_are_spent(store: TaskStore) -> None:
 
 def test_without_retries_a_failure_is_final_and_success_is_recorded(store: TaskStore) -> None:
     failing, passing = running(store), running(store)
-    assert apply_report(store, report(failing, Status.FAILED, exitCode=3, error="exit code 3")).ok
+    assert retrying(store, report(failing, Status.FAILED, exitCode=3, error="exit code 3")).ok
     assert store.get(failing).state is Status.FAILED
-    assert apply_report(store, report(passing, Status.SUCCESS, exitCode=0)).ok
+    assert retrying(store, report(passing, Status.SUCCESS, exitCode=0)).ok
     [run] = store.runs(passing)
     assert (run.status, run.exitCode, run.error) == (Ending.SUCCESS, 0, "")
     assert run.finishedAt is not None and run.finishedAt >= run.startedAt
+
+
+def test_before_phase_5_a_failed_report_is_failed_whatever_its_max_retries(
+    redis_client: redis.Redis,
+) -> None:
+    store = TaskStore(redis_client)
+    task_id = running(store, max_retries=2)
+    assert apply_report(store, report(task_id, Status.FAILED, exitCode=3, error="exit code 3")).ok
+    task = store.get(task_id)
+    assert (task.state, task.attempt, task.retries, task.maxRetries) == (Status.FAILED, 1, 0, 2)
+    assert not store.redis.exists(RETRY_QUEUE)
+
+
+def test_a_lost_attempt_runs_again_at_once_without_a_retry_queue(
+    redis_client: redis.Redis,
+) -> None:
+    store = TaskStore(redis_client)
+    task_id = running(store)
+    lost = report(task_id, Status.FAILED, error="session lost", lost=True)
+    assert apply_report(store, lost).ok
+    task = store.get(task_id)
+    assert (task.state, task.attempt, task.retries) == (Status.PENDING, 2, 0)
+    assert store.redis.lrange(PENDING_QUEUE, 0, -1) == [task.spec().to_json()]
+    assert not store.redis.exists(RETRY_QUEUE)
 
 
 def test_a_failover_records_the_lost_attempt(store: TaskStore) -> None:

@@ -13,6 +13,7 @@ import redis
 
 from shared.core.keys import TASK_QUEUE, assigned_key, status_index, task_id_of, task_key
 from shared.core.states import Status, can_move
+from shared.core.steps import phase5_store
 from shared.core.store import Result, TaskStore
 from shared.core.task import TaskSpec
 
@@ -26,6 +27,12 @@ def make_spec(**fields: object) -> TaskSpec:
 @pytest.fixture
 def store(redis_client: redis.Redis) -> TaskStore:
     return TaskStore(redis_client)
+
+
+@pytest.fixture
+def phase5(redis_client: redis.Redis) -> TaskStore:
+    """The store with phase 5's steps: run history, counters, the ends' channel."""
+    return phase5_store(redis_client)
 
 
 def put_in(store: TaskStore, status: Status) -> str:
@@ -204,7 +211,19 @@ def test_the_attempt_is_compared_as_a_number(store: TaskStore) -> None:
     assert store.transition(task.taskId, Status.CANCELLED, attempt="1").ok  # type: ignore[arg-type]
 
 
-def test_counts_follow_every_move_and_only_a_real_creation(store: TaskStore) -> None:
+def test_the_plain_store_keeps_only_the_task_its_indexes_and_queues(store: TaskStore) -> None:
+    task, _ = store.create(make_spec(), queue=TASK_QUEUE)
+    finish(store, task.taskId, Status.FAILED)
+    other, _ = store.create(make_spec())
+    assert store.transition(other.taskId, Status.RUNNING, attempt=1, agent="a1").ok
+    assert store.retry_later(store.get(other.taskId), "a1", {}, backoff=0).ok  # at once
+    keys = set(store.redis.keys("*"))
+    assert not {key for key in keys if key.startswith(("runs:", "stats:", "queue:retry"))}
+    assert {"tasks:index", status_index(Status.FAILED), "queue:pending"} <= keys
+
+
+def test_counts_follow_every_move_and_only_a_real_creation(phase5: TaskStore) -> None:
+    store = phase5
     first, _ = store.create(make_spec())
     store.create(make_spec(taskId=first.taskId))  # known already: not counted again
     second, _ = store.create(make_spec(type="PYTHON", content="print(1)"))
@@ -218,7 +237,8 @@ def test_counts_follow_every_move_and_only_a_real_creation(store: TaskStore) -> 
     assert store.finished_since(0) == {Status.FAILED: 1, Status.CANCELLED: 1}
 
 
-def test_finished_since_counts_only_the_window(store: TaskStore) -> None:
+def test_finished_since_counts_only_the_window(phase5: TaskStore) -> None:
+    store = phase5
     task, _ = store.create(make_spec())
     assert store.transition(task.taskId, Status.CANCELLED, attempt=1).ok
     seconds, micros = store.redis.time()

@@ -1,11 +1,11 @@
--- create: store a new PENDING task once, index it, and queue it, in one step.
+-- create: store a new PENDING task once, index it, and queue it, in one step (after
+-- steps.lua: the store's steps run with it; their keys come after these).
 -- KEYS[1] task:{taskId}
 -- KEYS[2] request:{requestId}, or '' when the client gave no requestId
 -- KEYS[3] the queue to LPUSH the entry on, or '' for none
 -- KEYS[4] tasks:index
--- KEYS[5] stats:tasks (counts by '<type>:<status>', kept by move.lua from then on)
--- KEYS[6] tasks:index:PENDING, the status index of a new task (move.lua moves it on)
--- KEYS[7] tasks:clock, the createdAt of the task created last
+-- KEYS[5] tasks:index:PENDING, the status index of a new task (move.lua moves it on)
+-- KEYS[6] tasks:clock, the createdAt of the task created last
 -- ARGV[1] the taskId
 -- ARGV[2] the queue entry (the spec as JSON)
 -- ARGV[3] the hash fields (a JSON object), without createdAt
@@ -17,7 +17,7 @@
 -- nothing. In a burst of more than a thousand a second it runs ahead of the time a
 -- little, and catches up when the burst is over.
 
-local task_key, request_key, queue_key, index_key, counts, pending_index, clock = unpack(KEYS)
+local task_key, request_key, queue_key, index_key, pending_index, clock = unpack(KEYS)
 local task_id, entry, fields = ARGV[1], ARGV[2], cjson.decode(ARGV[3])
 if request_key ~= '' then
   local existing = redis.call('GET', request_key)
@@ -34,7 +34,7 @@ local index_member = string.format('%013d', created_at) .. ':' .. task_id
 for field, value in pairs(fields) do redis.call('HSET', task_key, field, value) end
 redis.call('ZADD', index_key, 0, index_member)
 redis.call('ZADD', pending_index, 0, index_member)
-redis.call('HINCRBY', counts, fields['type'] .. ':' .. fields['status'], 1)
+run_steps('created', task_key, fields)
 if request_key ~= '' then redis.call('SET', request_key, task_id) end
 if queue_key ~= '' then redis.call('LPUSH', queue_key, entry) end
 return {task_id, 1, created_at}
