@@ -36,7 +36,7 @@ from shared.core.logs import task_log
 from shared.core.outages import REDIS_AWAY, Outage
 from shared.core.queues import parse_or_set_aside
 from shared.core.states import Status
-from shared.core.store import Outcome, Result
+from shared.core.store import Moved, Result
 from shared.core.task import Task, TaskSpec
 from shared.core.traces import start_task_span
 from shared.scheduling.gauges import report_system
@@ -50,7 +50,7 @@ log = logging.getLogger("scheduler")
 RELEASE_SECONDS = 0.25  # how often due retries move to pending: a retry starts this late
 
 # How a placed task reaches its agent: (epoch, entry, task, agent) -> what the store said.
-Dispatcher = Callable[[int, str, Task, AgentInfo], Outcome]
+Dispatcher = Callable[[int, str, Task, AgentInfo], Moved]
 
 
 class Placement(StrEnum):
@@ -281,7 +281,7 @@ class Scheduler:
             return Placement.POSTPONED
         return None
 
-    def dispatched(self, task: Task, agent: AgentInfo, outcome: Outcome) -> Placement:
+    def dispatched(self, task: Task, agent: AgentInfo, outcome: Moved) -> Placement:
         """What the dispatch of ``task`` to ``agent`` became, said in the task's log."""
         tlog = task_log(log, task.taskId, task.attempt)
         if outcome.ok:
