@@ -88,7 +88,8 @@ class AuditTopic:
         topic = Topic(self.topic, 1, self.settings.audit_retention_ms)  # one partition: in order
         while not self._stopping.is_set():
             try:
-                ensure_topics(self.settings.kafka_bootstrap_servers, [topic], self.settings)
+                bootstrap = self.settings.kafka_bootstrap_servers
+                ensure_topics(bootstrap, [topic], settings=self.settings)
                 return make_producer(self.settings, "api-audit")
             except Exception as exc:  # the broker away, or not ready: try again
                 log.warning("audit topic %s not reachable yet (%s)", self.topic, exc)

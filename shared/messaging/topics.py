@@ -15,7 +15,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewPartitions
 from kafka.errors import TopicAlreadyExistsError
 
-from shared.core.config import Settings, get_settings
+from shared.core.config import Settings
 from shared.messaging.clients import kafka_security
 
 
@@ -43,16 +43,13 @@ def project_topics(settings: Settings) -> list[Topic]:
 
 
 def ensure_topics(
-    bootstrap: str,
-    topics: Iterable[Topic] | None = None,
-    settings: Settings | None = None,
+    bootstrap: str, topics: Iterable[Topic] | None = None, *, settings: Settings
 ) -> list[str]:
     """Create the topics that do not exist yet (the project's by default); return their names.
 
     An existing topic with fewer partitions than configured gets more (never fewer: Kafka
     cannot remove partitions), so raising ``DISPATCH_PARTITIONS`` takes effect.
     """
-    settings = settings or get_settings()
     wanted = list(project_topics(settings) if topics is None else topics)
     with KafkaAdminClient(
         bootstrap_servers=bootstrap, client_id="taskflow-topics", **kafka_security(settings)

@@ -42,7 +42,7 @@ def group_consumer(bootstrap: str, topic: str, group: str) -> KafkaConsumer:
 
 def test_committed_offset_survives_a_consumer_restart(kafka_bootstrap: str) -> None:
     topic = fresh_topic()
-    assert ensure_topics(kafka_bootstrap, [topic]) == [topic.name]
+    assert ensure_topics(kafka_bootstrap, [topic], settings=get_settings()) == [topic.name]
     with KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all") as producer:
         for n in range(3):
             producer.send(topic.name, f"m{n}".encode()).get(timeout=WAIT)
@@ -84,8 +84,13 @@ def test_a_misspelt_topic_is_an_error_not_a_new_topic(kafka_bootstrap: str) -> N
 
 def test_a_topic_with_too_few_partitions_gets_more(kafka_bootstrap: str) -> None:
     small = fresh_topic(partitions=2)
-    ensure_topics(kafka_bootstrap, [small])
-    assert ensure_topics(kafka_bootstrap, [Topic(small.name, 5, small.retention_ms)]) == []
+    ensure_topics(kafka_bootstrap, [small], settings=get_settings())
+    assert (
+        ensure_topics(
+            kafka_bootstrap, [Topic(small.name, 5, small.retention_ms)], settings=get_settings()
+        )
+        == []
+    )
     with KafkaAdminClient(bootstrap_servers=kafka_bootstrap) as admin:
         (described,) = admin.describe_topics([small.name])
     assert len(described["partitions"]) == 5
