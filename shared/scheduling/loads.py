@@ -5,9 +5,9 @@
 * ``heartbeat_loads`` (phase 3 on): the same, or what the agent reports running in its
   latest heartbeat, if more (that counts work the store no longer attributes to it, such
   as the tail of a superseded attempt).
-* ``not_suspect`` (phase 3 on): drops agents whose heartbeats stopped for longer than
-  ``AGENT_SUSPECT_SECONDS`` even though their znode is still there (a hung process keeps
-  its ZooKeeper session alive from kazoo's own thread).
+* ``not_suspect`` (phase 3 on): drops suspect agents (``suspects.py``), whose znode is
+  still there but whose heartbeats stopped; if every agent is suspect, the heartbeats'
+  path is what failed, and none is dropped.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from redis import Redis
 
 from shared.coordination.registry import AgentInfo
 from shared.core.keys import assigned_key, heartbeat_key
-from shared.core.task import now_ms
+from shared.scheduling.suspects import suspects
 
 log = logging.getLogger(__name__)
 
@@ -55,34 +55,25 @@ def heartbeat_loads(redis: Redis) -> Loads:
     return loads
 
 
-def not_suspect(redis: Redis, suspect_seconds: float):
-    """A filter of live agents that drops those whose heartbeats stopped."""
-    suspects: set[str] = set()
+def not_suspect(redis: Redis, suspect_seconds: float) -> Usable:
+    """A filter of live agents that drops the suspect ones (``suspects.py``)."""
+    said: set[str] = set()  # the suspects last logged
 
     def usable(agents: Mapping[str, AgentInfo]) -> dict[str, AgentInfo]:
         if not agents:
             return {}
-        pipe = redis.pipeline(transaction=False)
-        for agent_id in agents:
-            pipe.hget(heartbeat_key(agent_id), "at")
-        oldest_allowed = now_ms() - suspect_seconds * 1000
-        fresh = {
-            agent_id: agent
-            for (agent_id, agent), seen in zip(agents.items(), pipe.execute(), strict=True)
-            # an agent that just registered gets one interval before it must be heard
-            if int(seen or agent.startedAt) >= oldest_allowed
-        }
-        if suspects != agents.keys() - fresh.keys():
-            suspects.clear()
-            suspects.update(agents.keys() - fresh.keys())
+        suspect = suspects(redis, agents, suspect_seconds)
+        if suspect != said:
+            said.clear()
+            said.update(suspect)
             log.warning(
                 "suspect agents (no heartbeat for %gs): %s",
                 suspect_seconds,
-                sorted(suspects) or "none",
+                sorted(suspect) or "none",
             )
-        if not fresh:
+        if suspect == agents.keys():
             log.warning("no heartbeat from any live agent: is the task-manager running?")
             return dict(agents)
-        return fresh
+        return {agent_id: agent for agent_id, agent in agents.items() if agent_id not in suspect}
 
     return usable
