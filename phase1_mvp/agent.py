@@ -11,6 +11,7 @@ Run it: ``python -m phase1_mvp.agent`` (settings from the environment, see
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from redis import Redis
 
@@ -20,6 +21,7 @@ from shared.core.lifecycle import GracefulStop
 from shared.core.logs import setup_logging
 from shared.core.queues import parse_or_set_aside
 from shared.core.store import TaskStore
+from shared.core.task import TaskSpec
 from shared.execution.runner import run_recorded
 
 log = logging.getLogger("phase1.agent")
@@ -29,12 +31,13 @@ log = logging.getLogger("phase1.agent")
 def serve(redis: Redis, settings: Settings, stop: GracefulStop) -> None:
     """Take one task at a time until asked to stop."""
     store = TaskStore(redis)
+    parse = partial(TaskSpec.from_json, limits=settings)  # checked against the settings' limits
     log.info("agent %s waiting for tasks on %s", settings.agent_id, TASK_QUEUE)
     while not stop.stopping:
         popped = redis.brpop([TASK_QUEUE], timeout=settings.queue_poll_seconds)
         if popped is None:
             continue  # nothing queued; look at the stop flag again
-        spec = parse_or_set_aside(redis, popped[1], source=TASK_QUEUE)
+        spec = parse_or_set_aside(redis, popped[1], TASK_QUEUE, parse)
         if spec is None:
             continue
         task, _ = store.create(spec)  # a no-op when the submitter created it already

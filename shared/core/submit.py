@@ -5,18 +5,20 @@
 
 The same as ``redis-cli LPUSH <queue> '{"name": ..., "type": ..., "content": ...}'``,
 except that the hash exists (PENDING) from the moment the command returns. Each phase
-makes its command with ``submit_command(queue)``: only the queue differs.
+makes its command with ``submit_command(queue, get_settings)``: only the queue differs;
+the settings are read when the command runs.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import click
 from redis import Redis
 from redis.exceptions import RedisError
 
-from shared.core.config import get_settings
+from shared.core.config import Settings
 from shared.core.keys import task_key
 from shared.core.redaction import redact
 from shared.core.states import Status
@@ -39,8 +41,9 @@ def print_hash(redis: Redis, task_id: str) -> None:
         click.echo(f"  {field:<11} {value.rstrip()!s}")
 
 
-def submit_command(queue: str) -> click.Command:
-    """The submit command for tasks that go on ``queue``."""
+def submit_command(queue: str, load_settings: Callable[[], Settings]) -> click.Command:
+    """The submit command for tasks that go on ``queue``, with the settings
+    ``load_settings`` reads when it runs."""
 
     @click.command()
     @click.argument("content")
@@ -73,11 +76,11 @@ def submit_command(queue: str) -> click.Command:
             "timeout": timeout,
             "requestId": request_id,
         }
+        settings = load_settings()
         try:
-            spec = TaskSpec.from_fields(fields)
+            spec = TaskSpec.from_fields(fields, settings)
         except InvalidTask as exc:
             raise click.UsageError(str(exc)) from None
-        settings = get_settings()
         redis = Redis.from_url(settings.redis_url, decode_responses=True)
         try:
             store = TaskStore(redis)

@@ -1,7 +1,10 @@
 """What a task is: the spec a client submits, and the record the system keeps.
 
 ``TaskSpec`` validates what comes in (a JSON entry on a queue, later a REST body), so
-every phase rejects bad input the same way with the same messages. ``Task`` is the
+every phase rejects bad input the same way with the same messages. The limits that come
+from the settings (``TaskSettings``: the default and largest timeout, the largest
+content) are given at validation, as pydantic's context (``from_json(raw, limits)``);
+without them the defaults apply, which the JSON Schema states. ``Task`` is the
 typed view of the Redis hash ``task:{taskId}``; its field names are the hash's
 camelCase field names.
 """
@@ -15,9 +18,17 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from shared.core.config import get_settings
+from shared.core.config import TaskSettings
 from shared.core.states import Status
 from shared.core.traces import current_traceparent, trace_id_of
 
@@ -39,12 +50,20 @@ class InvalidTask(ValueError):
     """An entry that is not a valid task; the message says which field and why."""
 
 
+DEFAULT_LIMITS = TaskSettings()  # the limits of a validation given none
+
+
+def limits_of(info: ValidationInfo) -> TaskSettings:
+    """The limits a validation was given as its context, else the defaults."""
+    return info.context if isinstance(info.context, TaskSettings) else DEFAULT_LIMITS
+
+
 def _max_timeout(schema: dict[str, Any]) -> None:
-    schema["maximum"] = get_settings().task_max_timeout
+    schema["maximum"] = DEFAULT_LIMITS.task_max_timeout
 
 
 def _content_limits(schema: dict[str, Any]) -> None:
-    limit = get_settings().task_max_content_bytes
+    limit = DEFAULT_LIMITS.task_max_content_bytes
     schema["maxLength"] = limit  # characters; the limit itself counts UTF-8 bytes
     schema["pattern"] = "^[^\\u0000]*$"
     schema["description"] = f"shell command or Python script; at most {limit} bytes, no NUL"
@@ -55,8 +74,9 @@ class TaskFields(BaseModel):
     """A task as a client submits it."""
 
     # The one definition of the submitted fields and their rules (the REST body is this
-    # model). The limits that come from the settings are checked by the validators below
-    # and stated in the JSON Schema, so in the OpenAPI document, by ``json_schema_extra``.
+    # model). The limits that come from the settings are checked by the validators below,
+    # against the limits given as the context; the JSON Schema (so the OpenAPI document)
+    # states their defaults, by ``json_schema_extra``.
 
     model_config = ConfigDict(extra="forbid")
 
@@ -64,7 +84,7 @@ class TaskFields(BaseModel):
     type: TaskType
     content: str = Field(min_length=1, json_schema_extra=_content_limits)
     timeout: float = Field(
-        default_factory=lambda: get_settings().task_default_timeout,
+        default_factory=lambda: DEFAULT_LIMITS.task_default_timeout,  # else the context's
         gt=0,
         description="seconds; TASK_DEFAULT_TIMEOUT when absent",
         json_schema_extra=_max_timeout,
@@ -79,18 +99,26 @@ class TaskFields(BaseModel):
     )
     # --8<-- [end:spec]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_timeout(cls, data: Any, info: ValidationInfo) -> Any:
+        """A task that gives no timeout gets the default of the limits given."""
+        if isinstance(data, dict) and "timeout" not in data:
+            return {**data, "timeout": limits_of(info).task_default_timeout}
+        return data
+
     @field_validator("timeout")
     @classmethod
-    def _timeout_within_limit(cls, value: float) -> float:
-        limit = get_settings().task_max_timeout
+    def _timeout_within_limit(cls, value: float, info: ValidationInfo) -> float:
+        limit = limits_of(info).task_max_timeout
         if value > limit:
             raise ValueError(f"must be at most {limit:g} seconds")
         return value
 
     @field_validator("content")
     @classmethod
-    def _content_within_limit(cls, value: str) -> str:
-        limit = get_settings().task_max_content_bytes
+    def _content_within_limit(cls, value: str, info: ValidationInfo) -> str:
+        limit = limits_of(info).task_max_content_bytes
         if len(value.encode("utf-8", errors="surrogatepass")) > limit:
             raise ValueError(f"must be at most {limit} bytes")
         if "\x00" in value:
@@ -112,17 +140,23 @@ class TaskSpec(TaskFields):
     owner: str | None = Field(None, pattern=OWNER)
 
     @classmethod
-    def from_json(cls, raw: str | bytes) -> TaskSpec:
-        """Parse a JSON entry, turning every problem into one readable ``InvalidTask``."""
+    def from_json(cls, raw: str | bytes, limits: TaskSettings = DEFAULT_LIMITS) -> TaskSpec:
+        """Parse a JSON entry, turning every problem into one readable ``InvalidTask``.
+
+        ``limits``: the settings' (``TaskSettings``, or all of ``Settings``).
+        """
         try:
-            return cls.model_validate_json(raw)
+            return cls.model_validate_json(raw, context=limits)
         except ValidationError as exc:
             raise InvalidTask(describe_errors(exc)) from None
 
     @classmethod
-    def from_fields(cls, fields: dict[str, object]) -> TaskSpec:
+    def from_fields(
+        cls, fields: dict[str, object], limits: TaskSettings = DEFAULT_LIMITS
+    ) -> TaskSpec:
         """Like ``from_json`` for fields already in hand; ``None`` values count as absent."""
-        return cls.from_json(json.dumps({k: v for k, v in fields.items() if v is not None}))
+        present = {k: v for k, v in fields.items() if v is not None}
+        return cls.from_json(json.dumps(present), limits)
 
     def to_json(self) -> str:
         return self.model_dump_json(by_alias=True, exclude_none=True)

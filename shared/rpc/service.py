@@ -95,7 +95,7 @@ class TaskService(pb_grpc.TaskServiceServicer):
 
     def Submit(self, request: pb.SubmitRequest, context: grpc.ServicerContext) -> pb.SubmitReply:
         try:  # the service is an entry point of its own: any gRPC client may call it
-            spec = TaskSpec.from_fields(submitted_fields(request))
+            spec = TaskSpec.from_fields(submitted_fields(request), self.settings)
         except InvalidTask as exc:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         task, created = self.store.create(spec, queue=PENDING_QUEUE)

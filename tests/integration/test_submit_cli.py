@@ -10,7 +10,7 @@ from shared.core.config import get_settings
 from shared.core.keys import PENDING_QUEUE
 from shared.core.submit import submit_command
 
-command = submit_command(PENDING_QUEUE)
+command = submit_command(PENDING_QUEUE, get_settings)
 
 
 @pytest.fixture

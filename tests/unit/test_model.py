@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from shared.core.config import TaskSettings
 from shared.core.states import TERMINAL, TRANSITIONS, Status, can_move, sources_of
 from shared.core.task import InvalidTask, Task, TaskSpec
 
@@ -65,3 +66,14 @@ def test_sources_of_inverts_the_table() -> None:
 def test_content_that_no_process_could_take_is_refused(content: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         TaskSpec.model_validate({"name": "n", "type": "SHELL", "content": content})
+
+
+def test_the_limits_are_the_ones_given_at_validation() -> None:
+    limits = TaskSettings(task_default_timeout=5, task_max_timeout=10, task_max_content_bytes=4)
+    fields = {"name": "t", "type": "SHELL", "content": "true"}
+    assert TaskSpec.from_fields(fields, limits).timeout == 5
+    assert TaskSpec.from_fields(fields).timeout == TaskSettings().task_default_timeout
+    with pytest.raises(InvalidTask, match="timeout: must be at most 10 seconds"):
+        TaskSpec.from_fields({**fields, "timeout": 11}, limits)
+    with pytest.raises(InvalidTask, match="content: must be at most 4 bytes"):
+        TaskSpec.from_fields({**fields, "content": "echo hi"}, limits)
