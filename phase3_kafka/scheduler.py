@@ -12,7 +12,10 @@ Compared with phase 2 only the plug-ins of the leader loop change:
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
+from kafka import KafkaProducer
 from redis import Redis
 
 from shared.coordination.election import Leadership
@@ -26,11 +29,22 @@ from shared.messaging.clients import make_producer
 from shared.messaging.topics import ensure_topics
 from shared.scheduling.handover import Handover
 from shared.scheduling.kafka_dispatch import KafkaDispatch
-from shared.scheduling.leader import Scheduler
+from shared.scheduling.leader import Duty, Scheduler
 from shared.scheduling.loads import heartbeat_loads, not_suspect
 from shared.scheduling.strategies import make_strategy
 
 log = logging.getLogger("phase3.scheduler")
+
+
+class Wiring(NamedTuple):
+    """What a scheduler process connects to, for its leader's loop to use."""
+
+    settings: Settings
+    redis: Redis
+    handover: Handover
+    directory: AgentDirectory
+    leadership: Leadership
+    producer: KafkaProducer
 
 
 # --8<-- [start:main]
@@ -40,9 +54,28 @@ def main() -> None:
     serve(settings)
 
 
-def serve(settings: Settings, leader: type[Scheduler] = Scheduler) -> None:
-    """Run for the election until stopped; ``leader`` is the loop run while leading."""
-    strategy = make_strategy(settings.scheduler_strategy)
+def kafka_leader(
+    wiring: Wiring, batch: int = 1, prefetch: int | None = None, duties: Sequence[Duty] = ()
+) -> Scheduler:
+    """Phase 3's leader: Kafka dispatch, heartbeat loads, suspect agents left out."""
+    settings, redis, handover = wiring.settings, wiring.redis, wiring.handover
+    return Scheduler(
+        handover,
+        wiring.directory,
+        make_strategy(settings.scheduler_strategy),
+        wiring.leadership,
+        settings,
+        dispatch=KafkaDispatch(handover, wiring.producer, settings),
+        loads=heartbeat_loads(redis),
+        usable=not_suspect(redis, settings.agent_suspect_seconds),
+        batch=batch,
+        prefetch=prefetch,
+        duties=duties,
+    )
+
+
+def serve(settings: Settings, leader: Callable[[Wiring], Scheduler] = kafka_leader) -> None:
+    """Run for the election until stopped; ``leader`` builds the loop run while leading."""
     stop = GracefulStop().install()
     ensure_topics(settings.kafka_bootstrap_servers, settings=settings)
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
@@ -51,16 +84,7 @@ def serve(settings: Settings, leader: type[Scheduler] = Scheduler) -> None:
     stop.on_stop(leadership.cancel)
     handover = Handover(TaskStore(redis))
     producer = make_producer(settings, client_id=settings.scheduler_id)
-    scheduler = leader(
-        handover,
-        AgentDirectory(zk),
-        strategy,
-        leadership,
-        settings,
-        dispatch=KafkaDispatch(handover, producer, settings),
-        loads=heartbeat_loads(redis),
-        usable=not_suspect(redis, settings.agent_suspect_seconds),
-    )
+    scheduler = leader(Wiring(settings, redis, handover, AgentDirectory(zk), leadership, producer))
     log.info("scheduler %s joining the election", settings.scheduler_id)
     leadership.run(scheduler.lead)
     producer.close()

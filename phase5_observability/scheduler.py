@@ -1,11 +1,13 @@
-"""Phase 5 scheduler: the phase 3 scheduler, observed.
+"""Phase 5 scheduler: the phase 3 scheduler, observed, with phase 5's leader.
 
 Run it: ``SCHEDULER_ID=scheduler-1 python -m phase5_observability.scheduler``. Besides
 what every process reports, a scheduler reports whether it leads, the live agents, the
 pending backlog and (the leader) the overdue tasks (``shared/scheduling/gauges.py``);
-each dispatch is a span in the trace of the task's submit. The leader places up to
-``DISPATCH_BATCH`` tasks a turn and waits for the broker once for them all
-(``shared/scheduling/batches.py``).
+each dispatch is a span in the trace of the task's submit. Its leader places up to
+``DISPATCH_BATCH`` tasks a turn, no more than the agents have room for
+(``AGENT_PREFETCH``), and has two duties more: retries whose backoff is over go back to
+pending (``shared/scheduling/retries.py``), and the watchdog fails over the tasks of a
+silent agent that are far past their timeout (``shared/scheduling/watchdog.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from shared.coordination.serversets import Role
 from shared.core.config import get_settings
 from shared.core.logs import setup_logging
 from shared.observability.process import observed
-from shared.scheduling.batches import BatchScheduler
+from shared.scheduling.gauges import report_system
+from shared.scheduling.leader import Scheduler
+from shared.scheduling.retries import RetryRelease
+from shared.scheduling.watchdog import Watchdog
 
 
 # --8<-- [start:main]
@@ -23,7 +28,18 @@ def main() -> None:
     settings = get_settings()
     setup_logging(settings)
     with observed(settings, Role.SCHEDULER, settings.scheduler_id):
-        scheduler.serve(settings, BatchScheduler)
+        scheduler.serve(settings, phase5_leader)
+
+
+def phase5_leader(wiring: scheduler.Wiring) -> Scheduler:
+    """Phase 3's leader, in batches with backpressure, reporting the system, with the
+    retry release and the watchdog as its duties."""
+    settings, handover, directory = wiring.settings, wiring.handover, wiring.directory
+    report_system(handover, directory, wiring.leadership, settings.task_kill_grace)
+    duties = [RetryRelease(handover), Watchdog(handover, directory, settings)]
+    return scheduler.kafka_leader(
+        wiring, batch=settings.dispatch_batch, prefetch=settings.agent_prefetch, duties=duties
+    )
 
 
 # --8<-- [end:main]

@@ -8,11 +8,16 @@ the store's ``move``:
   ``queue:scheduling``, where the next leader finds it and puts it back. ``take_more``
   parks more entries the same way, without waiting (a batch, phase 5); ``put_back``
   returns entries no agent has room for to the head of pending, in their order.
-* ``dispatch``: PENDING -> SCHEDULED (recording ``agentId``) -> DISPATCHED, the entry
-  leaves ``queue:scheduling`` and ``{taskId, attempt}`` joins the agent's queue, all in
-  one step, and only if the caller's leader *epoch* is still the current one. A deposed
-  leader's dispatch is refused and its entry goes back to pending.
-* ``release_due``: retries whose backoff is over move from ``queue:retry`` to pending.
+* ``dispatch_all`` (phase 2): PENDING -> SCHEDULED (recording ``agentId``) ->
+  DISPATCHED, the entry leaves ``queue:scheduling`` and ``{taskId, attempt}`` joins the
+  agent's queue, all in one step per task, and only if the caller's leader *epoch* is
+  still the current one. A deposed leader's dispatch is refused and its entry goes back
+  to pending.
+* ``schedule_all`` then ``mark_all_dispatched`` (phase 3 on): the same hand-over in two
+  steps, with the message to the agent's partition published in between
+  (``kafka_dispatch.py``).
+* ``release_due`` (phase 5, ``retries.py``): retries whose backoff is over move from
+  ``queue:retry`` to pending.
 * ``requeue``: failover. An in-flight task of a dead agent goes back to PENDING with a
   new attempt, back on ``queue:pending``, and its undelivered entry leaves the agent's
   queue.
@@ -86,6 +91,31 @@ class Choice(NamedTuple):
     agent: AgentInfo
 
 
+def dispatch_call(epoch: int, choice: Choice) -> tuple[list[str], list[str]]:
+    """The keys and args of ``dispatch.lua`` for one choice."""
+    entry, task, agent = choice
+    now = now_ms()
+    keys = [
+        task_key(task.taskId),
+        SCHEDULING,
+        PENDING_QUEUE,
+        agent_queue(agent.id),
+        LEADER_EPOCH,
+        assigned_key(agent.id),
+    ]
+    to_scheduled = move_spec(Status.SCHEDULED, task.attempt, Status.PENDING, holder(agent, now))
+    fields = {"dispatchedAt": now}
+    to_dispatched = move_spec(Status.DISPATCHED, task.attempt, Status.SCHEDULED, fields, agent.id)
+    args = [
+        str(epoch),
+        entry,
+        Delivery(task.taskId, task.attempt).to_json(),
+        to_scheduled.to_json(),
+        to_dispatched.to_json(),
+    ]
+    return keys, args
+
+
 def schedule_call(epoch: int, choice: Choice) -> tuple[list[str], list[str]]:
     """The keys and args of ``schedule.lua`` for one choice."""
     entry, task, agent = choice
@@ -132,6 +162,8 @@ class Handover:
         Each LMOVE moves one entry whole, so a crash leaves every entry either pending or
         parked, never only in the leader's memory.
         """
+        if count <= 0:
+            return []
         waiting = min(count, self.redis.llen(PENDING_QUEUE))
         if waiting <= 0:
             return []
@@ -169,52 +201,28 @@ class Handover:
         pipe.rpush(PENDING_QUEUE, *reversed(entries))
         pipe.execute()
 
-    def dispatch(self, epoch: int, entry: str, task: Task, agent: AgentInfo) -> Moved:
-        now = now_ms()
-        keys = [
-            task_key(task.taskId),
-            SCHEDULING,
-            PENDING_QUEUE,
-            agent_queue(agent.id),
-            LEADER_EPOCH,
-            assigned_key(agent.id),
-        ]
-        to_scheduled = move_spec(Status.SCHEDULED, task.attempt, Status.PENDING, holder(agent, now))
-        fields = {"dispatchedAt": now}
-        to_dispatched = move_spec(
-            Status.DISPATCHED, task.attempt, Status.SCHEDULED, fields, agent.id
-        )
-        args = [
-            str(epoch),
-            entry,
-            Delivery(task.taskId, task.attempt).to_json(),
-            to_scheduled.to_json(),
-            to_dispatched.to_json(),
-        ]
-        return Moved.parse(self._dispatch(keys=keys, args=args))
-
-    def schedule(self, epoch: int, entry: str, task: Task, agent: AgentInfo) -> Moved:
-        """PENDING -> SCHEDULED on ``agent``; the entry stays parked until marked dispatched."""
-        return Moved.parse(self._schedule(*schedule_call(epoch, Choice(entry, task, agent))))
+    def dispatch_all(self, epoch: int, choices: Sequence[Choice]) -> list[Moved]:
+        """Phase 2's hand-over, in one round trip: each task PENDING -> SCHEDULED ->
+        DISPATCHED and its delivery onto its agent's list, one script each, fenced by
+        ``epoch`` on its own. A refused one's entry goes back to pending."""
+        pipe = self.redis.pipeline(transaction=False)
+        for choice in choices:
+            self._dispatch(*dispatch_call(epoch, choice), client=pipe)
+        return [Moved.parse(reply) for reply in pipe.execute()]
 
     def schedule_all(self, epoch: int, choices: Sequence[Choice]) -> list[Moved]:
-        """``schedule`` for each choice, in one round trip. Each script is still one atomic
-        step, fenced by ``epoch`` on its own: a deposed leader's every one is refused."""
+        """Each choice PENDING -> SCHEDULED on its agent, its entry parked until marked
+        dispatched; one round trip. Each script is still one atomic step, fenced by
+        ``epoch`` on its own: a deposed leader's every one is refused."""
         pipe = self.redis.pipeline(transaction=False)
         for choice in choices:
             self._schedule(*schedule_call(epoch, choice), client=pipe)
         return [Moved.parse(reply) for reply in pipe.execute()]
 
-    def mark_dispatched(self, entry: str, task: Task, agent: AgentInfo) -> Moved:
-        """SCHEDULED -> DISPATCHED once the agent's message is stored; the entry is done.
-
-        Refused, harmlessly, when the agent's first report got there first.
-        """
-        return Moved.parse(self._mark_dispatched(*mark_call(Choice(entry, task, agent))))
-
     def mark_all_dispatched(self, choices: Sequence[Choice]) -> list[Moved]:
-        """``mark_dispatched`` for each choice, in one round trip. Running it again after a
-        lost connection is harmless: a choice already marked is refused."""
+        """Each choice SCHEDULED -> DISPATCHED once its agent's message is stored, its
+        entry done; one round trip. Refused, harmlessly, where the agent's first report
+        got there first, and so also when run again after a lost connection."""
         pipe = self.redis.pipeline(transaction=False)
         for choice in choices:
             self._mark_dispatched(*mark_call(choice), client=pipe)

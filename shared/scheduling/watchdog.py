@@ -1,11 +1,11 @@
-"""The watchdog: a task held far past its timeout by an agent that fell silent runs elsewhere.
+"""The watchdog (phase 5): a task held far past its timeout by a suspect agent runs elsewhere.
 
 An agent frozen (``SIGSTOP``, a stalled VM) keeps its ZooKeeper session for as long as the
 session timeout, and a busy-but-stuck one keeps it for ever; its tasks would wait with it.
-At each reconcile the leader looks for tasks held longer than their timeout, the kill
-grace and ``watchdog_grace_seconds`` together: a healthy agent has killed and reported
-such a task long before. If the agent holding one has sent no heartbeat for
-``agent_suspect_seconds`` while other agents have, its attempt is failed over as LOST.
+Every ``reconcile_seconds`` the watchdog looks for tasks held longer than their timeout,
+the kill grace and ``watchdog_grace_seconds`` together: a healthy agent has killed and
+reported such a task long before. If the agent holding one is suspect
+(``suspects.py``) while other agents are heard, its attempt is failed over as LOST.
 When no agent at all is heard from, the silence is the heartbeats' path (Kafka, the
 task-manager), not the agents: the watchdog then waits, rather than run every task twice.
 
@@ -15,11 +15,16 @@ A late report of the old attempt is refused by the attempt fence, like any other
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Mapping
 
-from shared.core.keys import assigned_key, heartbeat_key, task_key
+from shared.coordination.registry import AgentDirectory, AgentInfo
+from shared.core.config import Settings
+from shared.core.keys import assigned_key, task_key
 from shared.core.logs import task_log
 from shared.core.task import now_ms
 from shared.scheduling.handover import Handover
+from shared.scheduling.suspects import suspects
 
 log = logging.getLogger("scheduler")
 
@@ -48,30 +53,25 @@ def overdue(
     return late
 
 
-def silent(handover: Handover, agents: list[str], suspect_seconds: float) -> set[str]:
-    """The agents not heard from for ``suspect_seconds``, if some other agent was."""
-    pipe = handover.redis.pipeline(transaction=False)
-    for agent in agents:
-        pipe.hget(heartbeat_key(agent), "at")
-    heard = dict(zip(agents, pipe.execute(), strict=True))
-    oldest_allowed = now_ms() - suspect_seconds * 1000
-    quiet = {agent for agent, at in heard.items() if int(at or 0) < oldest_allowed}
-    return quiet if quiet != set(heard) else set()
+def silent(handover: Handover, live: Mapping[str, AgentInfo], suspect_seconds: float) -> set[str]:
+    """The suspect ones of the ``live`` agents, if some other agent was heard."""
+    quiet = suspects(handover.redis, live, suspect_seconds)
+    return quiet if quiet != live.keys() else set()
 
 
 def fail_over_overdue(
     handover: Handover,
     epoch: int,
     holders: list[str],
-    live: list[str],
+    live: Mapping[str, AgentInfo],
     margin: float,
     suspect: float,
 ) -> int:
-    """Requeue the overdue tasks that live ``holders`` hold, if they fell silent while
-    other ``live`` agents were heard; how many went back to pending.
+    """Requeue the overdue tasks that ``holders`` hold, if they fell silent while other
+    ``live`` agents were heard; how many went back to pending.
 
     The silent ones are found first, one read per agent: only their tasks are read, so a
-    reconcile of a healthy system costs the same with ten tasks held or ten thousand.
+    look at a healthy system costs the same with ten tasks held or ten thousand.
     """
     quiet = silent(handover, live, suspect)
     silent_holders = [agent for agent in holders if agent in quiet]
@@ -91,3 +91,30 @@ def fail_over_overdue(
                 outcome.attempt,
             )
     return requeued
+
+
+# --8<-- [start:duty]
+class Watchdog:
+    """The watchdog as a duty of the leader's loop, every ``reconcile_seconds``."""
+
+    def __init__(self, handover: Handover, directory: AgentDirectory, settings: Settings) -> None:
+        self.handover = handover
+        self.directory = directory
+        self.interval = settings.reconcile_seconds
+        self.margin = settings.task_kill_grace + settings.watchdog_grace_seconds
+        self.suspect_seconds = settings.agent_suspect_seconds
+        self.next_look = 0.0  # monotonic time of the next look
+
+    def begin_term(self, epoch: int) -> None:
+        self.next_look = 0.0  # a new leader looks at once
+
+    def tick(self, epoch: int) -> None:
+        if time.monotonic() < self.next_look:
+            return
+        self.next_look = time.monotonic() + self.interval
+        live = self.directory.live()
+        holders = sorted(agent for agent in self.handover.agents_holding_tasks() if agent in live)
+        fail_over_overdue(self.handover, epoch, holders, live, self.margin, self.suspect_seconds)
+
+
+# --8<-- [end:duty]

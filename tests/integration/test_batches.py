@@ -1,11 +1,12 @@
 """Phase 5's batched dispatch against a real Redis, ZooKeeper and Kafka.
 
-Each test places a burst of pending tasks with ``BatchScheduler`` and checks the store
-and the dispatch topic: every task is dispatched once, on its agent's partition; a
-batch the broker does not take goes back to pending as new attempts; a leader deposed
-in the middle of a batch marks what it published, stops, and leaves the rest for the
-next leader. With backpressure, an agent gets no more than ``capacity x AGENT_PREFETCH``
-tasks, the rest waits on pending in its order, and a turn with no room takes nothing.
+Each test places a burst of pending tasks with phase 5's leader (``Scheduler`` with a
+``batch`` and a ``prefetch``) and checks the store and the dispatch topic: every task is
+dispatched once, on its agent's partition; a batch the broker does not take goes back to
+pending as new attempts; a leader deposed in the middle of a batch marks what it
+published, stops, and leaves the rest for the next leader. With backpressure, an agent
+gets no more than ``capacity x AGENT_PREFETCH`` tasks, the rest waits on pending in its
+order, and a turn with no room takes nothing.
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ from shared.core.store import Moved, Step, TaskStore
 from shared.core.task import Task, TaskSpec, trace_id_of
 from shared.core.waiting import wait_until
 from shared.messaging.clients import make_producer
-from shared.scheduling.batches import BACKPRESSURE_POLL, BatchScheduler
 from shared.scheduling.handover import Choice, Handover
 from shared.scheduling.kafka_dispatch import KafkaDispatch
+from shared.scheduling.leader import Scheduler
 from shared.scheduling.loads import held_tasks
+from shared.scheduling.placing import BACKPRESSURE_POLL
 from shared.scheduling.strategies import LeastLoadStrategy, RoundRobinStrategy, Strategy
 from tests.integration.test_leader import Elected
 
@@ -91,9 +93,9 @@ def make_scheduler(
     producer: Any,
     handover: Handover | None = None,
     strategy: Strategy | None = None,
-) -> BatchScheduler:
+) -> Scheduler:
     handover = handover or Handover(TaskStore(redis_client))
-    return BatchScheduler(
+    return Scheduler(
         handover,
         AgentDirectory(zk),
         strategy or LeastLoadStrategy(),
@@ -101,6 +103,8 @@ def make_scheduler(
         settings,
         dispatch=KafkaDispatch(handover, producer, settings),
         loads=held_tasks(redis_client),
+        batch=settings.dispatch_batch,
+        prefetch=settings.agent_prefetch,
     )
 
 
@@ -113,7 +117,7 @@ def submit(store: TaskStore, tracer: Any = None, task_type: str = "SHELL") -> st
         return store.create(spec, queue=PENDING_QUEUE)[0].taskId
 
 
-def live_agents(scheduler: BatchScheduler) -> dict[str, AgentInfo]:
+def live_agents(scheduler: Scheduler) -> dict[str, AgentInfo]:
     agents = wait_until(lambda: len(scheduler.directory.live()) == len(AGENTS), 10)
     assert agents, "the agents registered"
     return scheduler.directory.live()
@@ -183,11 +187,11 @@ def test_a_burst_is_dispatched_in_batches_once_each_and_spread_over_the_agents(
     ids = [submit(scheduler.store, traces.tracer) for _ in range(50)]
     epoch = scheduler.handover.begin_term()
 
-    assert scheduler.turn(epoch, agents)
+    assert scheduler.placer.turn(epoch, agents)
     states = Counter(task.state for task in tasks_of(scheduler.store, ids))
     assert states == {Status.DISPATCHED: 16, Status.PENDING: 34}, "one turn, one batch"
     for _ in range(3):  # 16 + 16 + 2
-        assert scheduler.turn(epoch, agents)
+        assert scheduler.placer.turn(epoch, agents)
 
     tasks = tasks_of(scheduler.store, ids)
     assert_dispatched_once(settings, tasks)
@@ -240,7 +244,7 @@ def test_what_the_broker_does_not_take_goes_back_to_pending_as_a_new_attempt(
     agents = live_agents(scheduler)
     epoch = scheduler.handover.begin_term()
 
-    assert scheduler.turn(epoch, agents), "a publish failure is no reason to stop leading"
+    assert scheduler.placer.turn(epoch, agents), "a publish failure is no reason to stop leading"
 
     unpublished = tasks_of(store, sorted(failing))
     assert Counter(task.state for task in unpublished) == {Status.PENDING: len(failing)}
@@ -271,7 +275,7 @@ class NewLeaderMidBatch(Handover):
         return first + super().schedule_all(epoch, choices[self.before :])
 
 
-def lead_in_background(scheduler: BatchScheduler) -> threading.Thread:
+def lead_in_background(scheduler: Scheduler) -> threading.Thread:
     leading = threading.Thread(target=scheduler.lead, daemon=True)
     leading.start()
     return leading
@@ -313,10 +317,10 @@ def pending_ids(redis_client: redis.Redis) -> list[str]:
     return [json.loads(entry)["taskId"] for entry in reversed(entries)]
 
 
-def fill_the_agents(scheduler: BatchScheduler, agents: dict[str, AgentInfo]) -> list[str]:
+def fill_the_agents(scheduler: Scheduler, agents: dict[str, AgentInfo]) -> list[str]:
     """30 tasks submitted, and one turn: each agent gets its 4, the other 18 wait."""
     ids = [submit(scheduler.store) for _ in range(30)]
-    assert scheduler.turn(scheduler.handover.begin_term(), agents)
+    assert scheduler.placer.turn(scheduler.handover.begin_term(), agents)
     return ids
 
 
@@ -358,7 +362,7 @@ def test_a_slot_freed_is_filled_and_only_on_the_agent_that_freed_it(
         finish(scheduler.store, task)
     assert redis_client.scard(assigned_key("agent-a")) == 2
 
-    assert scheduler.turn(int(redis_client.get(LEADER_EPOCH)), agents)
+    assert scheduler.placer.turn(int(redis_client.get(LEADER_EPOCH)), agents)
 
     more = tasks_of(scheduler.store, ids[12:14])
     assert [(task.state, task.agentId) for task in more] == [(Status.DISPATCHED, "agent-a")] * 2
@@ -405,7 +409,9 @@ def test_with_every_agent_full_a_turn_takes_nothing(
     before = {task.taskId: task.state for task in tasks_of(scheduler.store, ids)}
     scheduler.directory.changed = changed = CountedWaits()
 
-    assert scheduler.turn(int(redis_client.get(LEADER_EPOCH)), agents), "it returned, leading"
+    assert scheduler.placer.turn(int(redis_client.get(LEADER_EPOCH)), agents), (
+        "it returned, leading"
+    )
 
     assert handover.takes == 0, "no entry was taken"
     assert changed.waits == [BACKPRESSURE_POLL], "it waited a little for room"
@@ -426,7 +432,7 @@ def test_entries_whose_type_has_no_room_wait_in_order_and_others_go_past_them(
     shell_agents = live_agents(scheduler)
     full = [submit(scheduler.store) for _ in range(12)]
     epoch = scheduler.handover.begin_term()
-    assert scheduler.turn(epoch, shell_agents)  # every SHELL agent is full
+    assert scheduler.placer.turn(epoch, shell_agents)  # every SHELL agent is full
     python = AgentInfo(id="agent-p", capacity=1, types=("PYTHON",), partition=3)  # room: 2
     agents = {**shell_agents, python.id: python}
     shells = [submit(scheduler.store) for _ in range(2)]
@@ -434,9 +440,9 @@ def test_entries_whose_type_has_no_room_wait_in_order_and_others_go_past_them(
     waited = placements("waiting")
     scheduler.directory.changed = changed = CountedWaits()
 
-    assert scheduler.turn(epoch, agents)  # room for 2 (agent-p's): the 2 SHELL ones wait
+    assert scheduler.placer.turn(epoch, agents)  # room for 2 (agent-p's): the 2 SHELL ones wait
     assert pending_ids(redis_client) == shells + pythons, "SHELL still first, in order"
-    assert scheduler.turn(epoch, agents)  # all waited: this turn looks a whole batch deep
+    assert scheduler.placer.turn(epoch, agents)  # all waited: this turn looks a whole batch deep
     assert [scheduler.store.get(task_id).agentId for task_id in pythons[:2]] == ["agent-p"] * 2
     assert pending_ids(redis_client) == [*shells, pythons[2]], "the rest in order, SHELL first"
     assert redis_client.llen(SCHEDULING) == 0
@@ -444,7 +450,7 @@ def test_entries_whose_type_has_no_room_wait_in_order_and_others_go_past_them(
     assert changed.waits == [BACKPRESSURE_POLL], "no busy loop: a turn that placed none waits"
 
     finish(scheduler.store, scheduler.store.get(full[0]))  # a SHELL slot is free
-    assert scheduler.turn(epoch, agents)  # room for 1: the first SHELL entry
+    assert scheduler.placer.turn(epoch, agents)  # room for 1: the first SHELL entry
 
     assert scheduler.store.get(shells[0]).state is Status.DISPATCHED
     assert pending_ids(redis_client) == [shells[1], pythons[2]], "the SHELL one left is first"

@@ -1,7 +1,10 @@
-"""The leader's loop against a real Redis and ZooKeeper: a deposed leader steps down."""
+"""The leader's loop against a real Redis and ZooKeeper: a deposed leader steps down, and
+each phase's leader does its phase's duties, no more (phase 2: no retry release and no
+watchdog; phase 5: both)."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 
@@ -9,18 +12,31 @@ import pytest
 import redis
 from kazoo.client import KazooClient
 
+from phase2_zookeeper.scheduler import phase2_leader
+from phase3_kafka.scheduler import Wiring
+from phase5_observability.scheduler import phase5_leader
 from shared.coordination.registry import AgentDirectory, AgentInfo, register_agent
 from shared.core.config import Settings
-from shared.core.keys import LEADER_EPOCH, PENDING_QUEUE, SCHEDULING
+from shared.core.keys import (
+    LEADER_EPOCH,
+    PENDING_QUEUE,
+    RETRY_QUEUE,
+    SCHEDULING,
+    heartbeat_key,
+    task_key,
+)
 from shared.core.lifecycle import GracefulStop
 from shared.core.states import Status
 from shared.core.store import TaskStore
-from shared.core.task import TaskSpec
+from shared.core.task import TaskSpec, now_ms
 from shared.core.waiting import wait_until
-from shared.scheduling.handover import Handover
+from shared.scheduling.handover import Choice, Handover
 from shared.scheduling.leader import Placement, Scheduler
+from shared.scheduling.list_dispatch import ListDispatch
 from shared.scheduling.loads import held_tasks
+from shared.scheduling.retries import RetryRelease
 from shared.scheduling.strategies import RandomStrategy
+from shared.scheduling.watchdog import Watchdog
 
 
 class Elected:
@@ -51,7 +67,7 @@ def make_scheduler(redis_client: redis.Redis, zk: KazooClient, leadership: Elect
         RandomStrategy(),
         leadership,
         settings,
-        dispatch=handover.dispatch,
+        dispatch=ListDispatch(handover),
         loads=held_tasks(redis_client),
     )
 
@@ -98,7 +114,8 @@ def test_place_says_what_it_did_with_each_entry(redis_client: redis.Redis, zk: K
     def place_next() -> Placement:
         entry = scheduler.handover.take(timeout=1)
         assert entry is not None
-        return scheduler.place(epoch, entry, agents)
+        (placement,) = scheduler.placer.place(epoch, [entry], agents, {})
+        return placement
 
     submit(scheduler.store)
     assert place_next() is Placement.DISPATCHED
@@ -111,3 +128,78 @@ def test_place_says_what_it_did_with_each_entry(redis_client: redis.Redis, zk: K
     submit(scheduler.store)
     redis_client.incr(LEADER_EPOCH)
     assert place_next() is Placement.DEPOSED
+
+
+class Turns:
+    """Leadership for a fixed number of the loop's turns, then over."""
+
+    def __init__(self, turns: int) -> None:
+        self.stop = GracefulStop()
+        self.left = turns
+
+    def still_leading(self) -> bool:
+        self.left -= 1
+        return self.left >= 0
+
+
+DUTY_SETTINGS = Settings(
+    queue_poll_seconds=0.05,
+    reconcile_seconds=60,
+    task_kill_grace=0,
+    watchdog_grace_seconds=0.1,
+    agent_suspect_seconds=10,
+)
+
+
+def stage_duties(redis_client: redis.Redis, zk: KazooClient) -> tuple[AgentDirectory, str]:
+    """A due retry in ``queue:retry``; a task far past its timeout held by an agent that
+    fell silent while another is heard. Both agents run PYTHON only, so nothing of this
+    is dispatched. Returns the directory and the overdue task's id."""
+    for agent_id in ("agent-quiet", "agent-heard"):
+        register_agent(zk, AgentInfo(id=agent_id, capacity=2, types=("PYTHON",)))
+    directory = AgentDirectory(zk)
+    assert wait_until(lambda: len(directory.live()) == 2, 10)
+    redis_client.hset(heartbeat_key("agent-heard"), "at", now_ms())
+    redis_client.hset(heartbeat_key("agent-quiet"), "at", now_ms() - 60_000)
+    retry = TaskSpec.from_fields({"name": "retry", "type": "SHELL", "content": "true"})
+    redis_client.zadd(RETRY_QUEUE, {retry.to_json(): 0})  # due since 1970
+
+    handover = Handover(TaskStore(redis_client))
+    spec = TaskSpec.from_fields({"name": "held", "type": "SHELL", "content": "sleep 600"})
+    task, _ = handover.store.create(spec, queue=PENDING_QUEUE)
+    entry = handover.take(timeout=1)
+    assert entry is not None
+    quiet = directory.live()["agent-quiet"]  # its live session: no failover of a dead agent
+    choice = Choice(entry, task, quiet)
+    assert handover.schedule_all(handover.begin_term(), [choice])[0].ok
+    assert handover.mark_all_dispatched([choice])[0].ok
+    redis_client.hset(task_key(task.taskId), mapping={"timeout": 1, "scheduledAt": 0})
+    return directory, task.taskId
+
+
+def test_phase_2s_leader_releases_no_retry_and_runs_no_watchdog(
+    redis_client: redis.Redis, zk: KazooClient
+) -> None:
+    directory, overdue = stage_duties(redis_client, zk)
+    leader = phase2_leader(DUTY_SETTINGS, redis_client, directory, Turns(40))  # type: ignore[arg-type]
+    assert leader.duties == []
+    leader.lead()
+    assert redis_client.zcard(RETRY_QUEUE) == 1, "queue:retry is phase 5's"
+    task = TaskStore(redis_client).get(overdue)
+    assert task is not None and (task.state, task.attempt) == (Status.DISPATCHED, 1)
+
+
+def test_phase_5s_leader_releases_due_retries_and_fails_over_overdue_tasks(
+    redis_client: redis.Redis, zk: KazooClient
+) -> None:
+    directory, overdue = stage_duties(redis_client, zk)
+    handover = Handover(TaskStore(redis_client))
+    wiring = Wiring(DUTY_SETTINGS, redis_client, handover, directory, Turns(40), None)  # type: ignore[arg-type]
+    leader = phase5_leader(wiring)
+    assert {type(duty) for duty in leader.duties} == {RetryRelease, Watchdog}
+    leader.lead()
+    assert redis_client.zcard(RETRY_QUEUE) == 0, "the due retry went to pending"
+    pending = [json.loads(entry)["name"] for entry in redis_client.lrange(PENDING_QUEUE, 0, -1)]
+    assert "retry" in pending
+    task = handover.store.get(overdue)
+    assert task is not None and (task.state, task.attempt) == (Status.PENDING, 2)

@@ -22,6 +22,7 @@ from shared.scheduling.handover import Choice, Handover
 from shared.scheduling.kafka_dispatch import KafkaDispatch
 
 AGENTS = ["agent-quiet", "agent-heard"]
+LIVE = {agent: AgentInfo(id=agent, capacity=2, types=("SHELL",)) for agent in AGENTS}
 
 
 def hold(handover: Handover, epoch: int, agent_id: str, timeout: float) -> str:
@@ -31,7 +32,7 @@ def hold(handover: Handover, epoch: int, agent_id: str, timeout: float) -> str:
     entry = handover.take(timeout=1)
     assert entry is not None
     agent = AgentInfo(id=agent_id, capacity=2, types=("SHELL",))
-    assert handover.schedule(epoch, entry, task, agent).ok
+    assert handover.schedule_all(epoch, [Choice(entry, task, agent)])[0].ok
     handover.redis.hset(f"task:{task.taskId}", mapping={"timeout": timeout})
     handover.redis.hset(f"task:{task.taskId}", "scheduledAt", now_ms() - 60_000)
     return task.taskId
@@ -63,7 +64,7 @@ def test_with_every_agent_heard_no_task_is_read_or_requeued(
     late = hold(handover, epoch, "agent-quiet", timeout=1)
     for agent in AGENTS:
         heard(redis_client, agent, seconds_ago=1)
-    assert watchdog.fail_over_overdue(handover, epoch, AGENTS, AGENTS, 0, 10) == 0
+    assert watchdog.fail_over_overdue(handover, epoch, AGENTS, LIVE, 0, 10) == 0
     assert reads == []
     task = handover.store.get(late)
     assert task is not None and (task.state, task.attempt) == (Status.SCHEDULED, 1)
@@ -78,7 +79,7 @@ def test_an_overdue_task_of_a_silent_agent_goes_back_to_pending(
     in_time = hold(handover, epoch, "agent-quiet", timeout=3600)
     heard(redis_client, "agent-quiet", seconds_ago=60)
     heard(redis_client, "agent-heard", seconds_ago=1)
-    assert watchdog.fail_over_overdue(handover, epoch, AGENTS, AGENTS, 0, 10) == 1
+    assert watchdog.fail_over_overdue(handover, epoch, AGENTS, LIVE, 0, 10) == 1
     assert reads == [["agent-quiet"]]  # only the silent agent's tasks were read
     requeued, kept = handover.store.get(late), handover.store.get(in_time)
     assert requeued is not None and (requeued.state, requeued.attempt) == (Status.PENDING, 2)
@@ -98,7 +99,7 @@ def test_an_unpublished_dispatch_of_a_deposed_leader_keeps_its_entry(
     entry = handover.take(timeout=1)
     assert entry is not None
     agent = AgentInfo(id="agent-a", capacity=2, types=("SHELL",))
-    assert handover.schedule(epoch, entry, task, agent).ok
+    assert handover.schedule_all(epoch, [Choice(entry, task, agent)])[0].ok
     handover.begin_term()  # a newer leader
     dispatch = KafkaDispatch(handover, None, Settings())  # type: ignore[arg-type]
     dispatch.undo(epoch, Choice(entry, task, agent), KafkaTimeoutError("no ack"))
