@@ -55,6 +55,7 @@ def guards(settings: Settings) -> list[grpc.ServerInterceptor]:
 # --8<-- [end:guards]
 
 
+# --8<-- [start:additions]
 def additions(settings: Settings, checks: list[grpc.ServerInterceptor]) -> manager.Additions:
     """What phase 5 adds to phase 4's task-manager."""
 
@@ -62,6 +63,9 @@ def additions(settings: Settings, checks: list[grpc.ServerInterceptor]) -> manag
         return observing(service, settings.grpc_waits)
 
     return manager.Additions(checks, phase5_store, [Retries(settings)], parts)
+
+
+# --8<-- [end:additions]
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from shared.core.keys import FINISHED, TASK_COUNTS, runs_key
 from shared.core.scripts import LUA_DIR, StoreStep
 from shared.core.store import TaskStore
 
+# --8<-- [start:steps]
 HISTORY = StoreStep(LUA_DIR / "steps" / "history.lua", lambda task_id: (runs_key(task_id),))
 COUNTERS = StoreStep(LUA_DIR / "steps" / "counters.lua", lambda task_id: (TASK_COUNTS, *FINISHED))
 ENDED = StoreStep(LUA_DIR / "steps" / "ended.lua", lambda task_id: ())
@@ -28,3 +29,6 @@ PHASE5_STEPS = (HISTORY, COUNTERS, ENDED)
 def phase5_store(redis: Redis) -> TaskStore:
     """The store of every phase 5 process: run history, counters and the ends' channel."""
     return TaskStore(redis, PHASE5_STEPS)
+
+
+# --8<-- [end:steps]
