@@ -186,7 +186,7 @@ def agent_spawn() -> None:
     """What an agent's slot does for ``true``: the guard (which puts the task in its
     sandbox: its uid, cgroup, limits and namespaces), a clean environment, the output read
     by two threads."""
-    result = run_command(["/bin/sh", "-c", "true"], timeout=60)
+    result = run_command(["/bin/sh", "-c", "true"], timeout=60, settings=get_settings())
     assert result.status == Status.SUCCESS, result
 
 

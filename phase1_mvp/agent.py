@@ -41,7 +41,7 @@ def serve(redis: Redis, settings: Settings, stop: GracefulStop) -> None:
         if spec is None:
             continue
         task, _ = store.create(spec)  # a no-op when the submitter created it already
-        run_recorded(store, task, settings.agent_id)
+        run_recorded(store, task, settings.agent_id, settings=settings)
     log.info("agent %s stopped", settings.agent_id)
 
 

@@ -56,7 +56,8 @@ def work_slot(store: TaskStore, settings: Settings, stop: GracefulStop) -> None:
             continue
         # Run the attempt we were handed, not whatever the hash says now: if the task
         # has moved on to a newer attempt, the store refuses this one.
-        run_recorded(store, dataclasses.replace(task, attempt=delivery.attempt), settings.agent_id)
+        handed = dataclasses.replace(task, attempt=delivery.attempt)
+        run_recorded(store, handed, settings.agent_id, settings=settings)
 
 
 # --8<-- [end:slot]

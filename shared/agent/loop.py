@@ -68,7 +68,7 @@ log = logging.getLogger("agent")
 WAITED_MS = 1000
 
 # What a dispatch cancelled before it started reports.
-NOT_RUN = ExecutionResult(Status.CANCELLED, None, "", "", "cancelled before it started")
+NOT_RUN = ExecutionResult.without_run(Status.CANCELLED, "cancelled before it started")
 
 
 @dataclass
@@ -202,7 +202,7 @@ class Agent:
                 self.reporter.finished(task.taskId, task.attempt, self.info.id, NOT_RUN)
                 return
             if task.type not in self.info.types:  # the leader's affinity should not allow it
-                refused = ExecutionResult(Status.FAILED, None, "", "", self.refusal(task))
+                refused = ExecutionResult.without_run(Status.FAILED, self.refusal(task))
                 tlog.warning("refused: %s", refused.error)
                 self.reporter.finished(task.taskId, task.attempt, self.info.id, refused)
                 return
@@ -215,7 +215,11 @@ class Agent:
                     tlog.warning("given up (%s): reported lost, it runs again", running.lost)
                 else:  # it ended by itself, even if given up a moment later: say how
                     self.reporter.finished(
-                        task.taskId, task.attempt, self.info.id, result, False, running.started_at
+                        task.taskId,
+                        task.attempt,
+                        self.info.id,
+                        result,
+                        started_at=running.started_at,
                     )
                     tlog.info("%s (%s) reported", result.status, result.error or "exit code 0")
         except Exception as exc:  # a slot thread must not die silently: say it, and hand over
@@ -235,7 +239,7 @@ class Agent:
     def give_up(self, task: Task, reason: str) -> None:
         """Report an attempt this agent could not see through as FAILED with the reason:
         an error that repeats every time then ends the task once its retries are spent."""
-        failed = ExecutionResult(Status.FAILED, None, "", "", reason)
+        failed = ExecutionResult.without_run(Status.FAILED, reason)
         try:
             self.reporter.finished(task.taskId, task.attempt, self.info.id, failed)
         except Exception:  # even that failed: it stays RUNNING, and TasksOverdue alerts
@@ -255,7 +259,9 @@ class Agent:
         running.started_at = now_ms()
         reported = waited or not self.settings.running_report_ms  # before it starts
         if waited:
-            self.reporter.running(task.taskId, task.attempt, self.info.id, running.started_at, True)
+            self.reporter.running(
+                task.taskId, task.attempt, self.info.id, running.started_at, wait=True
+            )
         elif reported:
             self.report_running(task, running)
         if self.fenced:  # cut off from ZooKeeper, maybe while the report waited: do not start
@@ -273,7 +279,7 @@ class Agent:
                 self.report_running(task, running)
             return running.stopped()
 
-        return execute(task, self.info.id, cancelled=stopped)
+        return execute(task, self.info.id, cancelled=stopped, settings=self.settings)
 
     # --8<-- [end:execute]
 

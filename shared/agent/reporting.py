@@ -38,7 +38,7 @@ class Reporter:
         send_sync(self.producer, self.settings.status_topic, update.to_bytes(), update.taskId)
 
     def running(
-        self, task_id: str, attempt: int, agent_id: str, started_at: int, wait: bool = False
+        self, task_id: str, attempt: int, agent_id: str, started_at: int, *, wait: bool = False
     ) -> None:
         """Sent without waiting (unless ``wait``): the task runs meanwhile. The outcome
         follows on the same partition (same key), so once the outcome is on the broker,
@@ -68,11 +68,13 @@ class Reporter:
         attempt: int,
         agent_id: str,
         result: ExecutionResult,
+        *,
         lost: bool = False,
         started_at: int | None = None,
     ) -> None:
-        """The outcome, waiting until the broker has it. ``started_at`` lets the
-        task-manager record the start of a run too short to have reported RUNNING."""
+        """The outcome, waiting until the broker has it. ``lost``: this agent gave the
+        attempt up (``lost``). ``started_at`` lets the task-manager record the start of a
+        run too short to have reported RUNNING."""
         self.status(
             StatusUpdate(
                 taskId=task_id,
@@ -90,7 +92,7 @@ class Reporter:
 
     def lost(self, task_id: str, attempt: int, agent_id: str, reason: str) -> None:
         """This agent gave the attempt up (fencing): the task-manager queues a new one."""
-        killed = ExecutionResult(Status.FAILED, None, "", "", f"killed: {reason}")
+        killed = ExecutionResult.without_run(Status.FAILED, f"killed: {reason}")
         self.finished(task_id, attempt, agent_id, killed, lost=True)
 
     def heartbeat(self, heartbeat: Heartbeat) -> None:

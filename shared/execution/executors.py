@@ -20,13 +20,11 @@ the guard itself was SIGKILLed when the grace ran out). A child that leaves the 
 escape: the task's PID namespace and its cgroup end with it (``slots.py``).
 
 The guard also starts the task as its user, under its limits (``sandbox.py``), and in
-phase 5 in its sandbox (a uid, a cgroup, namespaces: ``slots.py``). It is a
-small static C program because every ``exec`` counts: one glibc program's start-up takes
-about 0.9 ms of CPU here, and the same steps through ``prlimit``, ``setpriv``, a guard
-shell and ``env`` made five of them, 4.9 ms per task against 1.4 now (``sh -c true``
-through ``run_command``, 200 runs). Where the guard is missing, tasks run directly, and a
-warning at the first task says that they would outlive a killed agent; unless the
-settings ask for a sandbox (another user, limits, ``AGENT_SANDBOX``), which then refuses.
+phase 5 in its sandbox (a uid, a cgroup, namespaces: ``slots.py``). It is a small static
+C program because every ``exec`` counts (docs/performance.md). Where the guard is
+missing, tasks run directly, and a warning at the first task says that they would
+outlive a killed agent; unless the settings ask for a sandbox (another user, limits,
+``AGENT_SANDBOX``), which then refuses.
 """
 
 from __future__ import annotations
@@ -50,7 +48,7 @@ from pathlib import Path
 from stat import S_IXOTH
 from typing import IO
 
-from shared.core.config import Settings, get_settings
+from shared.core.config import Settings
 from shared.core.states import Status
 from shared.core.task import TaskType
 from shared.execution import sandbox, slots
@@ -86,6 +84,12 @@ class ExecutionResult:
     stdout: str
     stderr: str
     error: str = ""
+
+    @classmethod
+    def without_run(cls, status: Status, why: str) -> ExecutionResult:
+        """The result of a task that did not run (refused, cancelled before it started, or
+        it could not start): no exit code, no output, only ``why``."""
+        return cls(status, None, "", "", why)
 
     def as_fields(self) -> dict[str, object]:
         """The hash fields this result writes."""
@@ -194,13 +198,15 @@ def run_command(
     cancelled: Callable[[], bool] = NEVER,
     env: Mapping[str, str] | None = None,
     pass_fds: tuple[int, ...] = (),
+    *,
+    settings: Settings,
 ) -> ExecutionResult:
     """Run ``argv`` in its own process group; kill the group on timeout or cancel.
 
     The group also dies with this process, however it dies (see the module docstring).
-    ``pass_fds`` are open files the task inherits (a Python task's script).
+    ``pass_fds`` are open files the task inherits (a Python task's script); ``settings``
+    say how tasks run here (user, limits, sandbox, output kept).
     """
-    settings = get_settings()
     argv = _checked(argv)
     with _slots(settings).slot() as slot:
         return _run(slot, argv, timeout, cancelled, env, pass_fds, settings)
@@ -266,9 +272,9 @@ def _run(
 
 class ExitWatch:
     """Tells the moment a process exits, without polling: a Linux pidfd becomes readable
-    then. ``Popen.wait(timeout)`` instead sleeps in doubling steps (0.5, 1, 2, 4, 8 ms...)
-    between looks, so a task of 8 ms was seen ended at 15.5 ms. Where pidfds are missing
-    (Linux before 5.3), ``wait`` falls back to those steps."""
+    then. ``Popen.wait(timeout)`` instead sleeps in doubling steps between looks, so a short
+    task is seen ended late (docs/performance.md). Where pidfds are missing (Linux before
+    5.3), ``wait`` falls back to those steps."""
 
     def __init__(self, pid: int) -> None:
         self.poller: select.poll | None = None
@@ -314,8 +320,12 @@ def _result(code: int, stdout: str, stderr: str, stopped_because: str) -> Execut
 class ShellTaskExecutor:
     """Runs the content with ``/bin/sh -c``."""
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
     def run(self, content: str, timeout: float, cancelled=NEVER, env=None) -> ExecutionResult:
-        return run_command(["/bin/sh", "-c", content], timeout, cancelled, env)
+        argv = ["/bin/sh", "-c", content]
+        return run_command(argv, timeout, cancelled, env, settings=self.settings)
 
 
 class PythonScriptExecutor:
@@ -329,11 +339,14 @@ class PythonScriptExecutor:
     removes a path as root.
     """
 
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
     def run(self, content: str, timeout: float, cancelled=NEVER, env=None) -> ExecutionResult:
-        python = interpreter(get_settings())
+        python = interpreter(self.settings)
         with script_file(content) as fd:
             argv = [python, f"/dev/fd/{fd}"]
-            return run_command(argv, timeout, cancelled, env, pass_fds=(fd,))
+            return run_command(argv, timeout, cancelled, env, (fd,), settings=self.settings)
 
 
 def interpreter(settings: Settings) -> str:
@@ -375,16 +388,16 @@ def script_file(content: str) -> Iterator[int]:
         os.close(fd)
 
 
-EXECUTORS = {
-    TaskType.SHELL.value: ShellTaskExecutor(),
-    TaskType.PYTHON.value: PythonScriptExecutor(),
+EXECUTORS: dict[str, type[ShellTaskExecutor | PythonScriptExecutor]] = {
+    TaskType.SHELL.value: ShellTaskExecutor,
+    TaskType.PYTHON.value: PythonScriptExecutor,
 }
 
 
-def executor_for(task_type: str) -> ShellTaskExecutor | PythonScriptExecutor:
+def executor_for(task_type: str, settings: Settings) -> ShellTaskExecutor | PythonScriptExecutor:
     """The executor of ``task_type``, or a clear error naming the known types."""
     try:
-        return EXECUTORS[task_type]
+        return EXECUTORS[task_type](settings)
     except KeyError:
         known = ", ".join(EXECUTORS)
         raise UnknownTaskType(f"unknown task type {task_type!r}; known types: {known}") from None

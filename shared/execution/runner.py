@@ -11,6 +11,7 @@ import logging
 import subprocess
 from collections.abc import Callable
 
+from shared.core.config import Settings
 from shared.core.logs import task_log
 from shared.core.states import Status
 from shared.core.store import Moved, TaskStore
@@ -21,7 +22,9 @@ from shared.execution.sandbox import SandboxError
 log = logging.getLogger(__name__)
 
 
-def execute(task: Task, agent_id: str, cancelled: Callable[[], bool] = NEVER) -> ExecutionResult:
+def execute(
+    task: Task, agent_id: str, cancelled: Callable[[], bool] = NEVER, *, settings: Settings
+) -> ExecutionResult:
     """Run the task with the executor of its type; a task that cannot start is FAILED.
 
     Whatever goes wrong (an unknown type, an argument list the OS refuses, a missing
@@ -30,9 +33,9 @@ def execute(task: Task, agent_id: str, cancelled: Callable[[], bool] = NEVER) ->
     ``TASKFLOW_ATTEMPT`` and ``TASKFLOW_AGENT_ID``.
     """
     try:
-        executor = executor_for(task.type)
+        executor = executor_for(task.type, settings)
     except UnknownTaskType as exc:
-        return ExecutionResult(Status.FAILED, None, "", "", str(exc))
+        return ExecutionResult.without_run(Status.FAILED, str(exc))
     env = {
         "TASKFLOW_TASK_ID": task.taskId,
         "TASKFLOW_ATTEMPT": str(task.attempt),
@@ -41,7 +44,7 @@ def execute(task: Task, agent_id: str, cancelled: Callable[[], bool] = NEVER) ->
     try:
         return executor.run(task.content, task.timeout, cancelled, env)
     except (OSError, ValueError, subprocess.SubprocessError, SandboxError) as exc:
-        return ExecutionResult(Status.FAILED, None, "", "", f"could not start: {exc}")
+        return ExecutionResult.without_run(Status.FAILED, f"could not start: {exc}")
 
 
 # --8<-- [start:run_recorded]
@@ -50,6 +53,8 @@ def run_recorded(
     task: Task,
     agent_id: str,
     cancelled: Callable[[], bool] = NEVER,
+    *,
+    settings: Settings,
 ) -> Moved:
     """Mark the task RUNNING on this agent, run it, and write how it ended."""
     tlog = task_log(log, task.taskId, task.attempt)
@@ -64,7 +69,7 @@ def run_recorded(
         return started
 
     tlog.info("running %s task %r (timeout %gs)", task.type, task.name, task.timeout)
-    result = execute(task, agent_id, cancelled)
+    result = execute(task, agent_id, cancelled, settings=settings)
     finished = store.transition(
         task.taskId,
         result.status,

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from devtools.procs import processes_with
+from shared.core.config import get_settings
 from shared.core.states import Status
 from shared.core.waiting import wait_until
 from shared.execution.executors import ShellTaskExecutor, guard_program
@@ -95,7 +96,7 @@ def test_the_task_gets_its_grace_after_a_cancel_and_its_own_code_is_kept(tmp_pat
         f"trap 'echo cleaned; exit 3' TERM; echo started; touch {trapped}; "
         "while :; do sleep 0.05; done"
     )
-    result = ShellTaskExecutor().run(task, timeout=30, cancelled=trapped.exists)
+    result = ShellTaskExecutor(get_settings()).run(task, timeout=30, cancelled=trapped.exists)
     assert (result.status, result.exit_code) == (Status.CANCELLED, 3), result
     assert result.stdout.split() == ["started", "cleaned"]
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def shell(content: str) -> str:
-    result = ShellTaskExecutor().run(content, timeout=30)
+    result = ShellTaskExecutor(get_settings()).run(content, timeout=30)
     assert result.status is Status.SUCCESS, result
     return result.stdout
 
@@ -37,13 +37,13 @@ def test_a_task_runs_as_its_user_under_its_limits(settings_from_env: pytest.Monk
 def test_a_python_task_reads_its_script_as_its_user(settings_from_env: pytest.MonkeyPatch) -> None:
     settings_from_env.setenv("AGENT_RUN_AS", "nobody")
     settings_from_env.setenv("TASK_PYTHON", "/usr/bin/python3")  # not under /root
-    result = PythonScriptExecutor().run("import os; print(os.getuid())", timeout=30)
+    result = PythonScriptExecutor(get_settings()).run("import os; print(os.getuid())", timeout=30)
     assert (result.status, result.stdout.strip()) == (Status.SUCCESS, "65534"), result
 
 
 def test_a_cpu_limit_ends_a_spinning_task(settings_from_env: pytest.MonkeyPatch) -> None:
     settings_from_env.setenv("TASK_LIMIT_CPU_SECONDS", "1")
-    result = ShellTaskExecutor().run("while :; do :; done", timeout=60)
+    result = ShellTaskExecutor(get_settings()).run("while :; do :; done", timeout=60)
     assert result.status is Status.FAILED and result.exit_code in (128 + 9, 128 + 24), result
 
 
@@ -113,7 +113,7 @@ def test_two_running_tasks_never_share_a_uid_and_none_is_a_users(full: Path) -> 
 
 
 def shell_run(content: str, timeout: float = 30, **env: str) -> ExecutionResult:
-    return ShellTaskExecutor().run(content, timeout=timeout, env=env)
+    return ShellTaskExecutor(get_settings()).run(content, timeout=timeout, env=env)
 
 
 def test_a_tasks_cgroup_caps_its_processes_memory_cpu_and_file_size(
@@ -125,10 +125,11 @@ def test_a_tasks_cgroup_caps_its_processes_memory_cpu_and_file_size(
     settings_from_env.setenv("TASK_FILE_BYTES", "100000")
     forks = shell_run("for i in $(seq 30); do sleep 5 & done 2>&1; echo forked")
     assert "fork" in (forks.stdout + forks.stderr).lower(), forks  # "Cannot fork"
-    hog = PythonScriptExecutor().run("x = bytearray(256 * 2**20); print('fits')", timeout=30)
+    python = PythonScriptExecutor(get_settings())
+    hog = python.run("x = bytearray(256 * 2**20); print('fits')", timeout=30)
     assert hog.status is Status.FAILED and hog.exit_code == 128 + 9, hog  # the OOM killer
     spin = "import time\nend = time.time() + 1\nwhile time.time() < end: pass\n"
-    cpu = PythonScriptExecutor().run(spin + "print(time.process_time())", timeout=30)
+    cpu = python.run(spin + "print(time.process_time())", timeout=30)
     assert cpu.status is Status.SUCCESS and float(cpu.stdout) < 0.5, cpu  # 0.2 CPU of 1 s
     big = shell_run("head -c 200000 /dev/zero > /tmp/big; wc -c < /tmp/big")
     assert int(big.stdout) <= 100000, big
@@ -137,13 +138,14 @@ def test_a_tasks_cgroup_caps_its_processes_memory_cpu_and_file_size(
 def test_a_python_task_runs_in_the_sandbox_with_an_interpreter_its_uid_may_run(
     full: Path,
 ) -> None:
-    result = PythonScriptExecutor().run("import os; print(os.getuid(), os.getcwd())", 30)
+    python = PythonScriptExecutor(get_settings())
+    result = python.run("import os; print(os.getuid(), os.getcwd())", 30)
     assert result.status is Status.SUCCESS, result
     uid, cwd = result.stdout.split()
     assert int(uid) in pool() and cwd == "/tmp"
 
 
-CHECK = "from shared.core.config import get_settings; from shared.execution import executors; executors.check_sandbox(get_settings()); executors.run_command(['/bin/sh', '-c', 'true'], 10); print('started')"  # noqa: E501
+CHECK = "from shared.core.config import get_settings; from shared.execution import executors; executors.check_sandbox(get_settings()); executors.run_command(['/bin/sh', '-c', 'true'], 10, settings=get_settings()); print('started')"  # noqa: E501
 
 
 def agent_start(mode: str, *around: str) -> subprocess.CompletedProcess[str]:

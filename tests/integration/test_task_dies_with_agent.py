@@ -38,10 +38,12 @@ TASK_PROCESSES = 4
 AGENT = textwrap.dedent(
     """
     import signal, sys
+    from shared.core.config import get_settings
     from shared.execution.executors import run_command
     if sys.argv[3] == "nohup":  # started with SIGHUP ignored, which its children inherit
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    run_command(["/bin/sh", "-c", sys.argv[1]], timeout=120, env={"PIDS": sys.argv[2]})
+    settings = get_settings()
+    run_command(["/bin/sh", "-c", sys.argv[1]], 120, env={"PIDS": sys.argv[2]}, settings=settings)
     """
 )
 
@@ -105,6 +107,7 @@ def test_a_normal_run_still_gives_exit_code_output_and_environment() -> None:
         ["/bin/sh", "-c", 'echo "out $TASKFLOW_X"; echo err >&2; exit 3'],
         timeout=10,
         env={"TASKFLOW_X": "x"},
+        settings=get_settings(),
     )
     assert (result.status, result.exit_code) == (Status.FAILED, 3)
     assert (result.stdout, result.stderr) == ("out x\n", "err\n")
@@ -112,14 +115,14 @@ def test_a_normal_run_still_gives_exit_code_output_and_environment() -> None:
 
 def test_a_python_task_gets_its_exit_code_and_default_sigint() -> None:
     script = "import signal, sys\nprint(signal.getsignal(signal.SIGINT).__name__)\nsys.exit(0)"
-    result = PythonScriptExecutor().run(script, 10)
+    result = PythonScriptExecutor(get_settings()).run(script, 10)
     assert (result.status, result.exit_code) == (Status.SUCCESS, 0)
     assert result.stdout == "default_int_handler\n"
 
 
 def test_timeout_still_gives_the_task_its_grace_then_kills_grandchildren() -> None:
     task = "sh -c 'sleep 100 & echo $!; wait' & trap 'echo stopping; exit 5' TERM; wait"
-    result = run_command(["/bin/sh", "-c", task], timeout=1)
+    result = run_command(["/bin/sh", "-c", task], timeout=1, settings=get_settings())
     assert result.status is Status.FAILED
     assert result.error == "timed out after 1s"
     assert result.exit_code == 5, "the task's own exit code, after its TERM trap ran"
@@ -130,7 +133,8 @@ def test_timeout_still_gives_the_task_its_grace_then_kills_grandchildren() -> No
 
 def test_a_task_that_ignores_sigterm_is_killed_after_the_grace() -> None:
     grace = get_settings().task_kill_grace
-    result = run_command(["/bin/sh", "-c", "trap '' TERM; sleep 100"], timeout=0.5)
+    argv = ["/bin/sh", "-c", "trap '' TERM; sleep 100"]
+    result = run_command(argv, timeout=0.5, settings=get_settings())
     assert result.status is Status.FAILED
     assert result.exit_code == -signal.SIGKILL, f"SIGKILLed after {grace}s"
 

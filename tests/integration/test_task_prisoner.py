@@ -101,7 +101,7 @@ def test_the_chown_race_on_a_python_tasks_script_is_never_won(
 
     def one(_: int) -> Status | str:
         try:
-            return PythonScriptExecutor().run("print(1)", timeout=30).status
+            return PythonScriptExecutor(get_settings()).run("print(1)", timeout=30).status
         except OSError as exc:  # what a swap did to the agent is told after the target
             return str(exc)
 
@@ -144,7 +144,7 @@ def victim(meeting: Path) -> Iterator[tuple[Future[ExecutionResult], list[int]]]
 
 
 def shell_run(content: str, timeout: float = 30, **env: str) -> ExecutionResult:
-    return ShellTaskExecutor().run(content, timeout=timeout, env=env)
+    return ShellTaskExecutor(get_settings()).run(content, timeout=timeout, env=env)
 
 
 def test_a_task_cannot_read_another_tasks_environ_or_memory_nor_kill_it(full: Path) -> None:
@@ -167,7 +167,7 @@ def test_nothing_a_task_starts_survives_its_end_its_timeout_or_its_cancel(full: 
     ends = {
         "end": lambda: shell_run(escape),
         "timeout": lambda: shell_run(f"{escape}; sleep 60", timeout=1),
-        "cancel": lambda: ShellTaskExecutor().run(
+        "cancel": lambda: ShellTaskExecutor(get_settings()).run(
             f"{escape}; sleep 60", 30, cancelled=lambda: bool(processes_with(mark, whole=True))
         ),
     }
@@ -212,7 +212,8 @@ def test_a_fork_bomb_in_one_task_does_not_starve_another(
     settings_from_env.setenv("TASK_PROCESSES", "64")
     stop = threading.Event()
     with ThreadPoolExecutor(1) as runner:
-        bombing = runner.submit(PythonScriptExecutor().run, BOMB.format(full), 60, stop.is_set)
+        python = PythonScriptExecutor(get_settings())
+        bombing = runner.submit(python.run, BOMB.format(full), 60, stop.is_set)
         try:
             full_up = wait_until(lambda: processes_of(full / "uid") >= 60 or bombing.done(), 15)
             assert full_up and not bombing.done(), bombing

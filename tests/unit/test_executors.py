@@ -25,7 +25,8 @@ from shared.execution.executors import (
 )
 from shared.execution.runner import execute
 
-shell = ShellTaskExecutor()
+SETTINGS = get_settings()
+shell = ShellTaskExecutor(SETTINGS)
 
 
 def test_exit_code_zero_is_success_with_output() -> None:
@@ -85,7 +86,7 @@ def test_non_utf8_output_is_replaced_not_fatal() -> None:
 def test_python_script_executor_runs_content_as_a_script_read_from_an_inherited_file() -> None:
     """The script is no file on disk: the interpreter reads it from an fd it inherited."""
     script = "import os, sys\nprint(sys.argv[0], os.path.exists(os.readlink(sys.argv[0])))"
-    result = PythonScriptExecutor().run(script, 10)
+    result = PythonScriptExecutor(SETTINGS).run(script, 10)
     assert result.status is Status.SUCCESS, result
     path, on_disk = result.stdout.split()
     assert path.startswith("/dev/fd/") and on_disk == "False", result.stdout
@@ -94,12 +95,12 @@ def test_python_script_executor_runs_content_as_a_script_read_from_an_inherited_
 def test_a_python_tasks_script_cannot_be_changed_by_the_task() -> None:
     """The memory file is sealed: the task (or anyone it hands the fd to) cannot rewrite it."""
     script = "import os, sys\nos.write(os.open(sys.argv[0], os.O_WRONLY), b'x')"
-    result = PythonScriptExecutor().run(script, 10)
+    result = PythonScriptExecutor(SETTINGS).run(script, 10)
     assert result.status is Status.FAILED and "PermissionError" in result.stderr, result
 
 
 def test_python_script_error_is_failed_with_traceback() -> None:
-    result = PythonScriptExecutor().run("raise SystemExit('boom')", 10)
+    result = PythonScriptExecutor(SETTINGS).run("raise SystemExit('boom')", 10)
     assert result.status is Status.FAILED
     assert result.exit_code == 1
     assert "boom" in result.stderr
@@ -115,7 +116,7 @@ def test_unknown_type_has_a_clear_error() -> None:
     with pytest.raises(
         UnknownTaskType, match="unknown task type 'PERL'; known types: SHELL, PYTHON"
     ):
-        executor_for("PERL")
+        executor_for("PERL", SETTINGS)
 
 
 def test_task_reading_stdin_gets_end_of_file_not_a_hang() -> None:
@@ -127,7 +128,7 @@ def test_task_reading_stdin_gets_end_of_file_not_a_hang() -> None:
 def test_task_sees_its_identity_in_the_environment() -> None:
     content = 'echo "$TASKFLOW_TASK_ID $TASKFLOW_ATTEMPT $TASKFLOW_AGENT_ID"'
     task = Task(taskId="t-9", name="n", type="SHELL", content=content, timeout=5, attempt=3)
-    assert execute(task, "agent-7").stdout == "t-9 3 agent-7\n"
+    assert execute(task, "agent-7", settings=SETTINGS).stdout == "t-9 3 agent-7\n"
 
 
 def test_a_child_that_leaves_the_group_does_not_hang_the_run() -> None:
@@ -140,7 +141,7 @@ def test_a_child_that_leaves_the_group_does_not_hang_the_run() -> None:
 
 def test_a_task_that_cannot_start_is_failed_not_raised() -> None:
     task = Task(taskId="t", name="n", type="SHELL", content="x" * 200_000, timeout=5)
-    result = execute(task, "agent-1")
+    result = execute(task, "agent-1", settings=SETTINGS)
     assert result.status is Status.FAILED
     assert result.error.startswith("could not start:")
 
@@ -202,5 +203,6 @@ def test_a_failing_cancel_check_still_ends_the_task(tmp_path: Path) -> None:
         raise RuntimeError("cancel check failed")
 
     with pytest.raises(RuntimeError):
-        run_command(["/bin/sh", "-c", f'echo $$ > "{pid_file}"; sleep 30'], 60, broken)
+        argv = ["/bin/sh", "-c", f'echo $$ > "{pid_file}"; sleep 30']
+        run_command(argv, 60, broken, settings=SETTINGS)
     assert not process_runs(int(pid_file.read_text()))
