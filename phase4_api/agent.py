@@ -8,8 +8,10 @@ task's process group and reports CANCELLED (``shared/agent/cancels.py``).
 
 from __future__ import annotations
 
-from shared.agent.cancels import listen_for_cancels
-from shared.agent.loop import run_agent
+from collections.abc import Sequence
+
+from shared.agent.cancels import Cancels
+from shared.agent.loop import AgentPart, run_agent
 from shared.coordination.session import connect_zk
 from shared.core.config import Settings, get_settings
 from shared.core.lifecycle import GracefulStop
@@ -22,11 +24,12 @@ def main() -> None:
     serve(settings)
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, parts: Sequence[AgentPart] = ()) -> None:
+    """Phase 3's agent with the cancel listener; a later phase adds its ``parts``."""
     stop = GracefulStop().install()
     zk = connect_zk(settings)
     try:
-        run_agent(settings, zk, stop, also=listen_for_cancels)
+        run_agent(settings, zk, stop, [Cancels(), *parts])
     finally:
         zk.stop()
 

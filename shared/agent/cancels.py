@@ -70,10 +70,12 @@ class CancelListener:
     # --8<-- [end:obey]
 
 
-def listen_for_cancels(agent: Agent) -> None:
-    """Start the agent's cancel listener in its own thread (a hook of ``run_agent``)."""
-    settings = agent.settings
-    group = partition_group(settings.control_topic, agent.info.partition)
-    control = make_consumer(settings, group, client_id=settings.agent_id)
-    listener = CancelListener(agent, control, settings)
-    threading.Thread(target=listener.serve, name="cancels").start()
+class Cancels:
+    """The cancel listener as a part of the agent (``AgentPart``), in its own thread."""
+
+    def start(self, agent: Agent) -> None:
+        settings = agent.settings
+        group = partition_group(settings.control_topic, agent.info.partition)
+        control = make_consumer(settings, group, client_id=settings.agent_id)
+        listener = CancelListener(agent, control, settings)
+        threading.Thread(target=listener.serve, name="cancels").start()

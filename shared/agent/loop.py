@@ -3,7 +3,7 @@
 * It reads its own partition of ``task-dispatch-topic`` (``assign``, no rebalancing), one
   record at a time and only when a slot is free: what it has not read stays in Kafka.
 * Each task it runs has a cancel flag in ``running``; from phase 4 a second consumer sets
-  it (``shared/agent/cancels.py``).
+  it (``shared/agent/cancels.py``), one of the ``AgentPart``s a phase hands ``run_agent``.
 * Before running a dispatch it reads the task once from Redis and drops a redelivered
   dispatch of an attempt that is no longer current.
 * It reports the outcome on ``task-status-update-topic`` (and RUNNING before, for a task
@@ -19,10 +19,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -337,6 +338,19 @@ class Agent:
             self.stop.wait(self.settings.heartbeat_seconds)
 
 
+# --8<-- [start:part]
+class AgentPart(Protocol):
+    """More of an agent's work, handed to ``run_agent`` by a later phase's wiring."""
+
+    def start(self, agent: Agent) -> None:
+        """Start this part's work (its own thread, if it runs for long); it ends once
+        ``agent.stop`` is set."""
+        ...
+
+
+# --8<-- [end:part]
+
+
 def session_of(zk: KazooClient) -> Callable[[], str]:
     """The client's ZooKeeper session id, as the registry reads it from a znode's owner.
 
@@ -360,12 +374,12 @@ def run_agent(
     settings: Settings,
     zk: KazooClient,
     stop: GracefulStop,
-    also: Callable[[Agent], None] | None = None,
+    parts: Sequence[AgentPart] = (),
 ) -> None:
     """Claim a partition, register, serve until stopped, deregister.
 
-    ``also(agent)`` runs before the agent serves: a later phase starts more of the agent's
-    work there (phase 4: the cancel listener).
+    Each of ``parts`` starts before the agent serves: a later phase adds its work to the
+    agent that way (phase 4: the cancel listener).
     """
     try:
         check_sandbox(settings)  # tasks run as the settings say, or the agent does not start
@@ -398,8 +412,8 @@ def run_agent(
         reporter = Reporter(producer, settings)
         agent = Agent(settings, info, store, consumer, reporter, stop, session_of(zk))
         SessionFence(zk, settings.fence_seconds, agent.fence, agent.restore)
-        if also is not None:
-            also(agent)
+        for part in parts:
+            part.start(agent)
         agent.serve()
     finally:
         stop.set()  # also when serve raised: the agent's other threads end with it
