@@ -1,16 +1,14 @@
-"""Waiting for a task to end without asking again and again: the store says when.
+"""Waiting for a task to end without asking again and again: the store says when (phase 5).
 
-Every move into SUCCESS, FAILED or CANCELLED publishes the task's id on the channel
-``tasks:ended`` (``ENDED_CHANNEL``), in the same Lua step as the move (``move.lua``). A
-process that serves waits holds one subscription to it, in one thread (``Ends``), and
-wakes the waiters of the ids it hears. The waiter then reads the task itself: the
-message only says "look now".
+With phase 5's store, every move into SUCCESS, FAILED or CANCELLED publishes the task's
+id on the channel ``tasks:ended`` (``ENDED_CHANNEL``), in the same Lua step as the move
+(the ``ENDED`` step, ``shared/core/steps.py``). A process that serves waits holds one
+subscription to it, in one thread (``Ends``), and wakes the waiters of the ids it hears.
+The waiter then reads the task itself: the message only says "look now".
 
-Every end of the whole system crosses the subscription, a few bytes each: far less than
-a client asking every few milliseconds. Pub/sub keeps nothing for a subscriber that is
-away, so a waiter also looks at the task every ``RECHECK_SECONDS``: an end published
-while Redis restarted, or before the subscription was made, is seen at most that late.
-The same look ends a wait whose caller has gone (``given_up``).
+A waiter also looks at the task every ``RECHECK_SECONDS`` (pub/sub keeps nothing for a
+subscriber that is away), and that look ends a wait whose caller has gone
+(``given_up``). Why and what it costs: docs/phase5.md, "Waiting for a result".
 """
 
 from __future__ import annotations

@@ -1,21 +1,13 @@
 """Calling the task-manager: discover instances, balance, retry on another, with deadlines.
 
-Instances come from the ZooKeeper watch (``shared/coordination/services.py``). Calls go round-robin
-over them; a call that finds an instance gone (UNAVAILABLE) or too slow
-(DEADLINE_EXCEEDED) is repeated on the next one. That is safe because every method of
-the service is idempotent (see ``shared/rpc/service.py``). Every call has a deadline.
+Instances come from the ZooKeeper watch (``shared/coordination/services.py``). Calls go
+round-robin over them; a call that finds an instance gone (UNAVAILABLE) or too slow
+(DEADLINE_EXCEEDED) is repeated on the next one, which every method of the service
+allows (``shared/rpc/service.py``). Every call has a deadline.
 
-An instance that failed that way is set aside (``SetAside``, below): ZooKeeper lists a
-task-manager killed with ``kill -9`` until its session expires (10 s by default), and
-without memory every other call would try it first. It goes last while others answer;
-after a pause (doubling with each failure, capped at a few seconds) one call tries it
-first again, a probe; an answer clears it. Set-aside instances are still tried when all
-the others fail: a call never fails without trying every instance.
-
-The channels fail fast and reconnect soon: a call to an instance that cannot be reached
-fails at once (``wait_for_ready=False``) instead of waiting for it, and an instance back
-on the same address is reachable within a second, not after gRPC's reconnect pause of
-up to two minutes.
+An instance that failed that way is set aside (``SetAside``, below): it goes last while
+others answer, until a probe answers; a call never fails without trying every instance.
+The channels fail fast and reconnect soon (``CHANNEL_OPTIONS``). Why: docs/phase4.md.
 
 In phase 5 every call carries the gRPC secret (``shared/rpc/secret.py``).
 """

@@ -11,11 +11,8 @@
 -- ARGV[3] the hash fields (a JSON object), without createdAt
 -- returns {taskId, 1, createdAt} when created, {the existing taskId, 0, ''} when known
 --
--- createdAt is Redis's time in ms, but always later than the last task's: two tasks
--- created in one millisecond, by any number of API processes, still sort in the order
--- they were created (the index member starts with it), and a clock set back changes
--- nothing. In a burst of more than a thousand a second it runs ahead of the time a
--- little, and catches up when the burst is over.
+-- createdAt is Redis's time in ms, but always later than the last task's, so the index
+-- (whose members start with it) is in creation order, whatever the clock does.
 
 local task_key, request_key, queue_key, index_key, pending_index, clock = unpack(KEYS)
 local task_id, entry, fields = ARGV[1], ARGV[2], cjson.decode(ARGV[3])
