@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 
 from phase4_api import agent
-from shared.coordination.serversets import Role
+from shared.coordination.serversets import ProcessKind
 from shared.core.config import SandboxMode, get_settings
 from shared.core.logs import setup_logging
 from shared.observability.process import observed
@@ -26,7 +26,7 @@ def main() -> None:
     os.environ.setdefault("AGENT_SANDBOX", SandboxMode.FULL.value)  # before it is read
     settings = get_settings()
     setup_logging(settings)
-    with observed(settings, Role.AGENT, settings.agent_id):
+    with observed(settings, ProcessKind.AGENT, settings.agent_id):
         agent.serve(settings)
 
 

@@ -46,7 +46,7 @@ from phase5_observability.audit_topic import AuditTopic
 from phase5_observability.auth import add_admin_routes, protect, require_tokens
 from phase5_observability.openapi import document
 from phase5_observability.ownership import CallerClient
-from shared.coordination.serversets import Role
+from shared.coordination.serversets import ProcessKind
 from shared.coordination.services import ServiceDirectory
 from shared.coordination.session import connect_zk
 from shared.core import metrics
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     audit = Audit(redis, settings.audit_max_entries, audit_sinks(settings))
     limits = RateLimits(redis, rates(settings))
     worker = ExitStack()  # the worker's metrics and traces, until it exits
-    traced = worker.enter_context(observed(settings, Role.API, f"api-{os.getpid()}"))
+    traced = worker.enter_context(observed(settings, ProcessKind.API, f"api-{os.getpid()}"))
     atexit.register(worker.close)
     directory = ServiceDirectory(connect_zk(settings), "task-manager")
     client = TaskManagerClient(directory, settings.grpc_deadline, secret=settings.grpc_secret)

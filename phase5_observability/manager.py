@@ -21,7 +21,7 @@ import logging
 import grpc
 
 from phase4_api import manager
-from shared.coordination.serversets import Role
+from shared.coordination.serversets import ProcessKind
 from shared.core.config import SECRETS_DIR, Settings, get_settings, secrets_dir
 from shared.core.logs import setup_logging
 from shared.core.steps import phase5_store
@@ -72,7 +72,7 @@ def main() -> None:
     settings = get_settings()
     setup_logging(settings)
     checks = guards(settings)  # before anything starts: a closed stack without one stops here
-    with observed(settings, Role.TASK_MANAGER, settings.process_name):
+    with observed(settings, ProcessKind.TASK_MANAGER, settings.process_name):
         manager.serve(settings, additions(settings, checks))
 
 

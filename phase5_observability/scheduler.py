@@ -13,7 +13,7 @@ silent agent that are far past their timeout (``shared/scheduling/watchdog.py``)
 from __future__ import annotations
 
 from phase3_kafka import scheduler
-from shared.coordination.serversets import Role
+from shared.coordination.serversets import ProcessKind
 from shared.core.config import get_settings
 from shared.core.logs import setup_logging
 from shared.observability.process import observed
@@ -27,7 +27,7 @@ from shared.scheduling.watchdog import Watchdog
 def main() -> None:
     settings = get_settings()
     setup_logging(settings)
-    with observed(settings, Role.SCHEDULER, settings.scheduler_id):
+    with observed(settings, ProcessKind.SCHEDULER, settings.scheduler_id):
         scheduler.serve(settings, phase5_leader)
 
 

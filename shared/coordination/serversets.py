@@ -29,8 +29,9 @@ from shared.coordination.session import after_session_loss
 METRICS_PATH = DISCOVERABLE  # "/metrics": the one tree anyone may read (acls.py)
 
 
-class Role(StrEnum):
-    """What a process is; the ``role`` label of its metrics in Prometheus."""
+class ProcessKind(StrEnum):
+    """What a process is; the ``role`` label of its metrics in Prometheus. (Not a token's
+    role: that is ``shared.security.tokens.Role``.)"""
 
     AGENT = "agent"
     SCHEDULER = "scheduler"
@@ -47,7 +48,7 @@ def member(host: str, port: int) -> bytes:
 
 
 # --8<-- [start:announce]
-def announce(zk: KazooClient, role: Role, name: str, host: str, port: int) -> None:
+def announce(zk: KazooClient, role: ProcessKind, name: str, host: str, port: int) -> None:
     """Announce ``host:port`` for this session, and again after a session expires."""
 
     def create() -> None:

@@ -19,13 +19,13 @@ import logging
 from kazoo.client import KazooClient
 from prometheus_client import start_http_server
 
-from shared.coordination.serversets import Role, announce
+from shared.coordination.serversets import ProcessKind, announce
 from shared.core.config import TracingSettings
 
 log = logging.getLogger(__name__)
 
 
-def serve_metrics(settings: TracingSettings, zk: KazooClient, role: Role, name: str) -> int:
+def serve_metrics(settings: TracingSettings, zk: KazooClient, role: ProcessKind, name: str) -> int:
     """Start the metrics endpoint in a thread, announce it, and return its port."""
     host = settings.metrics_bind
     server, _thread = start_http_server(settings.metrics_port, addr=host)

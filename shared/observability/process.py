@@ -1,6 +1,6 @@
 """One call that makes a phase 5 process observable: metrics served, traces exported.
 
-``with observed(settings, Role.AGENT, "agent-1"):`` around a process's work
+``with observed(settings, ProcessKind.AGENT, "agent-1"):`` around a process's work
 
 1. installs tracing (``tracing.py``), before any Redis or gRPC client exists, so the
    instrumentations see them all;
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from shared.coordination.serversets import Role
+from shared.coordination.serversets import ProcessKind
 from shared.coordination.session import connect_zk
 from shared.core.config import Settings
 from shared.observability.exposition import serve_metrics
@@ -24,9 +24,9 @@ from shared.observability.tracing import setup_tracing
 
 # --8<-- [start:observed]
 @contextmanager
-def observed(settings: Settings, role: Role, name: str) -> Iterator[bool]:
+def observed(settings: Settings, role: ProcessKind, name: str) -> Iterator[bool]:
     """Yields whether this process traces (an exporter is configured)."""
-    provider = setup_tracing(settings, role.value, redis_spans=role is Role.TASK_MANAGER)
+    provider = setup_tracing(settings, role.value, redis_spans=role is ProcessKind.TASK_MANAGER)
     zk = connect_zk(settings)
     try:
         serve_metrics(settings, zk, role, name)

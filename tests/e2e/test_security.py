@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from devtools.infra.ports import free_port
 from devtools.stacks import PHASE5, gunicorn_args
 from devtools.tasks import api_session, run_through_api
-from shared.coordination.serversets import METRICS_PATH, Role
+from shared.coordination.serversets import METRICS_PATH, ProcessKind
 from shared.core.config import Settings
 from shared.core.states import Status
 from shared.core.waiting import wait_until
@@ -338,7 +338,7 @@ def api_metric(stack: ApiStack, name: str, **labels: str) -> float:
     zk = KazooClient(hosts=stack.procs.env["ZK_HOSTS"])
     zk.start(timeout=15)
     try:
-        path = f"{METRICS_PATH}/{Role.API}"
+        path = f"{METRICS_PATH}/{ProcessKind.API}"
         members = [json.loads(zk.get(f"{path}/{child}")[0]) for child in zk.get_children(path)]
     finally:
         zk.stop()

@@ -37,7 +37,7 @@ from devtools.settings import DevSettings
 from shared.coordination.acls import close_open_nodes, taskflow_acl
 from shared.coordination.election import ELECTION_PATH, Leadership
 from shared.coordination.registry import LIVE_AGENTS, AgentDirectory, AgentInfo, register_agent
-from shared.coordination.serversets import Role, announce
+from shared.coordination.serversets import ProcessKind, announce
 from shared.coordination.services import SERVICES_PATH, ServiceDirectory, register_service
 from shared.coordination.session import connect_zk
 from shared.core.lifecycle import GracefulStop
@@ -295,7 +295,7 @@ def test_prometheus_still_discovers_what_taskflow_announces(
         metrics_acl = set(taskflow_acl(zk_settings.zk_auth, "/metrics"))
         assert set(taskflow_zk.get_acls("/metrics")[0]) == metrics_acl
         assert set(taskflow_zk.get_acls("/")[0]) == set(taskflow_acl(zk_settings.zk_auth))
-        announce(taskflow_zk, Role.AGENT, "agent-7", LOOPBACK, metrics_port)
+        announce(taskflow_zk, ProcessKind.AGENT, "agent-7", LOOPBACK, metrics_port)
         (member,) = taskflow_zk.get_children("/metrics/agent")
         assert set(taskflow_zk.get_acls(f"/metrics/agent/{member}")[0]) == metrics_acl
 

@@ -14,7 +14,7 @@ import requests
 from kazoo.client import KazooClient
 from pydantic import ValidationError
 
-from shared.coordination.serversets import METRICS_PATH, Role
+from shared.coordination.serversets import METRICS_PATH, ProcessKind
 from shared.core.config import Settings
 from shared.observability.exposition import serve_metrics
 
@@ -25,7 +25,7 @@ def test_metrics_bind_one_address_and_announce_it(zk_root: str) -> None:
     zk = KazooClient(hosts=zk_root)
     zk.start(timeout=15)
     try:
-        port = serve_metrics(Settings(metrics_bind=POD), zk, Role.AGENT, "agent-bind")
+        port = serve_metrics(Settings(metrics_bind=POD), zk, ProcessKind.AGENT, "agent-bind")
         (member,) = zk.get_children(f"{METRICS_PATH}/agent")
         data, _ = zk.get(f"{METRICS_PATH}/agent/{member}")
     finally:
