@@ -12,8 +12,8 @@ lists memory, pids and cpu. The task cgroups are ``<mount>/<TASK_CGROUP_PARENT>/
 controller (``memory``, ``pids``, ``cpu``, as on the project's machines): there each task
 cgroup sits under the agent's own cgroup of that hierarchy, so limits set above the agent
 still bound its tasks. The cgroup of a uid is made, and its limits written, by the first
-task of that uid an agent runs, then reused (about 0.15 ms saved per task): the agents of
-one host share the sandbox's settings.
+task of that uid an agent runs, then reused (docs/security.md says what that saves): the
+agents of one host share the sandbox's settings.
 
 Files here are root's (the task cannot write them); they are opened without following
 symlinks all the same.
