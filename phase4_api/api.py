@@ -5,20 +5,25 @@ Run it with gunicorn (``make phase4-up`` does):
 task-managers in ZooKeeper and calls them over gRPC (``shared/rpc/client.py``).
 
 Every error, whatever its cause, is JSON of one shape (``ErrorBody`` in ``schemas.py``).
+
+The routes are a Flask blueprint (``tasks_blueprint``) on an app that answers errors as
+JSON (``base_app``): phase 5's app registers the same blueprint, with pieces of its own
+plugged in, beside blueprints of its own.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import grpc
-from flask import Flask, Response, jsonify, request
+from flask import Blueprint, Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from phase4_api.openapi import document
+from phase4_api import openapi
 from shared.coordination.services import ServiceDirectory
 from shared.coordination.session import connect_zk
 from shared.core.config import Settings, get_settings
@@ -61,42 +66,97 @@ def error_response(status: int, code: str, message: str, fields: dict | None = N
     return response
 
 
-def call_manager(
-    client: TaskManagerClient,
-    method: str,
-    message: Any,
-    longer: float = 0.0,
-    also: dict[grpc.StatusCode, tuple[int, str]] | None = None,
-) -> Any:
-    """One gRPC call to a task-manager; its failure as the ``ApiError`` to answer.
+class Manager(Protocol):
+    """What the routes call: a ``TaskManagerClient`` (``shared/rpc/client.py``), or one
+    that wraps it (phase 5's ``ownership.CallerClient``)."""
 
-    ``longer`` and ``also``: the call's own seconds beyond the deadline, and its own
-    meanings of gRPC statuses (phase 5's wait).
-    """
+    def call(self, method: str, request: Any, longer: float = 0.0) -> Any: ...
+
+
+class TaskReader(Protocol):
+    """How ``GET /api/v1/tasks/<task_id>`` reads its task: phase 4's ``current``, or
+    phase 5's ``waits.Waits`` (``?wait=``)."""
+
+    def __call__(self, task_id: str) -> pb.Task: ...
+
+
+def manager_error(exc: NoTaskManager | grpc.RpcError) -> ApiError:
+    """A failed call to the task-managers, as the ``ApiError`` the API answers."""
+    if isinstance(exc, NoTaskManager):
+        return ApiError(503, "unavailable", str(exc))
+    status, code = GRPC_TO_HTTP.get(exc.code(), (503, "unavailable"))
+    return ApiError(status, code, exc.details() or exc.code().name)
+
+
+def call_manager(client: Manager, method: str, message: Any) -> Any:
+    """One gRPC call to a task-manager; its failure as the ``ApiError`` to answer."""
     try:
-        return client.call(method, message, longer)
-    except NoTaskManager as exc:
-        raise ApiError(503, "unavailable", str(exc)) from None
-    except grpc.RpcError as exc:
-        status, code = {**GRPC_TO_HTTP, **(also or {})}.get(exc.code(), (503, "unavailable"))
-        raise ApiError(status, code, exc.details() or exc.code().name) from None
+        return client.call(method, message)
+    except (NoTaskManager, grpc.RpcError) as exc:
+        raise manager_error(exc) from None
 
 
-def create_app(client: TaskManagerClient | None = None, settings: Settings | None = None) -> Flask:
+def current(client: Manager) -> TaskReader:
+    """Phase 4's reader: the task as it is now."""
+
+    def read(task_id: str) -> pb.Task:
+        return call_manager(client, "Get", pb.TaskRef(task_id=task_id)).task
+
+    return read
+
+
+def create_app(client: Manager | None = None, settings: Settings | None = None) -> Flask:
+    """Phase 4's API: ``base_app`` with ``tasks_blueprint``.
+
+    gunicorn's entry point: it reads the settings once when none are given.
+    """
     settings = settings or get_settings()
     setup_logging(settings)
     if client is None:
         directory = ServiceDirectory(connect_zk(settings), "task-manager")
         client = TaskManagerClient(directory, settings.grpc_deadline)
+    app = base_app(settings)
+    app.register_blueprint(tasks_blueprint(client, settings))
+    return app
+
+
+def base_app(settings: Settings) -> Flask:
+    """A Flask app without routes that answers every error as JSON of one shape, and takes
+    request bodies up to the largest task's."""
     app = Flask(__name__)
     # room for the largest content, JSON-escaped, and the other fields
     app.config["MAX_CONTENT_LENGTH"] = settings.task_max_content_bytes * 6 + 64 * 1024
+    json_errors(app)
+    return app
+
+
+# --8<-- [start:blueprint]
+def tasks_blueprint(
+    client: Manager,
+    settings: Settings,
+    read_task: TaskReader | None = None,
+    document: Callable[[], dict[str, Any]] = openapi.document,
+) -> Blueprint:
+    """Phase 4's routes: the tasks, the agents, the probes and the OpenAPI document.
+
+    The extension points, for a later phase's app that registers this blueprint:
+
+    * ``client``: every call to the task-managers goes through it;
+    * ``read_task``: how ``GET /api/v1/tasks/<task_id>`` reads its task (default
+      ``current``: as it is now);
+    * ``document``: the OpenAPI document ``/api/v1/openapi.json`` serves.
+
+    Routes of its own a later phase adds in a blueprint of its own, and hooks on its app.
+    """
+    read_task = read_task or current(client)
+    routes = Blueprint("tasks", __name__)
+    # --8<-- [end:blueprint]
 
     def call(method: str, message: Any) -> Any:
         return call_manager(client, method, message)
 
     # --8<-- [start:submit]
-    @app.post("/api/v1/tasks")
+    @routes.post("/api/v1/tasks")
     def submit() -> tuple[Response, int]:
         data = json_body()
         content = data.get("content")
@@ -125,11 +185,11 @@ def create_app(client: TaskManagerClient | None = None, settings: Settings | Non
 
     # --8<-- [end:submit]
 
-    @app.get("/api/v1/tasks/<task_id>")
+    @routes.get("/api/v1/tasks/<task_id>")
     def get_task(task_id: str) -> Response:
-        return jsonify(to_json(call("Get", pb.TaskRef(task_id=task_id)).task))
+        return jsonify(to_json(read_task(task_id)))
 
-    @app.get("/api/v1/tasks")
+    @routes.get("/api/v1/tasks")
     def list_tasks() -> Response:
         status, task_type = request.args.get("status", ""), request.args.get("type", "")
         fields = {}
@@ -156,7 +216,7 @@ def create_app(client: TaskManagerClient | None = None, settings: Settings | Non
         )
 
     # --8<-- [start:cancel]
-    @app.delete("/api/v1/tasks/<task_id>")
+    @routes.delete("/api/v1/tasks/<task_id>")
     def cancel(task_id: str) -> tuple[Response, int]:
         task = to_json(call("Cancel", pb.TaskRef(task_id=task_id)).task)
         # A running task is being killed by its agent: accepted, not yet done.
@@ -164,29 +224,36 @@ def create_app(client: TaskManagerClient | None = None, settings: Settings | Non
 
     # --8<-- [end:cancel]
 
-    @app.post("/api/v1/tasks/<task_id>/retry")
+    @routes.post("/api/v1/tasks/<task_id>/retry")
     def retry(task_id: str) -> Response:
-        current = call("Get", pb.TaskRef(task_id=task_id)).task
-        reply = call("Retry", pb.RetryRequest(task_id=task_id, attempt=current.attempt))
+        task = call("Get", pb.TaskRef(task_id=task_id)).task
+        reply = call("Retry", pb.RetryRequest(task_id=task_id, attempt=task.attempt))
         return jsonify(to_json(reply.task))
 
-    @app.get("/api/v1/agents")
+    @routes.get("/api/v1/agents")
     def agents() -> Response:
         reply = call("ListAgents", pb.ListAgentsRequest())
         return jsonify(agents=[agent_json(agent) for agent in reply.agents])
 
-    @app.get("/healthz")
+    @routes.get("/healthz")
     def healthz() -> Response:
         return jsonify(status="ok")
 
-    @app.get("/readyz")
+    @routes.get("/readyz")
     def readyz() -> Response:
         call("ListAgents", pb.ListAgentsRequest())  # 503 unless a task-manager answers
         return jsonify(status="ready")
 
-    @app.get("/api/v1/openapi.json")
-    def openapi() -> Response:
+    @routes.get("/api/v1/openapi.json")
+    def openapi_json() -> Response:
         return jsonify(document())
+
+    return routes
+
+
+def json_errors(app: Flask) -> None:
+    """Every error, whatever its cause, as JSON of one shape (``ErrorBody``): the app's
+    own, the unmatched routes' 404 and 405, and a bug's 500."""
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError) -> Response:
@@ -201,8 +268,6 @@ def create_app(client: TaskManagerClient | None = None, settings: Settings | Non
     def unexpected(exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error_response(500, "internal", "unexpected error; see the API's log")
-
-    return app
 
 
 def agent_json(agent: pb.Agent) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import logging
 from pathlib import Path
 
 import redis
-from flask import Flask, Response, g, jsonify, request
+from flask import Blueprint, Flask, Response, g, jsonify, request
 
 from phase4_api.api import ApiError, error_response, json_body
 from shared.core import metrics
@@ -189,10 +189,11 @@ def entry_for(response: Response, token: Token | None) -> Entry:
     )
 
 
-def add_admin_routes(app: Flask, tokens: Tokens, store: TokenStore, audit: Audit) -> None:
+def admin_blueprint(tokens: Tokens, store: TokenStore, audit: Audit) -> Blueprint:
     """Token management and the audit trail (``taskctl tokens ...``, ``taskctl audit``)."""
+    routes = Blueprint("admin", __name__)
 
-    @app.post("/api/v1/tokens")
+    @routes.post("/api/v1/tokens")
     def create_token() -> tuple[Response, int]:
         data = json_body()
         name, role = data.get("name"), data.get("role")
@@ -209,12 +210,12 @@ def add_admin_routes(app: Flask, tokens: Tokens, store: TokenStore, audit: Audit
             raise ApiError(400, "invalid_request", str(exc)) from None
         return jsonify(**token.view(), token=secret), 201
 
-    @app.get("/api/v1/tokens")
+    @routes.get("/api/v1/tokens")
     def list_tokens() -> Response:
         tokens.refresh()  # a token made a moment ago through another worker is listed too
         return jsonify(tokens=[token.view() for token in tokens.known])
 
-    @app.delete("/api/v1/tokens/<name>")
+    @routes.delete("/api/v1/tokens/<name>")
     def revoke_token(name: str) -> Response:
         tokens.refresh()
         token = tokens.named(name)
@@ -229,7 +230,7 @@ def add_admin_routes(app: Flask, tokens: Tokens, store: TokenStore, audit: Audit
         tokens.refresh()  # this worker refuses it at once; the others within a second
         return jsonify(name=name, revoked=True)
 
-    @app.get("/api/v1/audit")
+    @routes.get("/api/v1/audit")
     def audit_trail() -> Response:
         limit = request.args.get("limit", "100")
         if not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= AUDIT_LIMIT:
@@ -241,6 +242,9 @@ def add_admin_routes(app: Flask, tokens: Tokens, store: TokenStore, audit: Audit
             )
         return jsonify(entries=audit.latest(int(limit)))
 
-    @app.errorhandler(redis.RedisError)
-    def redis_away(exc: redis.RedisError) -> Response:
-        return error_response(503, "unavailable", f"Redis is not reachable: {type(exc).__name__}")
+    return routes
+
+
+def redis_away(exc: redis.RedisError) -> Response:
+    """Redis away (the tokens, the audit, the rate limits): 503, as for a task-manager."""
+    return error_response(503, "unavailable", f"Redis is not reachable: {type(exc).__name__}")

@@ -128,7 +128,15 @@ def test_retries_end_with_the_last_failure_and_say_so(phase5: Observed) -> None:
     missing = api_session().get(f"{phase5.url}/api/v1/tasks/nope/runs", timeout=10)
     assert missing.status_code == 404 and missing.json()["error"]["code"]
     printed = subprocess.run(
-        [sys.executable, "-m", "phase4_api.taskctl", "--url", phase5.url, "runs", task["taskId"]],
+        [
+            sys.executable,
+            "-m",
+            "phase5_observability.taskctl",
+            "--url",
+            phase5.url,
+            "runs",
+            task["taskId"],
+        ],
         capture_output=True,
         text=True,
         timeout=30,
@@ -259,13 +267,27 @@ def test_stats_count_by_status_and_name_the_leader(phase5: Observed) -> None:
     assert stats["leader"] in {"scheduler-1", "scheduler-2"}
     assert {"agent-1", "agent-2"} <= {agent["id"] for agent in stats["agents"]}
     printed = subprocess.run(
-        [sys.executable, "-m", "phase4_api.taskctl", "--url", phase5.url, "stats"],
+        [sys.executable, "-m", "phase5_observability.taskctl", "--url", phase5.url, "stats"],
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert printed.returncode == 0, printed.stderr
     assert f"leader:     {stats['leader']}" in printed.stdout
+
+
+def test_phase5_serves_phase4s_routes_and_its_own(phase5: Observed) -> None:
+    """One app: phase 4's blueprint, phase 5's stats and admin blueprints, its document."""
+    with api_session() as session:
+        for path in ("/api/v1/agents", "/api/v1/stats", "/api/v1/tokens", "/api/v1/audit"):
+            assert session.get(f"{phase5.url}{path}", timeout=10).status_code == 200, path
+        document = session.get(f"{phase5.url}/api/v1/openapi.json", timeout=10).json()
+        assert {"/api/v1/agents", "/api/v1/stats", "/api/v1/tasks/{taskId}/runs"} <= set(
+            document["paths"]
+        )
+        assert "securitySchemes" in document["components"]
+        unknown = session.get(f"{phase5.url}/api/v1/nowhere", timeout=10)
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
 
 
 def wait_for(stack: Observed, task_id: str, wait: object) -> requests.Response:
