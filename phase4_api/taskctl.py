@@ -10,9 +10,8 @@
 
 ``--url`` (or the environment variable ``TASKFLOW_API_URL``) says where the API is,
 ``--request-timeout`` how long one HTTP request may take. ``--json`` prints the API's JSON.
-Phase 5's API needs a token: ``TASKFLOW_TOKEN``, or ``--token-file`` (a file holding it),
-else the admin token ``make phase5-up`` wrote to ``run/phase5/admin.token``. ``--token``
-still works but is deprecated: every user of the machine reads it in the process list.
+Run it as ``python -m phase4_api.taskctl``; the installed ``taskctl`` is phase 5's
+(``phase5_observability/taskctl.py``), which adds its own commands to these.
 
 Exit codes, so that scripts can tell outcomes apart without parsing text:
 
@@ -23,7 +22,6 @@ Exit codes, so that scripts can tell outcomes apart without parsing text:
     4  conflict (409: cancel of an ended task, retry of one that neither failed nor was cancelled)
     5  the API is unreachable, did not answer in time, or answered 503 (no task-manager) / 5xx
     6  ``watch`` (or ``submit --wait``) timed out before the task ended
-    7  refused: no token, an unknown or revoked one (401), or one without the role (403)
 
 Errors print the API's message and its field errors on stderr, never a traceback.
 
@@ -36,22 +34,18 @@ from __future__ import annotations
 
 import json
 import re
-import stat
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import IntEnum
-from pathlib import Path
 from typing import Any
 
 import click
 import requests
 
-from shared.core.config import get_settings
 from shared.core.states import TERMINAL, Status
 from shared.core.task import TaskType
 from shared.security.terminal import escape
-from shared.security.tokens import client_token
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TASKS = "/api/v1/tasks"
@@ -68,7 +62,6 @@ class Exit(IntEnum):
     CONFLICT = 4
     UNAVAILABLE = 5
     TIMED_OUT = 6
-    DENIED = 7
 
 
 EXIT_HELP = {
@@ -79,14 +72,19 @@ EXIT_HELP = {
     Exit.CONFLICT: "conflict (API 409)",
     Exit.UNAVAILABLE: "API unreachable, too slow, or 503 / 5xx",
     Exit.TIMED_OUT: "watch / submit --wait timed out",
-    Exit.DENIED: "refused: no token, unknown or revoked (401), or without the role (403)",
 }
-# \b keeps click from re-wrapping the list into one paragraph.
-EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {int(c)}  {text}" for c, text in EXIT_HELP.items())
-HTTP_EXIT = {
+
+
+def epilog(exits: Mapping[int, str]) -> str:
+    """The exit codes, for the end of ``--help``."""
+    # \b keeps click from re-wrapping the list into one paragraph.
+    return "\b\nExit codes:\n" + "\n".join(f"  {int(c)}  {text}" for c, text in exits.items())
+
+
+EPILOG = epilog(EXIT_HELP)
+# an error answer's HTTP status -> the exit code; the rest: 2 below 500, 5 from 500
+HTTP_EXIT: Mapping[int, int] = {
     400: Exit.INVALID,
-    401: Exit.DENIED,
-    403: Exit.DENIED,
     404: Exit.NOT_FOUND,
     409: Exit.CONFLICT,
     413: Exit.INVALID,
@@ -96,7 +94,7 @@ HTTP_EXIT = {
 class Failure(click.ClickException):
     """An error the user can act on: click prints the message on stderr and exits with ``code``."""
 
-    def __init__(self, message: str, code: Exit) -> None:
+    def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.exit_code = int(code)
 
@@ -108,14 +106,24 @@ class Failure(click.ClickException):
 
 
 class Api:
-    """The REST API at ``url``: JSON in and out, every failure turned into a ``Failure``."""
+    """The REST API at ``url``: JSON in and out, every failure turned into a ``Failure``.
 
-    def __init__(self, url: str, timeout: float, token: str | None = None) -> None:
+    ``exits``: the exit code of each HTTP status of an error answer; ``headers``: sent with
+    every request (phase 5's token).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float,
+        exits: Mapping[int, int] = HTTP_EXIT,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.exits = exits
         self.session = requests.Session()
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.session.headers.update(headers or {})
 
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         """(HTTP status, JSON body) of a successful request; raises ``Failure`` otherwise."""
@@ -141,7 +149,7 @@ class Api:
             ) from None
         body = json_of(reply)
         if reply.status_code >= 400:
-            raise api_failure(reply.status_code, body)
+            raise api_failure(reply.status_code, body, self.exits)
         if body is None:
             raise Failure(
                 f"the API at {self.url} answered HTTP {reply.status_code} without JSON",
@@ -167,9 +175,9 @@ def json_of(reply: requests.Response) -> Any:
         return None
 
 
-def api_failure(status: int, body: Any) -> Failure:
+def api_failure(status: int, body: Any, exits: Mapping[int, int] = HTTP_EXIT) -> Failure:
     """The API's error body as one readable message: what went wrong, then field by field."""
-    code = HTTP_EXIT.get(status, Exit.INVALID if status < 500 else Exit.UNAVAILABLE)
+    code = exits.get(status, Exit.INVALID if status < 500 else Exit.UNAVAILABLE)
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         return Failure(f"the API answered HTTP {status}", code)
@@ -296,79 +304,31 @@ SECONDS = click.FloatRange(min=0, min_open=True)
 JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
 
 
-@click.group(epilog=EPILOG)
-@click.option(
+URL_OPTION = click.option(
     "--url",
     envvar="TASKFLOW_API_URL",
     default=DEFAULT_URL,
     show_default=True,
     help="Base URL of the REST API (env TASKFLOW_API_URL).",
 )
-@click.option(
+TIMEOUT_OPTION = click.option(
     "--request-timeout",
     type=SECONDS,
     default=10.0,
     show_default=True,
     help="Seconds one HTTP request may take.",
 )
-@click.option(
-    "--token-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="A file holding the API token (else env TASKFLOW_TOKEN, else "
-    "$RUN_DIR/phase5/admin.token, if any).",
-)
-@click.option(
-    "--token",
-    help="Deprecated: any user of the machine reads it in the process list. "
-    "Use TASKFLOW_TOKEN or --token-file.",
-)
-@click.version_option(package_name="taskflow")
+VERSION_OPTION = click.version_option(package_name="taskflow")
+
+
+@click.group(epilog=EPILOG)
+@URL_OPTION
+@TIMEOUT_OPTION
+@VERSION_OPTION
 @click.pass_context
-def main(
-    ctx: click.Context,
-    url: str,
-    request_timeout: float,
-    token_file: Path | None,
-    token: str | None,
-) -> None:
+def main(ctx: click.Context, url: str, request_timeout: float) -> None:
     """Submit, follow, cancel and retry tasks of the taskflow scheduler."""
-    ctx.obj = Api(url, request_timeout, chosen_token(token, token_file))
-
-
-def chosen_token(token: str | None, token_file: Path | None) -> str | None:
-    """``--token`` (deprecated, with a warning), else ``--token-file``, else
-    ``TASKFLOW_TOKEN``, else the admin token ``make phase5-up`` saved (or none)."""
-    if token is not None:
-        say(DEPRECATED_TOKEN, err=True)
-        return token
-    if token_file is not None:
-        return read_token_file(token_file)
-    return client_token(get_settings().run_dir)
-
-
-DEPRECATED_TOKEN = (
-    "warning: --token is deprecated: every user of this machine can read it in the process "
-    "list (ps, /proc/<pid>/cmdline). Use TASKFLOW_TOKEN or --token-file instead."
-)
-
-
-def read_token_file(path: Path) -> str:
-    """The token in ``path``; a warning when other users may read the file too."""
-    try:
-        token = path.read_text().strip()
-        mode = path.stat().st_mode
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not text"
-        raise Failure(f"cannot read --token-file {one(path)}: {reason}", Exit.INVALID) from None
-    if not token:
-        raise Failure(f"--token-file {one(path)} is empty", Exit.INVALID)
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        say(
-            f"warning: --token-file {one(path)} can be read by other users "
-            f"(mode {stat.S_IMODE(mode):04o}): chmod 600 it",
-            err=True,
-        )
-    return token
+    ctx.obj = Api(url, request_timeout)
 
 
 @main.command(epilog=EPILOG)
@@ -542,59 +502,6 @@ def agents(api: Api, as_json: bool) -> None:
         print_json(reply)
         return
     table(AGENT_HEADERS, [agent_row(agent) for agent in reply["agents"]])
-
-
-@main.command(epilog=EPILOG)
-@JSON_OPTION
-@click.pass_obj
-def stats(api: Api, as_json: bool) -> None:
-    """Counts by status and type, what finished lately, the leader and the agents (phase 5)."""
-    reply = api.call("GET", "/api/v1/stats")[1]
-    if as_json:
-        print_json(reply)
-        return
-    tasks, finished = reply["tasks"], reply["finished"]
-    ratio = reply["successRatio"]
-    say(f"tasks:      {one(tasks['total'])} ({counts(tasks['byStatus'])})")
-    say(f"by type:    {counts(tasks['byType'])}")
-    say(
-        f"finished:   {one(finished['total'])} in the last {one(finished['windowSeconds'])}s"
-        f" ({counts(finished['byStatus'])}); success ratio "
-        + (f"{ratio:.1%}" if ratio is not None else "-")
-    )
-    say(f"leader:     {one(reply['leader'] or 'none')}")
-    table(AGENT_HEADERS, [agent_row(agent) for agent in reply["agents"]])
-
-
-@main.command(epilog=EPILOG)
-@click.argument("task_id")
-@JSON_OPTION
-@click.pass_obj
-def runs(api: Api, task_id: str, as_json: bool) -> None:
-    """Every ended attempt of TASK_ID, oldest first: its execution history (phase 5)."""
-    reply = api.call("GET", f"{TASKS}/{task_id}/runs")[1]
-    if as_json:
-        print_json(reply)
-        return
-    rows = [
-        [
-            r["attempt"],
-            r["status"],
-            r["agentId"] or "-",
-            when(r["startedAt"]),
-            when(r["finishedAt"]),
-            "-" if r["exitCode"] is None else r["exitCode"],
-            r["error"],
-        ]
-        for r in reply["runs"]
-    ]
-    table(["ATTEMPT", "STATUS", "AGENT", "STARTED", "FINISHED", "EXIT", "ERROR"], rows)
-
-
-def counts(by_name: dict[str, int]) -> str:
-    return (
-        ", ".join(f"{one(name)} {one(count)}" for name, count in sorted(by_name.items())) or "none"
-    )
 
 
 AGENT_HEADERS = ["AGENT", "HOST", "PID", "RUNNING", "TYPES", "CPU", "MEM", "LAST SEEN", "SUSPECT"]

@@ -1,22 +1,200 @@
-"""taskctl for phase 5: phase 4's commands, and an admin's ``tokens`` and ``audit``.
+"""taskctl, the installed one: phase 4's commands against phase 5's closed API, and phase 5's.
 
+    taskctl stats                                      # counts, throughput, leader, agents
+    taskctl runs <taskId>                              # every ended attempt of a task
     taskctl tokens create --role operator --name ci    # the token is printed once
     taskctl tokens list
     taskctl tokens revoke ci                           # refused within a second
     taskctl audit --limit 20                           # who changed what, newest first
 
-These need an admin token (``TASKFLOW_TOKEN``, ``--token-file``, or the one ``make
-phase5-up`` wrote to ``run/phase5/admin.token``).
+Every request carries a token: ``TASKFLOW_TOKEN``, or ``--token-file`` (a file holding
+it), else the admin token ``make phase5-up`` wrote to ``run/phase5/admin.token``.
+``--token`` still works but is deprecated: every user of the machine reads it in the
+process list. ``tokens`` and ``audit`` need an admin token.
+
+Exit codes: phase 4's (``phase4_api/taskctl.py``), and 7 when the API refuses the token:
+none, an unknown or revoked one (401), or one without the role (403).
 """
 
 from __future__ import annotations
 
+import copy
+import stat
+from collections.abc import Iterable
+from enum import IntEnum
+from pathlib import Path
+
 import click
 
-from phase4_api.taskctl import EPILOG, JSON_OPTION, Api, main, one, print_json, say, table
-from shared.security.tokens import Role
+from phase4_api import taskctl as phase4
+from phase4_api.taskctl import (
+    AGENT_HEADERS,
+    JSON_OPTION,
+    TASKS,
+    TIMEOUT_OPTION,
+    URL_OPTION,
+    VERSION_OPTION,
+    Api,
+    Failure,
+    agent_row,
+    epilog,
+    one,
+    print_json,
+    say,
+    table,
+    when,
+)
+from shared.core.config import get_settings
+from shared.security.tokens import Role, client_token
 
+
+class Refused(IntEnum):
+    """Phase 5's exit code beyond phase 4's ``Exit``; the value is part of taskctl's interface."""
+
+    DENIED = 7
+
+
+EPILOG = epilog(
+    {
+        **phase4.EXIT_HELP,
+        Refused.DENIED: "refused: no token, unknown or revoked (401), or without the role (403)",
+    }
+)
+HTTP_EXIT = {**phase4.HTTP_EXIT, 401: Refused.DENIED, 403: Refused.DENIED}
 ROLE = click.Choice([role.value for role in Role])
+DEPRECATED_TOKEN = (
+    "warning: --token is deprecated: every user of this machine can read it in the process "
+    "list (ps, /proc/<pid>/cmdline). Use TASKFLOW_TOKEN or --token-file instead."
+)
+
+
+def with_epilog(commands: Iterable[click.Command]) -> list[click.Command]:
+    """Phase 4's commands, each a copy whose ``--help`` lists phase 5's exit codes."""
+    copies = []
+    for command in commands:
+        mine = copy.copy(command)  # phase 4's own stays as it is
+        mine.epilog = EPILOG
+        copies.append(mine)
+    return copies
+
+
+# --8<-- [start:main]
+@click.group(epilog=EPILOG, commands=with_epilog(phase4.main.commands.values()))
+@URL_OPTION
+@TIMEOUT_OPTION
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file holding the API token (else env TASKFLOW_TOKEN, else "
+    "$RUN_DIR/phase5/admin.token, if any).",
+)
+@click.option(
+    "--token",
+    help="Deprecated: any user of the machine reads it in the process list. "
+    "Use TASKFLOW_TOKEN or --token-file.",
+)
+@VERSION_OPTION
+@click.pass_context
+def main(
+    ctx: click.Context,
+    url: str,
+    request_timeout: float,
+    token_file: Path | None,
+    token: str | None,
+) -> None:
+    """Submit, follow, cancel and retry tasks of the taskflow scheduler; its statistics,
+    a task's history, and (admin) the API's tokens and audit trail."""
+    chosen = chosen_token(token, token_file, get_settings().run_dir)
+    headers = {"Authorization": f"Bearer {chosen}"} if chosen else {}
+    ctx.obj = Api(url, request_timeout, HTTP_EXIT, headers)
+
+
+# --8<-- [end:main]
+
+
+def chosen_token(token: str | None, token_file: Path | None, run_dir: Path) -> str | None:
+    """``--token`` (deprecated, with a warning), else ``--token-file``, else
+    ``TASKFLOW_TOKEN``, else the admin token ``make phase5-up`` saved (or none)."""
+    if token is not None:
+        say(DEPRECATED_TOKEN, err=True)
+        return token
+    if token_file is not None:
+        return read_token_file(token_file)
+    return client_token(run_dir)
+
+
+def read_token_file(path: Path) -> str:
+    """The token in ``path``; a warning when other users may read the file too."""
+    try:
+        token = path.read_text().strip()
+        mode = path.stat().st_mode
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not text"
+        raise Failure(
+            f"cannot read --token-file {one(path)}: {reason}", phase4.Exit.INVALID
+        ) from None
+    if not token:
+        raise Failure(f"--token-file {one(path)} is empty", phase4.Exit.INVALID)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        say(
+            f"warning: --token-file {one(path)} can be read by other users "
+            f"(mode {stat.S_IMODE(mode):04o}): chmod 600 it",
+            err=True,
+        )
+    return token
+
+
+@main.command(epilog=EPILOG)
+@JSON_OPTION
+@click.pass_obj
+def stats(api: Api, as_json: bool) -> None:
+    """Counts by status and type, what finished lately, the leader and the agents."""
+    reply = api.call("GET", "/api/v1/stats")[1]
+    if as_json:
+        print_json(reply)
+        return
+    tasks, finished = reply["tasks"], reply["finished"]
+    ratio = reply["successRatio"]
+    say(f"tasks:      {one(tasks['total'])} ({counts(tasks['byStatus'])})")
+    say(f"by type:    {counts(tasks['byType'])}")
+    say(
+        f"finished:   {one(finished['total'])} in the last {one(finished['windowSeconds'])}s"
+        f" ({counts(finished['byStatus'])}); success ratio "
+        + (f"{ratio:.1%}" if ratio is not None else "-")
+    )
+    say(f"leader:     {one(reply['leader'] or 'none')}")
+    table(AGENT_HEADERS, [agent_row(agent) for agent in reply["agents"]])
+
+
+@main.command(epilog=EPILOG)
+@click.argument("task_id")
+@JSON_OPTION
+@click.pass_obj
+def runs(api: Api, task_id: str, as_json: bool) -> None:
+    """Every ended attempt of TASK_ID, oldest first: its execution history."""
+    reply = api.call("GET", f"{TASKS}/{task_id}/runs")[1]
+    if as_json:
+        print_json(reply)
+        return
+    rows = [
+        [
+            r["attempt"],
+            r["status"],
+            r["agentId"] or "-",
+            when(r["startedAt"]),
+            when(r["finishedAt"]),
+            "-" if r["exitCode"] is None else r["exitCode"],
+            r["error"],
+        ]
+        for r in reply["runs"]
+    ]
+    table(["ATTEMPT", "STATUS", "AGENT", "STARTED", "FINISHED", "EXIT", "ERROR"], rows)
+
+
+def counts(by_name: dict[str, int]) -> str:
+    return (
+        ", ".join(f"{one(name)} {one(count)}" for name, count in sorted(by_name.items())) or "none"
+    )
 
 
 @main.group(epilog=EPILOG)

@@ -1,0 +1,69 @@
+"""Each phase's API and taskctl have only its own step: phase 4's lack phase 5's additions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from phase4_api import taskctl as phase4_taskctl
+from phase4_api.api import create_app
+from phase5_observability import taskctl as phase5_taskctl
+from shared.core.config import Settings
+from shared.rpc import task_service_pb2 as pb
+
+PHASE4_COMMANDS = {"submit", "get", "watch", "cancel", "retry", "list", "agents"}
+PHASE5_COMMANDS = {"stats", "runs", "tokens", "audit"}
+PHASE5_ROUTES = ["/api/v1/stats", "/api/v1/tasks/t-1/runs", "/api/v1/tokens", "/api/v1/audit"]
+
+
+class Recording:
+    """A task-manager client that answers every call with an empty reply, and keeps them."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float]] = []
+
+    def call(self, method: str, message: Any, longer: float = 0.0) -> Any:
+        self.calls.append((method, longer))
+        return pb.TaskReply(task=pb.Task(task_id="t-1", status="PENDING"))
+
+
+def test_phase4_taskctl_has_exactly_phase4s_commands() -> None:
+    assert set(phase4_taskctl.main.commands) == PHASE4_COMMANDS
+    assert set(phase5_taskctl.main.commands) == PHASE4_COMMANDS | PHASE5_COMMANDS
+
+
+def test_phase4_taskctl_has_no_token_options_nor_exit_7() -> None:
+    shown = CliRunner().invoke(phase4_taskctl.main, ["--help"]).output
+    assert "--token" not in shown and "  7  " not in shown
+    assert 7 not in set(phase4_taskctl.Exit)
+    assert "  7  refused" in CliRunner().invoke(phase5_taskctl.main, ["--help"]).output
+    for name in PHASE5_COMMANDS:
+        result = CliRunner().invoke(phase4_taskctl.main, [name])
+        assert result.exit_code == 2 and f"No such command '{name}'" in result.output
+
+
+def test_phase5_copies_phase4_commands_and_leaves_them_alone() -> None:
+    assert phase4_taskctl.main.commands["get"].epilog == phase4_taskctl.EPILOG
+    assert phase5_taskctl.main.commands["get"].epilog == phase5_taskctl.EPILOG
+
+
+@pytest.mark.parametrize("path", PHASE5_ROUTES)
+def test_phase4_api_has_no_phase5_route(path: str) -> None:
+    reply = create_app(Recording(), Settings()).test_client().get(path)
+    assert reply.status_code == 404
+    assert reply.json["error"]["code"] == "not_found"
+
+
+def test_phase4_api_reads_a_task_as_it_is_whatever_wait_asks() -> None:
+    client = Recording()
+    reply = create_app(client, Settings()).test_client().get("/api/v1/tasks/t-1?wait=5")
+    assert reply.status_code == 200 and reply.json["taskId"] == "t-1"
+    assert client.calls == [("Get", 0.0)]
+
+
+def test_phase4_openapi_document_has_no_phase5_path() -> None:
+    document = create_app(Recording(), Settings()).test_client().get("/api/v1/openapi.json").json
+    assert not {"/api/v1/stats", "/api/v1/tokens", "/api/v1/audit"} & set(document["paths"])
+    assert "securitySchemes" not in document["components"]
