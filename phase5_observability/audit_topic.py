@@ -1,9 +1,8 @@
 """The audit's append-only copy: every entry also goes to a Kafka topic (``AUDIT_TOPIC``).
 
-The Redis stream is capped (``AUDIT_MAX_ENTRIES``), so enough calls push its oldest
-entries out: a token holder with a script could bury what it did an hour ago. The topic
-is not capped by count but kept for ``AUDIT_RETENTION_MS`` (90 days): no API call removes
-an entry from it, and reading it needs Kafka's credentials, which no API token gives.
+Unlike the capped Redis stream, the topic is kept for ``AUDIT_RETENTION_MS`` whatever the
+number of entries: no API call removes an entry from it, and reading it needs Kafka's
+credentials, which no API token gives (why: docs/security.md, the audit trail).
 
 The API must never wait for Kafka: an entry goes on a bounded in-memory queue and a thread
 of its own sends it (the topic is created there, and the producer made, when Kafka

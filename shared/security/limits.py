@@ -10,13 +10,10 @@ Three limits, each a count in a fixed window of time:
 
 Past a limit the API answers 429 with ``Retry-After``: the seconds until the window ends.
 
-Why Redis and not a count in each worker: gunicorn does not share out connections evenly
-between its workers (whoever accepts first takes it), so a per-worker share of a limit
-would refuse a client early or late by up to the number of workers; and a second API host
-would double every limit. One ``INCR`` per counter, pipelined, is one round trip, beside
-the request's own gRPC call. If Redis is away the limits let requests through (logged),
-and ask it again only a second later, so that its client's own retries do not slow every
-request: the tokens are still checked, from the copy each worker holds.
+The counts are in Redis, so that they hold across the API's workers and hosts (why:
+docs/security.md, "Why counted in Redis"). If Redis is away the limits let requests
+through (logged), and ask it again only a second later: the tokens are still checked,
+from the copy each worker holds.
 
 Refusals before authentication are not in the audit stream, where a flood of them once
 pushed out the entries that matter. They are counted here, per address and window, and

@@ -1,13 +1,10 @@
 """What a client prints from the server, made safe for a terminal.
 
-A task's name, output and error are anyone's text: an operator chose them, or the task's
-own program wrote them. Printed raw, an ESC starts a command of the terminal: a name
-holding ``ESC [ 2 K`` and a newline forged rows in ``taskctl list``, and ``ESC ] 52``
-wrote to the clipboard of whoever listed the tasks. Here every control character becomes
-visible text (``\\x1b``, ``\\n``): the C0 controls, DEL, the C1 controls (``\\x9b`` is a
-one-byte ESC [ to some terminals), the line and paragraph separators, and the Unicode
-marks that reorder text on screen (bidirectional overrides and isolates), which can make
-one name look like another.
+A task's name, output and error are anyone's text. Here every control character becomes
+visible text (``\\x1b``, ``\\n``): the C0 controls, DEL, the C1 controls, the line and
+paragraph separators, and the Unicode marks that reorder text on screen (bidirectional
+overrides and isolates). What each could do printed raw: docs/security.md, "taskctl: what
+it prints, and where its token comes from".
 """
 
 from __future__ import annotations

@@ -2,9 +2,8 @@
 
 A token is 32 random bytes (``tf_`` + URL-safe base64). Only its SHA-256 digest is kept,
 in Redis (tokens made through the API) or in a file (tokens configured by hand), so
-whoever reads the store or the file cannot call the API with what they read. A fast hash
-is enough here, unlike for passwords: nobody can guess 256 random bits, so there is no
-dictionary to slow down.
+whoever reads the store or the file cannot call the API with what they read (why a fast
+hash is right for them: docs/security.md, "How tokens are kept").
 
 A request's token is hashed once and compared with every known digest using
 ``hmac.compare_digest``, all of them every time: how long the check takes says nothing
