@@ -74,15 +74,20 @@ def kafka_leader(
     )
 
 
-def serve(settings: Settings, leader: Callable[[Wiring], Scheduler] = kafka_leader) -> None:
-    """Run for the election until stopped; ``leader`` builds the loop run while leading."""
+def serve(
+    settings: Settings,
+    leader: Callable[[Wiring], Scheduler] = kafka_leader,
+    store: Callable[[Redis], TaskStore] = TaskStore,
+) -> None:
+    """Run for the election until stopped; ``leader`` builds the loop run while leading,
+    ``store`` the store its moves go through (phase 5's has its steps)."""
     stop = GracefulStop().install()
     ensure_topics(settings.kafka_bootstrap_servers, settings=settings)
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     zk = connect_zk(settings)
     leadership = Leadership(zk, settings.scheduler_id, stop)
     stop.on_stop(leadership.cancel)
-    handover = Handover(TaskStore(redis))
+    handover = Handover(store(redis))
     producer = make_producer(settings, client_id=settings.scheduler_id)
     scheduler = leader(Wiring(settings, redis, handover, AgentDirectory(zk), leadership, producer))
     log.info("scheduler %s joining the election", settings.scheduler_id)

@@ -16,6 +16,7 @@ from phase3_kafka import scheduler
 from shared.coordination.serversets import ProcessKind
 from shared.core.config import get_settings
 from shared.core.logs import setup_logging
+from shared.core.steps import phase5_store
 from shared.observability.process import observed
 from shared.scheduling.gauges import report_system
 from shared.scheduling.leader import Scheduler
@@ -28,7 +29,7 @@ def main() -> None:
     settings = get_settings()
     setup_logging(settings)
     with observed(settings, ProcessKind.SCHEDULER, settings.scheduler_id):
-        scheduler.serve(settings, phase5_leader)
+        scheduler.serve(settings, phase5_leader, phase5_store)
 
 
 def phase5_leader(wiring: scheduler.Wiring) -> Scheduler:

@@ -103,4 +103,7 @@ def test_the_api_phases_write_the_keys_of_their_steps(
         keys = later_keys(client)
         assert {f"runs:{succeeded['taskId']}", f"runs:{failed['taskId']}"} <= keys
         assert {"stats:tasks", "stats:finished:SUCCESS", "stats:finished:FAILED"} <= keys
+        # every process that moves tasks (the task-manager, the leader) runs the steps
+        assert stack.store.counts() == {("SHELL", Status.SUCCESS): 1, ("SHELL", Status.FAILED): 1}
+        assert len(stack.store.runs(str(failed["taskId"]))) == 2
         assert ends_subscribers(client) >= 1  # the task-manager's waits
