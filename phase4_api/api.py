@@ -169,7 +169,7 @@ def tasks_blueprint(
                 {"content": "too large"},
             )
         try:
-            fields = TaskFields.model_validate(data)
+            fields = TaskFields.model_validate(data, context=settings)
         except ValidationError as exc:
             raise ApiError(
                 400, "invalid_request", "the task is not valid", field_errors(exc)

@@ -81,7 +81,9 @@ class Scheduler:
         self.usable = usable
         self.duties = list(duties)
         poll = min([settings.queue_poll_seconds, *(duty.interval for duty in self.duties)])
-        self.placer = Placer(handover, directory, strategy, dispatch, loads, batch, prefetch, poll)
+        self.placer = Placer(
+            handover, directory, strategy, dispatch, loads, batch, prefetch, poll, settings
+        )
         self.next_reconcile = 0.0  # monotonic time of the next reconcile
         # (agent, its live session or '') -> when this leader first saw its tasks' session gone
         self.first_seen: dict[tuple[str, str], float] = {}

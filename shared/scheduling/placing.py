@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from typing import Protocol
 
 from opentelemetry import trace
@@ -26,12 +27,13 @@ from opentelemetry.trace import Span
 
 from shared.coordination.registry import AgentDirectory, AgentInfo
 from shared.core import metrics
+from shared.core.config import TaskSettings
 from shared.core.keys import PENDING_QUEUE
 from shared.core.logs import task_log
 from shared.core.queues import parse_or_set_aside
 from shared.core.states import Status
 from shared.core.store import Moved, Result
-from shared.core.task import Task, TaskSpec
+from shared.core.task import DEFAULT_LIMITS, Task, TaskSpec
 from shared.core.traces import start_task_span
 from shared.scheduling.handover import Choice, Handover
 from shared.scheduling.loads import Loads
@@ -97,6 +99,7 @@ class Placer:
         batch: int = 1,
         prefetch: int | None = None,
         poll: float = 1.0,
+        limits: TaskSettings = DEFAULT_LIMITS,
     ) -> None:
         if batch < 1:
             raise ValueError(f"a batch holds at least one entry, not {batch}")
@@ -109,6 +112,7 @@ class Placer:
         self.batch = batch
         self.prefetch = prefetch  # None: no limit on the tasks an agent holds
         self.poll = poll  # the longest a turn waits for a first entry
+        self.parse = partial(TaskSpec.from_json, limits=limits)  # the API's limits, not defaults
         # The last turn's entries all waited (their types' agents full) while some agent had
         # room: this turn looks a whole batch deep for tasks that agent runs.
         self.looked_short = False
@@ -213,7 +217,7 @@ class Placer:
     def load_or_set_aside(self, entry: str) -> TaskSpec | None:
         """The task a taken entry describes; None when it describes none, and then the
         entry is moved to the dead-letter list."""
-        spec = parse_or_set_aside(self.store.redis, entry, source=PENDING_QUEUE)
+        spec = parse_or_set_aside(self.store.redis, entry, PENDING_QUEUE, self.parse)
         if spec is None:
             self.handover.drop(entry)
             metrics.PLACEMENTS.labels(Placement.SET_ASIDE.value).inc()

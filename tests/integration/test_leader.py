@@ -130,6 +130,33 @@ def test_place_says_what_it_did_with_each_entry(redis_client: redis.Redis, zk: K
     assert place_next() is Placement.DEPOSED
 
 
+def test_the_leader_accepts_what_the_settings_accept(
+    redis_client: redis.Redis, zk: KazooClient
+) -> None:
+    """A task the API took under a raised TASK_MAX_TIMEOUT is dispatched, not set aside
+    for breaking the default limit."""
+    register_agent(zk, AgentInfo(id="agent-1", capacity=2, types=("SHELL",)))
+    settings = Settings(queue_poll_seconds=0.1, reconcile_seconds=60, task_max_timeout=200_000)
+    handover = Handover(TaskStore(redis_client))
+    scheduler = Scheduler(
+        handover,
+        AgentDirectory(zk),
+        RandomStrategy(),
+        Elected(),
+        settings,
+        dispatch=ListDispatch(handover),
+        loads=held_tasks(redis_client),
+    )
+    agents = wait_until(scheduler.directory.live, 10)
+    fields = {"name": "long", "type": "SHELL", "content": "true", "timeout": 100_000}
+    task, _ = scheduler.store.create(TaskSpec.from_fields(fields, settings), queue=PENDING_QUEUE)
+    entry = handover.take(timeout=1)
+    assert entry is not None
+    (placement,) = scheduler.placer.place(handover.begin_term(), [entry], agents, {})
+    assert placement is Placement.DISPATCHED
+    assert scheduler.store.get(task.taskId).state is Status.DISPATCHED
+
+
 class Turns:
     """Leadership for a fixed number of the loop's turns, then over."""
 

@@ -67,3 +67,22 @@ def test_phase4_openapi_document_has_no_phase5_path() -> None:
     document = create_app(Recording(), Settings()).test_client().get("/api/v1/openapi.json").json
     assert not {"/api/v1/stats", "/api/v1/tokens", "/api/v1/audit"} & set(document["paths"])
     assert "securitySchemes" not in document["components"]
+
+
+class Submits(Recording):
+    def call(self, method: str, message: Any, longer: float = 0.0) -> Any:
+        super().call(method, message, longer)
+        return pb.SubmitReply(task=pb.Task(task_id="t-1", status="PENDING"), created=True)
+
+
+def test_phase4_api_checks_a_task_against_the_settings_limits() -> None:
+    """A timeout past the default limit is refused by default, and taken once the
+    settings raise the limit."""
+    task = {"name": "long", "type": "SHELL", "content": "true", "timeout": 100_000}
+    refused = create_app(Recording(), Settings()).test_client().post("/api/v1/tasks", json=task)
+    assert refused.status_code == 400 and "timeout" in refused.json["error"]["fields"]
+    client = Submits()
+    raised = Settings(task_max_timeout=200_000)
+    taken = create_app(client, raised).test_client().post("/api/v1/tasks", json=task)
+    assert taken.status_code == 201
+    assert [method for method, _ in client.calls] == ["Submit"]
