@@ -24,6 +24,7 @@ from devtools.stacks import PHASE5, start_api_stack
 from devtools.tasks import WAIT, api_session, start_agents, submit, submit_through_api
 from shared.core.keys import heartbeat_key
 from shared.core.states import Ending, Status
+from shared.core.steps import phase5_store
 from shared.core.store import TaskStore
 from shared.core.waiting import wait_until
 
@@ -73,7 +74,7 @@ def test_an_agent_cut_off_from_zookeeper_kills_its_task_before_it_runs_again(
     try:
         # fence after 2 s without ZooKeeper (a third of the session)
         start(kprocs, 1, ZK_HOSTS=zookeeper.endpoint, ZK_SESSION_TIMEOUT="6")
-        store = TaskStore(redis_client)
+        store = phase5_store(redis_client)
         pid_file = tmp_path / "pid"
         task_id = submit(store, FIRST_WAITS.format(pid=pid_file), timeout=120)
         running_on(store, task_id)
@@ -110,7 +111,7 @@ def test_the_watchdog_fails_over_a_task_of_a_frozen_agent(
         TASK_KILL_GRACE="0.5",
         WATCHDOG_GRACE_SECONDS="1",
     )
-    store = TaskStore(redis_client)
+    store = phase5_store(redis_client)
     heard = lambda: all(redis_client.exists(heartbeat_key(f"agent-{n}")) for n in (0, 1))  # noqa: E731
     assert wait_until(heard, WAIT), "the task-manager records no heartbeats"
     # Attempt 1 ends when the test releases it, once its agent is frozen: it has ended,
@@ -149,7 +150,7 @@ def test_a_cancel_holds_when_the_agent_dies_before_it_obeys(
 ) -> None:
     shared_with_tasks(kprocs, tmp_path)
     url = start_api_stack(kprocs, free_port(), PHASE5, managers=1)
-    store = TaskStore(redis_client)
+    store = phase5_store(redis_client)
     started, ran = tmp_path / "started", tmp_path / "ran"
     content = f'echo "$TASKFLOW_ATTEMPT" >> {ran}; touch {started}; sleep 60'
     task_id = submit_through_api(url, content, timeout=120)
