@@ -13,7 +13,7 @@ import logging
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from shared.core.config import Settings
+from shared.core.config import KafkaSettings
 from shared.core.logs import task_log
 from shared.core.outages import retry_while
 from shared.core.states import Status
@@ -29,7 +29,7 @@ _retry_forever = retry_while(lambda exc: isinstance(exc, KafkaError) and exc.ret
 
 
 class Reporter:
-    def __init__(self, producer: KafkaProducer, settings: Settings) -> None:
+    def __init__(self, producer: KafkaProducer, settings: KafkaSettings) -> None:
         self.producer = producer
         self.settings = settings
 

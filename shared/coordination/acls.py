@@ -27,7 +27,7 @@ from kazoo.client import KazooClient
 from kazoo.exceptions import NoAuthError, NoNodeError
 from kazoo.security import ACL, READ_ACL_UNSAFE, Permissions, make_digest_acl
 
-from shared.core.config import Settings
+from shared.core.config import ZooKeeperSettings
 
 ROOT = "/"
 # The top znodes of taskflow's tree; everything under them is taskflow's.
@@ -60,7 +60,7 @@ def readable_by_anyone(acl: list[ACL] | None) -> list[ACL] | None:
 # --8<-- [end:taskflow_acl]
 
 
-def zk_security(settings: Settings) -> dict[str, Any]:
+def zk_security(settings: ZooKeeperSettings) -> dict[str, Any]:
     """Keyword arguments of every ``KazooClient``: the digest and the ACL, when configured."""
     if not settings.zk_auth:
         return {}

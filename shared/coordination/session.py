@@ -11,14 +11,14 @@ from kazoo.exceptions import NoAuthError
 from kazoo.retry import KazooRetry
 
 from shared.coordination.acls import close_open_nodes, zk_security
-from shared.core.config import Settings
+from shared.core.config import ZooKeeperSettings
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 15.0  # seconds to wait for the first session at start-up
 
 
-def connect_zk(settings: Settings) -> KazooClient:
+def connect_zk(settings: ZooKeeperSettings) -> KazooClient:
     """A started client. Lost connections are retried for ever; a lost session is renewed.
 
     With ``ZK_AUTH`` it authenticates, creates znodes closed to others, and first closes

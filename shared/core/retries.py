@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from shared.core.config import Settings
+from shared.core.config import RetrySettings
 
 
 def backoff(
@@ -23,7 +23,7 @@ def backoff(
     return rand() * min(cap, base * factor ** (retry - 1))
 
 
-def retry_delay(retry: int, settings: Settings) -> float:
+def retry_delay(retry: int, settings: RetrySettings) -> float:
     """``backoff`` with the configured base, factor and cap."""
     cap = settings.retry_cap_seconds
     return backoff(retry, settings.retry_base_seconds, settings.retry_factor, cap)

@@ -15,7 +15,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewPartitions
 from kafka.errors import TopicAlreadyExistsError
 
-from shared.core.config import Settings
+from shared.core.config import KafkaSettings
 from shared.messaging.clients import kafka_security
 
 
@@ -27,7 +27,7 @@ class Topic:
 
 
 # --8<-- [start:project_topics]
-def project_topics(settings: Settings) -> list[Topic]:
+def project_topics(settings: KafkaSettings) -> list[Topic]:
     """The topics of phases 3 to 5, named and sized by the settings."""
     s = settings
     return [
@@ -43,7 +43,7 @@ def project_topics(settings: Settings) -> list[Topic]:
 
 
 def ensure_topics(
-    bootstrap: str, topics: Iterable[Topic] | None = None, *, settings: Settings
+    bootstrap: str, topics: Iterable[Topic] | None = None, *, settings: KafkaSettings
 ) -> list[str]:
     """Create the topics that do not exist yet (the project's by default); return their names.
 

@@ -124,3 +124,14 @@ def test_the_product_package_leaves_the_development_tooling_out() -> None:
     packages = find_packages(str(ROOT), include=found["packages"]["find"]["include"])
     assert "shared" in packages and "phase5_observability" in packages
     assert [name for name in packages if name.split(".")[0] in ("devtools", "tests")] == []
+
+
+def test_shared_reads_no_process_wide_settings() -> None:
+    """A component of shared/ is handed its settings; only a process' main reads them."""
+    calls = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in python_files("shared")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "get_settings()" in line and not line.startswith("def get_settings")
+    ]
+    assert calls == []
