@@ -58,6 +58,7 @@ class Additions:
     store: Callable[[Redis], TaskStore] = TaskStore  # the store, with its steps
     components: Sequence[FailureStep] = ()  # what applying a report adds (retries)
     parts: Callable[[TaskService], list[object]] = no_parts  # more methods of the service
+    threads: int = 0  # more gRPC threads, kept for those methods (Wait holds one a wait)
 
 
 # --8<-- [start:main]
@@ -78,7 +79,7 @@ def serve(settings: Settings, additions: Additions = Additions()) -> None:
     consumer = make_consumer(settings, settings.manager_group, client_id="task-manager")
 
     interceptors = [*additions.guards, CallMetrics(), DependencyErrors()]  # with its end code
-    threads = settings.grpc_workers + settings.grpc_waits  # waits never take the others'
+    threads = settings.grpc_workers + additions.threads  # waits never take the others'
     server = grpc.server(ThreadPoolExecutor(threads), interceptors=interceptors)
     service = TaskService(store, AgentDirectory(zk), producer, settings)
     servicer = compose(service, *additions.parts(service))

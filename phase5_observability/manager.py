@@ -62,7 +62,9 @@ def additions(settings: Settings, checks: list[grpc.ServerInterceptor]) -> manag
     def parts(service: TaskService) -> list[object]:
         return observing(service, settings.grpc_waits)
 
-    return manager.Additions(checks, phase5_store, [Retries(settings)], parts)
+    return manager.Additions(
+        checks, phase5_store, [Retries(settings)], parts, threads=settings.grpc_waits
+    )
 
 
 # --8<-- [end:additions]
