@@ -75,7 +75,7 @@ def main(session: float, rounds: int) -> None:
 
         agents = start_agents(procs, "phase2_zookeeper.agent", 2)
         task_id = submit(store, "sleep 2")
-        wait_until(lambda: store.get(task_id).state is Status.RUNNING, 60, 0.02)
+        wait_until(lambda: store.get(task_id).status is Status.RUNNING, 60, 0.02)
         killed = time.monotonic()
         next(a for a in agents if a.name == store.get(task_id).agentId).kill()
         task = store.wait_for_terminal(task_id, 120, poll=0.02)

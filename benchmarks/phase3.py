@@ -46,7 +46,7 @@ def burst(store: TaskStore, count: int) -> None:
     ids = [submit(store, "true") for _ in range(count)]
     tasks = wait_all_terminal(store, ids, 600)
     elapsed = time.monotonic() - started
-    ok = sum(task.state is Status.SUCCESS for task in tasks.values())
+    ok = sum(task.status is Status.SUCCESS for task in tasks.values())
     click.echo(
         f"burst of {count} `true` tasks: {ok} SUCCESS in {elapsed:.1f}s "
         f"= {count / elapsed:.0f} tasks/s"
@@ -67,7 +67,7 @@ def one_at_a_time(store: TaskStore, count: int) -> None:
 
 def agent_kill(store: TaskStore, agents) -> None:
     task_id = submit(store, "sleep 2")
-    wait_until(lambda: store.get(task_id).state is Status.RUNNING, 60, 0.02)
+    wait_until(lambda: store.get(task_id).status is Status.RUNNING, 60, 0.02)
     victim = next(a for a in agents if a.name == store.get(task_id).agentId)
     killed = time.monotonic()
     victim.kill()

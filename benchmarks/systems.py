@@ -219,7 +219,7 @@ class Taskflow:
     # --8<-- [end:taskflow_burst]
 
     def check_success(self, ids: list[str]) -> None:
-        failed = [i for i in ids if (t := self.store.get(i)) is None or t.state != Status.SUCCESS]
+        failed = [i for i in ids if (t := self.store.get(i)) is None or t.status != Status.SUCCESS]
         self.looks += len(ids)
         if failed:
             raise click.ClickException(f"taskflow: {len(failed)} tasks did not succeed")
@@ -239,9 +239,9 @@ class Taskflow:
         """One task: POST, then read its hash in Redis every 2 ms until it has ended."""
         submitted = time.time() * 1000
         task_id = self.submit()
-        while (task := self.store.get(task_id)) is None or task.state not in TERMINAL:
+        while (task := self.store.get(task_id)) is None or task.status not in TERMINAL:
             time.sleep(SEQUENTIAL_POLL_SECONDS)
-        assert task.state == Status.SUCCESS, task.state
+        assert task.status == Status.SUCCESS, task.status
         return self.stages(task_id, submitted, time.time() * 1000)
 
     # --8<-- [end:taskflow_sequential]

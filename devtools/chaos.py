@@ -376,7 +376,7 @@ def measure(system: System, result: tuple[Outcome, list, float]) -> Report:
 
     def ended() -> bool:
         try:
-            return all((t := store.get(i)) is not None and t.state in TERMINAL for i in ids)
+            return all((t := store.get(i)) is not None and t.status in TERMINAL for i in ids)
         except redis.RedisError:
             return False
 

@@ -46,7 +46,7 @@ def kill_a_busy_agent(store: TaskStore, wait: float) -> None:
         }
     )
     task, _ = store.create(spec, queue=PENDING_QUEUE)
-    wait_until(lambda: store.get(task.taskId).state is Status.RUNNING, wait, 0.1)
+    wait_until(lambda: store.get(task.taskId).status is Status.RUNNING, wait, 0.1)
     victim = store.get(task.taskId).agentId
     click.echo(f"task {task.taskId} RUNNING on {victim} (attempt 1)")
     kill_9(f"agent:{victim}")

@@ -39,7 +39,7 @@ def submit(store: TaskStore, content: str, **fields: object) -> str:
 def wait_all_terminal(store: TaskStore, task_ids: list[str], timeout: float) -> dict[str, Task]:
     def done() -> dict[str, Task] | None:
         tasks = {task_id: store.get(task_id) for task_id in task_ids}
-        return tasks if all(t and t.state in TERMINAL for t in tasks.values()) else None
+        return tasks if all(t and t.status in TERMINAL for t in tasks.values()) else None
 
     tasks = wait_until(done, timeout, interval=0.2)
     assert tasks, "not every task reached a terminal state"
@@ -47,7 +47,7 @@ def wait_all_terminal(store: TaskStore, task_ids: list[str], timeout: float) -> 
 
 
 def count_terminal(store: TaskStore, task_ids: list[str]) -> int:
-    return sum(1 for task_id in task_ids if (t := store.get(task_id)) and t.state in TERMINAL)
+    return sum(1 for task_id in task_ids if (t := store.get(task_id)) and t.status in TERMINAL)
 
 
 def start_agents(procs: Processes, module: str, count: int, **env: str) -> list[Proc]:

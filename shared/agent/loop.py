@@ -189,7 +189,7 @@ class Agent:
         session = self.session()
         if task.agentSession and session and task.agentSession != session:
             return None  # given to an earlier run of this agent: the leader fails it over
-        return task if task.state in (Status.SCHEDULED, Status.DISPATCHED) else None
+        return task if task.status in (Status.SCHEDULED, Status.DISPATCHED) else None
 
     # --8<-- [start:run]
     def run(self, dispatch: Dispatch, offset: int, headers: Headers | None = None) -> None:

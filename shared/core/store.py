@@ -165,7 +165,7 @@ class TaskStore:
             task.taskId,
             Status.CANCELLED,
             attempt=task.attempt,
-            expected=task.state,
+            expected=task.status,
             fields={"error": "cancelled", "finishedAt": now_ms()},
             agent=task.agentId,
         )
@@ -280,7 +280,7 @@ class TaskStore:
 
         def finished() -> Task | None:
             task = self.get(task_id)
-            return task if task is not None and task.state in TERMINAL else None
+            return task if task is not None and task.status in TERMINAL else None
 
         return wait_until(finished, timeout, poll)
 

@@ -96,6 +96,6 @@ def submit_command(queue: str, load_settings: Callable[[], Settings]) -> click.C
             ) from None
         if task is None:
             raise click.ClickException(f"task {task_id} did not finish within {wait_seconds:g}s")
-        sys.exit(0 if task.state is Status.SUCCESS else 1)
+        sys.exit(0 if task.status is Status.SUCCESS else 1)
 
     return main

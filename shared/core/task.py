@@ -193,7 +193,7 @@ class Task:
     maxRetries: int = 0
     attempt: int = 1
     retries: int = 0  # automatic retries used (of maxRetries)
-    status: str = Status.PENDING.value
+    status: Status = Status.PENDING
     createdAt: int = 0
     requestId: str = ""
     traceParent: str = ""  # the submit's span, W3C traceparent ('' when not traced)
@@ -243,10 +243,6 @@ class Task:
         return cls(**values)  # type: ignore[arg-type]
 
     @property
-    def state(self) -> Status:
-        return Status(self.status)
-
-    @property
     def traceId(self) -> str:  # noqa: N802 (named like the hash's fields)
         """The id of the trace this task's story is in ('' when not traced)."""
         return trace_id_of(self.traceParent)
@@ -286,3 +282,4 @@ RESULT_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Task) if f.metadat
 _OPTIONAL_NUMBERS = {f.name for f in fields(Task) if f.type == "int | None"}
 _CONVERT = {f.name: int for f in fields(Task) if f.type in ("int", "int | None")}
 _CONVERT["timeout"] = float
+_CONVERT["status"] = Status

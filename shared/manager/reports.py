@@ -42,11 +42,11 @@ def apply_report(
         if task is None:
             return Moved(Result.MISSING, None, 0)
         if task.attempt != report.attempt:
-            return Moved(Result.STALE, task.state, task.attempt)
-        if task.state not in ON_AGENT:
-            return Moved(Result.FORBIDDEN, task.state, task.attempt)
+            return Moved(Result.STALE, task.status, task.attempt)
+        if task.status not in ON_AGENT:
+            return Moved(Result.FORBIDDEN, task.status, task.attempt)
         outcome = walk(store, task, report, components)
-        moved = outcome.status is not task.state and outcome.status in ON_AGENT
+        moved = outcome.status is not task.status and outcome.status in ON_AGENT
         if not (outcome.result is Result.FORBIDDEN and moved):
             break  # else the leader marked it dispatched meanwhile: read it again
     count(task, report, outcome)
@@ -62,14 +62,14 @@ def walk(
     that is to run again (lost, or taken by a component) ends the walk once they are.
     """
     target = Status(report.status)
-    steps = ON_AGENT[ON_AGENT.index(task.state) + 1 :]
+    steps = ON_AGENT[ON_AGENT.index(task.status) + 1 :]
     if target is not Status.RUNNING:
         steps.append(target)
     failed = target is Status.FAILED
     taker = next((c for c in components if failed and c.takes(task, report)), None)
     again = failed and (report.lost or taker is not None)
     plain = steps[:-1] if again else steps
-    outcome = Moved(Result.FORBIDDEN, task.state, task.attempt)
+    outcome = Moved(Result.FORBIDDEN, task.status, task.attempt)
     if plain:
         moves = [Step(step, before(step), _fields(step, report, task)) for step in plain]
         outcomes = store.transitions(report.taskId, report.attempt, moves, report.agentId)

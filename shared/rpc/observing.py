@@ -49,7 +49,7 @@ class Waits:
         left = context.time_remaining()  # None without a deadline
         seconds = min(max(request.seconds, 0.0), MAX_WAIT_SECONDS, left or MAX_WAIT_SECONDS)
         task = task_or_abort(self.store, request.task_id, context)
-        if task.state in TERMINAL or seconds == 0:
+        if task.status in TERMINAL or seconds == 0:
             return pb.TaskReply(task=to_proto(task))
         if not self.wait_slots.acquire(blocking=False):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many waits; ask again later")
@@ -58,7 +58,7 @@ class Waits:
             def ended() -> bool:
                 nonlocal task
                 task = task_or_abort(self.store, request.task_id, context)
-                return task.state in TERMINAL
+                return task.status in TERMINAL
 
             self.ends.wait(task.taskId, ended, seconds, lambda: not context.is_active())
         finally:

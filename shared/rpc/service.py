@@ -131,14 +131,14 @@ class TaskService(pb_grpc.TaskServiceServicer):
         for _ in range(CANCEL_ROUNDS):
             task = self._task(request.task_id, context)
             self._may_change(task, request.caller, context)
-            if task.state is Status.CANCELLED:
+            if task.status is Status.CANCELLED:
                 return pb.TaskReply(task=to_proto(task))
-            if task.state in TERMINAL:
+            if task.status in TERMINAL:
                 context.abort(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"task is {task.status}: only queued or running tasks can be cancelled",
                 )
-            if task.state is Status.RUNNING:
+            if task.status is Status.RUNNING:
                 # Stored first: if the agent dies before it obeys, the failover's next
                 # attempt is cancelled instead of run. An agent that is gone may still be
                 # running it (fenced only after a while): the failover, not this call,
@@ -150,7 +150,7 @@ class TaskService(pb_grpc.TaskServiceServicer):
             outcome = self.store.cancel(task)
             if outcome.ok:
                 metrics.TASKS_FINISHED.labels(task.type, Status.CANCELLED.value).inc()
-                if task.state in (Status.SCHEDULED, Status.DISPATCHED):
+                if task.status in (Status.SCHEDULED, Status.DISPATCHED):
                     self._tell_agent(task)  # in case it started a moment ago
                 task_log(log, task.taskId, task.attempt).info("cancelled while %s", task.status)
                 return pb.TaskReply(task=to_proto(self._task(task.taskId, context)))
@@ -179,7 +179,7 @@ class TaskService(pb_grpc.TaskServiceServicer):
         self._may_change(task, request.caller, context)
         if request.attempt and task.attempt > request.attempt:
             return pb.TaskReply(task=to_proto(task))  # that attempt was retried already
-        if task.state not in RETRYABLE:
+        if task.status not in RETRYABLE:
             context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"task is {task.status}: only FAILED or CANCELLED tasks can be retried",

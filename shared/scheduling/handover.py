@@ -237,7 +237,7 @@ class Handover:
             LEADER_EPOCH,
             assigned_key(task.agentId),
         ]
-        to_pending = move_spec(Status.PENDING, task.attempt, task.state, agent=task.agentId)
+        to_pending = move_spec(Status.PENDING, task.attempt, task.status, agent=task.agentId)
         args = [
             "" if epoch is None else str(epoch),
             task.spec().to_json(),
@@ -256,7 +256,7 @@ class Handover:
         requeued = 0
         for task_id in self.redis.smembers(assigned_key(agent_id)):
             task = self.store.get(task_id)
-            if task is None or task.state not in IN_FLIGHT:
+            if task is None or task.status not in IN_FLIGHT:
                 continue
             if keep_session and task.agentSession == keep_session:
                 continue

@@ -105,7 +105,7 @@ class KafkaDispatch:
         message did arrive after all), this is refused."""
         entry, task, agent = choice
         task_log(log, task.taskId, task.attempt).warning("not published: %s", exc)
-        as_scheduled = replace(task, status=Status.SCHEDULED.value, agentId=agent.id)
+        as_scheduled = replace(task, status=Status.SCHEDULED, agentId=agent.id)
         if self.handover.requeue(as_scheduled, epoch).result is Result.DEPOSED:
             # A newer leader owns the task now: the entry stays, for it to find SCHEDULED
             # and start again (dropped, the task would stay SCHEDULED for ever).

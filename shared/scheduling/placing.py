@@ -234,7 +234,7 @@ class Placer:
         """What becomes of an entry that goes to no agent; None when one of ``candidates``
         is to get it."""
         tlog = task_log(log, task.taskId, task.attempt)
-        if task.state is Status.SCHEDULED:
+        if task.status is Status.SCHEDULED:
             # An earlier leader chose an agent but stopped before handing the task over.
             outcome = self.handover.requeue(task, epoch)
             if outcome.result is Result.DEPOSED:
@@ -243,7 +243,7 @@ class Placer:
             tlog.warning("was left SCHEDULED; new attempt: %s", outcome.describe(Status.PENDING))
             self.handover.drop(entry)
             return Placement.REQUEUED
-        if task.state is not Status.PENDING:
+        if task.status is not Status.PENDING:
             tlog.info("is %s already; entry dropped", task.status)
             self.handover.drop(entry)
             return Placement.DROPPED

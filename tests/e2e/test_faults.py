@@ -49,7 +49,7 @@ def start(procs: Processes, agents: int, **env: str) -> None:
 
 def running_on(store: TaskStore, task_id: str) -> str:
     """The agent that runs the task's first attempt, once it runs."""
-    task = wait_until(lambda: (t := store.get(task_id)) and t.state is Status.RUNNING and t, WAIT)
+    task = wait_until(lambda: (t := store.get(task_id)) and t.status is Status.RUNNING and t, WAIT)
     assert task, store.get(task_id)
     return task.agentId
 
@@ -89,7 +89,7 @@ def test_an_agent_cut_off_from_zookeeper_kills_its_task_before_it_runs_again(
         finally:
             os.kill(zk_pid, signal.SIGCONT)
         task = store.wait_for_terminal(task_id, WAIT)
-        assert task is not None and (task.state, task.attempt) == (Status.SUCCESS, 2), task
+        assert task is not None and (task.status, task.attempt) == (Status.SUCCESS, 2), task
         first, second = store.runs(task_id)
         assert first.status is Ending.LOST and "cut off from ZooKeeper" in first.error
         assert second.status is Ending.SUCCESS and task.retries == 0  # a loss spends no retry
@@ -130,7 +130,7 @@ def test_the_watchdog_fails_over_a_task_of_a_frozen_agent(
     finally:
         os.kill(agent.process.pid, signal.SIGCONT)
     scheduler = kprocs.named("scheduler")
-    assert task is not None and (task.state, task.attempt) == (Status.SUCCESS, 2), scheduler.log()
+    assert task is not None and (task.status, task.attempt) == (Status.SUCCESS, 2), scheduler.log()
     assert task.agentId != frozen
     lost, succeeded = store.runs(task_id)
     assert (lost.attempt, lost.status, lost.agentId) == (1, Ending.LOST, frozen)
@@ -141,7 +141,7 @@ def test_the_watchdog_fails_over_a_task_of_a_frozen_agent(
     assert manager.wait_for_log(refused, WAIT), manager.log()
     assert wait_until(lambda: done.read_text().split() == ["1", "2"], WAIT), done.read_text()
     final = store.get(task_id)
-    assert final is not None and (final.state, final.attempt) == (Status.SUCCESS, 2)
+    assert final is not None and (final.status, final.attempt) == (Status.SUCCESS, 2)
     assert len(store.runs(task_id)) == 2
 
 
@@ -165,7 +165,7 @@ def test_a_cancel_holds_when_the_agent_dies_before_it_obeys(
     killed = wait_until(lambda: not any(map(process_runs, pids)), 10, interval=0.1)
     assert killed, "the task outlived its agent"
     task = store.wait_for_terminal(task_id, WAIT)
-    assert task is not None and (task.state, task.attempt) == (Status.CANCELLED, 2), task
+    assert task is not None and (task.status, task.attempt) == (Status.CANCELLED, 2), task
     assert [(r.attempt, r.status) for r in store.runs(task_id)] == [
         (1, Ending.LOST),
         (2, Ending.CANCELLED),

@@ -190,7 +190,7 @@ def test_grpc_without_the_secret_cancels_nothing(sealed: Sealed, secret: str) ->
 
     def ended() -> Status | None:
         task = sealed.store.get(victim)
-        return task.state if task and task.state in TERMINAL else None
+        return task.status if task and task.status in TERMINAL else None
 
     assert wait_until(ended, WAIT) == Status.SUCCESS
 

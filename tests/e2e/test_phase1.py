@@ -47,7 +47,7 @@ def test_raw_lpush_reaches_success_with_output(redis_client: redis.Redis, agent)
     entry = {"taskId": "raw-1", "name": "hi", "type": "SHELL", "content": "echo hi", "timeout": 10}
     redis_client.lpush(TASK_QUEUE, json.dumps(entry))
     task = wait_done(redis_client, "raw-1")
-    assert task.state is Status.SUCCESS
+    assert task.status is Status.SUCCESS
     stored = redis_client.hgetall(task_key("raw-1"))
     assert stored["stdout"] == "hi\n"
     assert stored["exitCode"] == "0"
@@ -65,7 +65,7 @@ def test_malformed_entries_are_set_aside_and_the_agent_keeps_serving(
         json.dumps({"taskId": "after", "name": "ok", "type": "PYTHON", "content": "print(40 + 2)"}),
     )
     task = wait_done(redis_client, "after")
-    assert (task.state, task.stdout) == (Status.SUCCESS, "42\n")
+    assert (task.status, task.stdout) == (Status.SUCCESS, "42\n")
     letters = [json.loads(raw) for raw in redis_client.lrange(DEAD_LETTERS, 0, -1)]
     assert sorted(letter["entry"][:5] for letter in letters) == ['{"nam', "{not "]
     assert any("type: Input should be 'SHELL' or 'PYTHON'" in lt["reason"] for lt in letters)
@@ -82,9 +82,9 @@ def test_failed_and_timed_out_tasks_are_recorded(redis_client: redis.Redis, agen
         queue=TASK_QUEUE,
     )
     failed = wait_done(redis_client, failing.taskId)
-    assert (failed.state, failed.exitCode, failed.error) == (Status.FAILED, 4, "exit code 4")
+    assert (failed.status, failed.exitCode, failed.error) == (Status.FAILED, 4, "exit code 4")
     timed_out = wait_done(redis_client, slow.taskId)
-    assert (timed_out.state, timed_out.error) == (Status.FAILED, "timed out after 1s")
+    assert (timed_out.status, timed_out.error) == (Status.FAILED, "timed out after 1s")
 
 
 def test_sigterm_finishes_the_running_task_then_exits(redis_client: redis.Redis, agent) -> None:
@@ -95,7 +95,7 @@ def test_sigterm_finishes_the_running_task_then_exits(redis_client: redis.Redis,
     assert agent.wait(WAIT) == 0
     finished = TaskStore(redis_client).get(task.taskId)
     assert finished is not None
-    assert (finished.state, finished.stdout) == (Status.SUCCESS, "done\n")
+    assert (finished.status, finished.stdout) == (Status.SUCCESS, "done\n")
     log = agent.stdout.read() if agent.stdout else ""
     assert f"task={task.taskId}" in log and "received SIGTERM" in log
 
@@ -105,6 +105,6 @@ def assert_started(redis_client: redis.Redis, task_id: str) -> None:
 
     def running() -> bool:
         task = store.get(task_id)
-        return task is not None and task.state is Status.RUNNING
+        return task is not None and task.status is Status.RUNNING
 
     assert wait_until(running, WAIT), f"task {task_id} never started"

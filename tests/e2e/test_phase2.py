@@ -107,7 +107,7 @@ def test_round_robin_spreads_tasks_over_the_agents(
     procs.start("scheduler", SCHEDULER, SCHEDULER_STRATEGY="round-robin")
     ids = [submit(store, IDENTITY) for _ in range(9)]
     tasks = wait_all_terminal(store, ids, WAIT)
-    assert {t.state for t in tasks.values()} == {Status.SUCCESS}
+    assert {t.status for t in tasks.values()} == {Status.SUCCESS}
     assert Counter(t.agentId for t in tasks.values()) == {f"agent-{n}": 3 for n in range(3)}
 
 
@@ -119,14 +119,14 @@ def test_least_load_prefers_the_idle_agent(
     procs.start("scheduler", SCHEDULER, SCHEDULER_STRATEGY="least-load")
     release = tmp_path / "release"  # the busy task runs until the test is done with it
     busy = submit(store, f"while [ ! -e {release} ]; do sleep 0.05; done")
-    assert wait_until(lambda: store.get(busy).state is Status.RUNNING, WAIT)
+    assert wait_until(lambda: store.get(busy).status is Status.RUNNING, WAIT)
     busy_agent = store.get(busy).agentId
     # One at a time, each quick task goes where nothing else is running.
     for _ in range(3):
         task = store.wait_for_terminal(submit(store, "true"), WAIT)
         assert task and task.agentId != busy_agent
     release.touch()
-    assert (store.wait_for_terminal(busy, WAIT) or store.get(busy)).state is Status.SUCCESS
+    assert (store.wait_for_terminal(busy, WAIT) or store.get(busy)).status is Status.SUCCESS
 
 
 def test_task_of_a_killed_agent_completes_on_another(
@@ -138,12 +138,12 @@ def test_task_of_a_killed_agent_completes_on_another(
     # Attempt 1 waits until its agent is dead (it dies with it); attempt 2 runs through.
     release = tmp_path / "release"
     task_id = submit(store, f"while [ ! -e {release} ]; do sleep 0.05; done; {IDENTITY}")
-    assert wait_until(lambda: store.get(task_id).state is Status.RUNNING, WAIT)
+    assert wait_until(lambda: store.get(task_id).status is Status.RUNNING, WAIT)
     victim = store.get(task_id).agentId
     next(a for a in agents if a.name == victim).kill()
     release.touch()
     task = store.wait_for_terminal(task_id, WAIT)
-    assert task and task.state is Status.SUCCESS
+    assert task and task.status is Status.SUCCESS
     assert task.agentId != victim
     assert task.attempt == 2
     assert task.stdout == f"{task.agentId} 2\n"
@@ -167,7 +167,7 @@ def test_200_tasks_survive_agents_killed_and_restarted(
             procs.start(f"{victim.name}-{round_}", AGENT, AGENT_ID=victim.name, AGENT_CAPACITY="4")
         )
     tasks = wait_all_terminal(store, ids, 120)
-    assert Counter(t.state for t in tasks.values()) == {Status.SUCCESS: 200}
+    assert Counter(t.status for t in tasks.values()) == {Status.SUCCESS: 200}
     print("attempts:", Counter(t.attempt for t in tasks.values()))
     assert any(t.attempt > 1 for t in tasks.values()), "the kills interrupted no task"
     for task in tasks.values():
@@ -186,7 +186,7 @@ def test_malformed_pending_entries_are_set_aside(
     redis_client.lpush(PENDING_QUEUE, json.dumps({"name": "x", "type": "SHELL"}))
     task_id = submit(store, "echo after")
     task = store.wait_for_terminal(task_id, WAIT)
-    assert task and task.state is Status.SUCCESS
+    assert task and task.status is Status.SUCCESS
     reasons = [json.loads(letter)["reason"] for letter in redis_client.lrange(DEAD_LETTERS, 0, -1)]
     assert len(reasons) == 2 and any("content: Field required" in r for r in reasons)
 
@@ -200,21 +200,21 @@ def test_sigterm_agent_finishes_its_task_and_hands_back_the_queue(
     # The running task ends when the test says so, not after a time the leader could outlast.
     release = tmp_path / "release"
     running = submit(store, f"while [ ! -e {release} ]; do sleep 0.05; done; echo finished")
-    assert wait_until(lambda: store.get(running).state is Status.RUNNING, WAIT)
+    assert wait_until(lambda: store.get(running).status is Status.RUNNING, WAIT)
     queued = submit(store, IDENTITY)
     # its only slot is busy: the task waits in the agent's queue until the agent stops
-    assert wait_until(lambda: store.get(queued).state is Status.DISPATCHED, WAIT)
+    assert wait_until(lambda: store.get(queued).status is Status.DISPATCHED, WAIT)
     agent.process.send_signal(signal.SIGTERM)
     assert agent.wait_for_log("received SIGTERM", WAIT)
     release.touch()
     assert agent.process.wait(WAIT) == 0
-    assert store.get(running).state is Status.SUCCESS
+    assert store.get(running).status is Status.SUCCESS
     assert "handed back 1 queued tasks" in agent.log()
     # Back to pending under a new attempt. The leader learns of the agent's exit from a
     # watch, a moment later: it may dispatch the handed-back task to the gone agent once
     # more, and its reconcile then returns it again (attempt 3). So wait for the end state.
     handed_back = wait_until(
-        lambda: (t := store.get(queued)).state is Status.PENDING and t.attempt >= 2 and t, WAIT
+        lambda: (t := store.get(queued)).status is Status.PENDING and t.attempt >= 2 and t, WAIT
     )
     assert handed_back, store.get(queued)
     replacement = procs.start("agent-0-again", AGENT, AGENT_ID="agent-0")

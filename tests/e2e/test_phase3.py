@@ -71,7 +71,7 @@ def test_500_tasks_through_3_agents_all_succeed(
     ids = [submit(store, "true") for _ in range(500)]
     tasks = wait_all_terminal(store, ids, 180)
     elapsed = time.monotonic() - started
-    assert Counter(t.state for t in tasks.values()) == {Status.SUCCESS: 500}
+    assert Counter(t.status for t in tasks.values()) == {Status.SUCCESS: 500}
     assert set(Counter(t.agentId for t in tasks.values())) == {"agent-0", "agent-1", "agent-2"}
     latencies = sorted(t.finishedAt - t.createdAt for t in tasks.values())
     print(
@@ -112,7 +112,7 @@ def test_duplicated_reordered_and_stale_reports_leave_the_right_state(
         ],
     )
     final = store.wait_for_terminal(task.taskId, WAIT)
-    assert final and (final.state, final.attempt, final.stdout) == (Status.SUCCESS, 2, "right\n")
+    assert final and (final.status, final.attempt, final.stdout) == (Status.SUCCESS, 2, "right\n")
     assert wait_until(
         lambda: (
             "ignored" in kprocs.started[0].log() and kprocs.started[0].log().count("ignored") >= 3
@@ -132,7 +132,7 @@ def test_restarted_task_manager_loses_nothing(kprocs: Processes, redis_client: r
     manager.kill()
     kprocs.start("manager-again", MANAGER)
     tasks = wait_all_terminal(store, ids, 120)
-    assert Counter(t.state for t in tasks.values()) == {Status.SUCCESS: 200}
+    assert Counter(t.status for t in tasks.values()) == {Status.SUCCESS: 200}
 
 
 def test_poison_messages_go_to_the_dead_letter_topic_and_the_stream_goes_on(
@@ -143,7 +143,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_and_the_stream_goes_on(
     send(kafka_settings, kafka_settings.status_topic, [b"\x00 not json", b'{"v": 9}'])
     send(kafka_settings, kafka_settings.dispatch_topic, [b"[]"])  # agent-0 owns partition 0
     task = store.wait_for_terminal(submit(store, "echo after the poison"), WAIT)
-    assert task and task.state is Status.SUCCESS
+    assert task and task.status is Status.SUCCESS
     letters = read_all(kafka_settings, kafka_settings.dead_letter_topic, 3)
     assert len(letters) == 3
     assert {letter["topic"] for letter in letters} == {
@@ -161,14 +161,14 @@ def test_killed_agent_task_completes_elsewhere(
     # Attempt 1 waits until its agent is dead (it dies with it); attempt 2 runs through.
     release = tmp_path / "release"
     task_id = submit(store, f"while [ ! -e {release} ]; do sleep 0.05; done; {IDENTITY}")
-    assert wait_until(lambda: store.get(task_id).state is Status.RUNNING, WAIT)
+    assert wait_until(lambda: store.get(task_id).status is Status.RUNNING, WAIT)
     victim = store.get(task_id).agentId
     killed = time.monotonic()
     next(a for a in agents if a.name == victim).kill()
     release.touch()
     task = store.wait_for_terminal(task_id, WAIT)
     print(f"agent kill -9 to SUCCESS elsewhere: {time.monotonic() - killed:.1f}s")
-    assert task and task.state is Status.SUCCESS
+    assert task and task.status is Status.SUCCESS
     assert task.agentId != victim
     assert task.stdout == f"{task.agentId} {task.attempt}\n" and task.attempt == 2
 

@@ -209,10 +209,10 @@ def test_100_tasks_in_a_burst_all_succeed(api_stack: ApiStack) -> None:
 
     def all_done() -> list | None:
         tasks = [api_stack.store.get(task_id) for task_id in ids]
-        return tasks if all(t.state in TERMINAL for t in tasks) else None
+        return tasks if all(t.status in TERMINAL for t in tasks) else None
 
     tasks = wait_until(all_done, 120, interval=0.2)
-    assert tasks and Counter(t.state for t in tasks) == {Status.SUCCESS: 100}
+    assert tasks and Counter(t.status for t in tasks) == {Status.SUCCESS: 100}
     print(
         f"100 submits in {submitted:.1f}s ({100 / submitted:.0f}/s); all SUCCESS after "
         f"{time.monotonic() - started:.1f}s"

@@ -262,10 +262,10 @@ def test_an_operator_cancels_and_retries_only_its_own_tasks(stack: ApiStack) -> 
     refused = call(stack, "DELETE", f"{TASKS}/{task_id}", mallory)
     assert refused.status_code == 403 and error_code(refused) == "not_owner"
     assert "mallory" in refused.json()["error"]["message"]
-    assert stack.store.get(task_id).state is not Status.CANCELLED
+    assert stack.store.get(task_id).status is not Status.CANCELLED
 
     assert call(stack, "DELETE", f"{TASKS}/{task_id}", admin).status_code in (200, 202)
-    assert wait_until(lambda: stack.store.get(task_id).state is Status.CANCELLED, 30)
+    assert wait_until(lambda: stack.store.get(task_id).status is Status.CANCELLED, 30)
     refused = call(stack, "POST", f"{TASKS}/{task_id}/retry", mallory)
     assert refused.status_code == 403 and error_code(refused) == "not_owner"
     assert stack.store.get(task_id).attempt == 1
@@ -512,7 +512,7 @@ def test_taskctl_shows_the_escape_codes_of_a_name_and_an_output_as_text(stack: A
     content = r"printf 'out\033]52;c;aGk=\007\n\033[31mred\n'"
     body = {"name": name, "type": "SHELL", "content": content}
     task_id = call(stack, "POST", TASKS, operator, json=body).json()["taskId"]
-    assert wait_until(lambda: stack.store.get(task_id).state is Status.SUCCESS, 60)
+    assert wait_until(lambda: stack.store.get(task_id).status is Status.SUCCESS, 60)
 
     listed = taskctl(stack, "list", "--limit", "200", token=operator)
     assert listed.returncode == 0, listed.stderr

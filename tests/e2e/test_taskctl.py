@@ -52,7 +52,7 @@ def submit_wait(stack: ApiStack, content: str, *args: str, code: Exit) -> dict:
 
 
 def wait_status(stack: ApiStack, task_id: str, status: Status) -> None:
-    reached = wait_until(lambda: (t := stack.store.get(task_id)) and t.state == status, WAIT)
+    reached = wait_until(lambda: (t := stack.store.get(task_id)) and t.status == status, WAIT)
     assert reached, f"task {task_id} never reached {status}"
 
 
@@ -64,7 +64,7 @@ def sleeping_task(stack: ApiStack) -> Iterator[str]:
         yield task_id
     finally:
         task = stack.store.get(task_id)
-        if task and task.state not in {Status.SUCCESS, Status.FAILED, Status.CANCELLED}:
+        if task and task.status not in {Status.SUCCESS, Status.FAILED, Status.CANCELLED}:
             run(stack.url, "cancel", task_id)
 
 

@@ -153,7 +153,7 @@ def dispatches(settings: Settings) -> list[ConsumerRecord]:
 
 def assert_dispatched_once(settings: Settings, tasks: list[Task]) -> None:
     """Each task DISPATCHED as attempt 1, and one message each, on its agent's partition."""
-    assert Counter(task.state for task in tasks) == {Status.DISPATCHED: len(tasks)}
+    assert Counter(task.status for task in tasks) == {Status.DISPATCHED: len(tasks)}
     assert {task.attempt for task in tasks} == {1}
     records = dispatches(settings)
     messages = {record.key.decode(): (record, json.loads(record.value)) for record in records}
@@ -188,7 +188,7 @@ def test_a_burst_is_dispatched_in_batches_once_each_and_spread_over_the_agents(
     epoch = scheduler.handover.begin_term()
 
     assert scheduler.placer.turn(epoch, agents)
-    states = Counter(task.state for task in tasks_of(scheduler.store, ids))
+    states = Counter(task.status for task in tasks_of(scheduler.store, ids))
     assert states == {Status.DISPATCHED: 16, Status.PENDING: 34}, "one turn, one batch"
     for _ in range(3):  # 16 + 16 + 2
         assert scheduler.placer.turn(epoch, agents)
@@ -247,7 +247,7 @@ def test_what_the_broker_does_not_take_goes_back_to_pending_as_a_new_attempt(
     assert scheduler.placer.turn(epoch, agents), "a publish failure is no reason to stop leading"
 
     unpublished = tasks_of(store, sorted(failing))
-    assert Counter(task.state for task in unpublished) == {Status.PENDING: len(failing)}
+    assert Counter(task.status for task in unpublished) == {Status.PENDING: len(failing)}
     assert {task.attempt for task in unpublished} == {2}
     assert not any(task.agentId for task in unpublished), "nobody holds them"
     published = tasks_of(store, [task_id for task_id in ids if task_id not in failing])
@@ -292,7 +292,7 @@ def test_a_leader_deposed_mid_batch_marks_what_it_sent_and_leaves_the_rest(
     leading.join(timeout=WAIT)
     assert not leading.is_alive(), "a deposed leader stops leading"
 
-    states = Counter(task.state for task in tasks_of(store, ids))
+    states = Counter(task.status for task in tasks_of(store, ids))
     assert states == {Status.DISPATCHED: 16 + 4, Status.PENDING: 12 + 8}
     assert redis_client.llen(SCHEDULING) == 0, "no entry is left parked"
     assert redis_client.llen(PENDING_QUEUE) == 20, "the refused entries are back on pending"
@@ -302,7 +302,7 @@ def test_a_leader_deposed_mid_batch_marks_what_it_sent_and_leaves_the_rest(
     leading = lead_in_background(successor)
     try:
         done = wait_until(
-            lambda: all(t.state is Status.DISPATCHED for t in tasks_of(store, ids)), WAIT
+            lambda: all(t.status is Status.DISPATCHED for t in tasks_of(store, ids)), WAIT
         )
         assert done, "the next leader dispatches the rest"
     finally:
@@ -342,7 +342,7 @@ def test_an_agent_gets_no_more_than_capacity_times_prefetch_and_the_rest_waits_i
     assert_dispatched_once(tight, dispatched)
     assert Counter(task.agentId for task in dispatched) == dict.fromkeys(AGENTS, 4)
     waiting = tasks_of(scheduler.store, ids[12:])
-    assert Counter(task.state for task in waiting) == {Status.PENDING: 18}
+    assert Counter(task.status for task in waiting) == {Status.PENDING: 18}
     assert redis_client.llen(SCHEDULING) == 0
     assert pending_ids(redis_client) == ids[12:], "the rest waits on pending, in submit order"
     assert placements("waiting") == waited, "and was never taken"
@@ -365,7 +365,7 @@ def test_a_slot_freed_is_filled_and_only_on_the_agent_that_freed_it(
     assert scheduler.placer.turn(int(redis_client.get(LEADER_EPOCH)), agents)
 
     more = tasks_of(scheduler.store, ids[12:14])
-    assert [(task.state, task.agentId) for task in more] == [(Status.DISPATCHED, "agent-a")] * 2
+    assert [(task.status, task.agentId) for task in more] == [(Status.DISPATCHED, "agent-a")] * 2
     assert pending_ids(redis_client) == ids[14:], "exactly 2 more, the next 2 in line"
     assert len(dispatches(tight)) == 14
 
@@ -406,7 +406,7 @@ def test_with_every_agent_full_a_turn_takes_nothing(
     agents = live_agents(scheduler)
     ids = fill_the_agents(scheduler, agents)
     handover.takes = 0
-    before = {task.taskId: task.state for task in tasks_of(scheduler.store, ids)}
+    before = {task.taskId: task.status for task in tasks_of(scheduler.store, ids)}
     scheduler.directory.changed = changed = CountedWaits()
 
     assert scheduler.placer.turn(int(redis_client.get(LEADER_EPOCH)), agents), (
@@ -415,7 +415,7 @@ def test_with_every_agent_full_a_turn_takes_nothing(
 
     assert handover.takes == 0, "no entry was taken"
     assert changed.waits == [BACKPRESSURE_POLL], "it waited a little for room"
-    assert {task.taskId: task.state for task in tasks_of(scheduler.store, ids)} == before
+    assert {task.taskId: task.status for task in tasks_of(scheduler.store, ids)} == before
     assert pending_ids(redis_client) == ids[12:]
     assert redis_client.llen(SCHEDULING) == 0
     assert len(dispatches(tight)) == 12
@@ -452,7 +452,7 @@ def test_entries_whose_type_has_no_room_wait_in_order_and_others_go_past_them(
     finish(scheduler.store, scheduler.store.get(full[0]))  # a SHELL slot is free
     assert scheduler.placer.turn(epoch, agents)  # room for 1: the first SHELL entry
 
-    assert scheduler.store.get(shells[0]).state is Status.DISPATCHED
+    assert scheduler.store.get(shells[0]).status is Status.DISPATCHED
     assert pending_ids(redis_client) == [shells[1], pythons[2]], "the SHELL one left is first"
     dispatch_spans = [span for span in spans.get_finished_spans() if span.name == "dispatch"]
     waited_spans = [s for s in dispatch_spans if s.attributes["taskflow.task_id"] in shells]

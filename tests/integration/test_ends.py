@@ -52,7 +52,7 @@ def running_task(store: TaskStore) -> str:
 def ended(store: TaskStore, task_id: str) -> Callable[[], bool]:
     def check() -> bool:
         task = store.get(task_id)
-        return task is not None and task.state in TERMINAL
+        return task is not None and task.status in TERMINAL
 
     return check
 

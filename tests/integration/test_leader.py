@@ -89,7 +89,7 @@ def test_a_leader_whose_epoch_was_superseded_steps_down_at_its_next_dispatch(
     leading.start()
     try:
         first = submit(store)
-        dispatched = wait_until(lambda: store.get(first).state is Status.DISPATCHED, 10)
+        dispatched = wait_until(lambda: store.get(first).status is Status.DISPATCHED, 10)
         assert dispatched, "the leader dispatches while its epoch is current"
 
         redis_client.incr(LEADER_EPOCH)  # another scheduler won an election meanwhile
@@ -97,7 +97,7 @@ def test_a_leader_whose_epoch_was_superseded_steps_down_at_its_next_dispatch(
         leading.join(timeout=10)
         assert not leading.is_alive(), "a deposed leader must stop leading"
         # its refused dispatch left the task as it was, with its entry back on pending
-        assert store.get(second).state is Status.PENDING
+        assert store.get(second).status is Status.PENDING
         assert redis_client.lrange(SCHEDULING, 0, -1) == []
         assert len(redis_client.lrange(PENDING_QUEUE, 0, -1)) == 1
     finally:
@@ -154,7 +154,7 @@ def test_the_leader_accepts_what_the_settings_accept(
     assert entry is not None
     (placement,) = scheduler.placer.place(handover.begin_term(), [entry], agents, {})
     assert placement is Placement.DISPATCHED
-    assert scheduler.store.get(task.taskId).state is Status.DISPATCHED
+    assert scheduler.store.get(task.taskId).status is Status.DISPATCHED
 
 
 class Turns:
@@ -213,7 +213,7 @@ def test_phase_2s_leader_releases_no_retry_and_runs_no_watchdog(
     leader.lead()
     assert redis_client.zcard(RETRY_QUEUE) == 1, "queue:retry is phase 5's"
     task = TaskStore(redis_client).get(overdue)
-    assert task is not None and (task.state, task.attempt) == (Status.DISPATCHED, 1)
+    assert task is not None and (task.status, task.attempt) == (Status.DISPATCHED, 1)
 
 
 def test_phase_5s_leader_releases_due_retries_and_fails_over_overdue_tasks(
@@ -229,4 +229,4 @@ def test_phase_5s_leader_releases_due_retries_and_fails_over_overdue_tasks(
     pending = [json.loads(entry)["name"] for entry in redis_client.lrange(PENDING_QUEUE, 0, -1)]
     assert "retry" in pending
     task = handover.store.get(overdue)
-    assert task is not None and (task.state, task.attempt) == (Status.PENDING, 2)
+    assert task is not None and (task.status, task.attempt) == (Status.PENDING, 2)

@@ -43,7 +43,7 @@ def test_an_outcome_alone_records_the_start_it_carries(store: TaskStore) -> None
     at = now_ms()
     assert apply_report(store, report(task_id, "SUCCESS", at - 5000, at)).ok
     task = store.get(task_id)
-    assert task is not None and task.state is Status.SUCCESS
+    assert task is not None and task.status is Status.SUCCESS
     assert (task.startedAt, task.finishedAt) == (at - 5000, at)
 
 
@@ -52,7 +52,7 @@ def test_a_running_report_records_the_start_it_carries(store: TaskStore) -> None
     at = now_ms()
     assert apply_report(store, report(task_id, "RUNNING", at - 5000, at)).ok
     task = store.get(task_id)
-    assert task is not None and task.state is Status.RUNNING
+    assert task is not None and task.status is Status.RUNNING
     assert task.startedAt == at - 5000
 
 

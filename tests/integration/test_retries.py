@@ -55,7 +55,7 @@ def test_a_failure_with_retries_left_waits_in_the_retry_queue(store: TaskStore) 
     outcome = retrying(store, failed)
     task = store.get(task_id)
     assert outcome.ok and task is not None
-    assert (task.state, task.attempt, task.retries) == (Status.PENDING, 2, 1)
+    assert (task.status, task.attempt, task.retries) == (Status.PENDING, 2, 1)
     assert "attempt 1 failed (exit code 3); retry 1 of 2" in task.error
     assert task.exitCode is None  # the new attempt has no result yet
     bound = get_settings().retry_base_seconds * 1000
@@ -90,7 +90,7 @@ def test_the_last_failure_says_the_retries_are_spent(store: TaskStore) -> None:
     final = retrying(store, report(task_id, Status.FAILED, 2, exitCode=3, error="exit code 3"))
     task = store.get(task_id)
     assert final.ok and task is not None
-    assert (task.state, task.attempt, task.retries) == (Status.FAILED, 2, 1)
+    assert (task.status, task.attempt, task.retries) == (Status.FAILED, 2, 1)
     assert task.error == "exit code 3; gave up after 1 retries"
     assert [run.status for run in store.runs(task_id)] == [Ending.FAILED, Ending.FAILED]
 
@@ -98,7 +98,7 @@ def test_the_last_failure_says_the_retries_are_spent(store: TaskStore) -> None:
 def test_without_retries_a_failure_is_final_and_success_is_recorded(store: TaskStore) -> None:
     failing, passing = running(store), running(store)
     assert retrying(store, report(failing, Status.FAILED, exitCode=3, error="exit code 3")).ok
-    assert store.get(failing).state is Status.FAILED
+    assert store.get(failing).status is Status.FAILED
     assert retrying(store, report(passing, Status.SUCCESS, exitCode=0)).ok
     [run] = store.runs(passing)
     assert (run.status, run.exitCode, run.error) == (Ending.SUCCESS, 0, "")
@@ -112,7 +112,7 @@ def test_before_phase_5_a_failed_report_is_failed_whatever_its_max_retries(
     task_id = running(store, max_retries=2)
     assert apply_report(store, report(task_id, Status.FAILED, exitCode=3, error="exit code 3")).ok
     task = store.get(task_id)
-    assert (task.state, task.attempt, task.retries, task.maxRetries) == (Status.FAILED, 1, 0, 2)
+    assert (task.status, task.attempt, task.retries, task.maxRetries) == (Status.FAILED, 1, 0, 2)
     assert not store.redis.exists(RETRY_QUEUE)
 
 
@@ -124,7 +124,7 @@ def test_a_lost_attempt_runs_again_at_once_without_a_retry_queue(
     lost = report(task_id, Status.FAILED, error="session lost", lost=True)
     assert apply_report(store, lost).ok
     task = store.get(task_id)
-    assert (task.state, task.attempt, task.retries) == (Status.PENDING, 2, 0)
+    assert (task.status, task.attempt, task.retries) == (Status.PENDING, 2, 0)
     assert store.redis.lrange(PENDING_QUEUE, 0, -1) == [task.spec().to_json()]
     assert not store.redis.exists(RETRY_QUEUE)
 
@@ -159,7 +159,7 @@ def test_a_report_is_not_lost_when_the_task_moves_while_it_is_applied(
     task, _ = store.create(TaskSpec.from_fields({"name": "t", "type": "SHELL", "content": "true"}))
     TaskStore.transition(store, task.taskId, Status.SCHEDULED, attempt=1, agent="a1")
     assert apply_report(store, report(task.taskId, Status.RUNNING)).ok
-    assert store.marked and store.get(task.taskId).state is Status.RUNNING
+    assert store.marked and store.get(task.taskId).status is Status.RUNNING
 
 
 def test_a_retry_by_hand_forgets_the_cancel_a_failover_keeps(store: TaskStore) -> None:

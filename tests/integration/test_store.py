@@ -53,7 +53,7 @@ def test_every_pair_is_allowed_or_refused_as_the_table_says(
     assert after is not None
     if can_move(current, target):
         assert outcome.ok
-        assert after.state is target
+        assert after.status is target
         assert after.error == "x"
         new_attempt = target is Status.PENDING
         assert after.attempt == (2 if new_attempt else 1)
@@ -73,7 +73,7 @@ def test_a_stale_attempt_cannot_write(store: TaskStore) -> None:
     assert (late.result, late.attempt) == (Result.STALE, 2)
     task = store.get(task_id)
     assert task is not None
-    assert (task.state, task.stdout) == (Status.PENDING, "")
+    assert (task.status, task.stdout) == (Status.PENDING, "")
 
 
 def test_expected_status_must_match(store: TaskStore) -> None:
@@ -133,7 +133,7 @@ def test_two_writers_racing_exactly_one_wins(store: TaskStore) -> None:
         assert sum(outcome.ok for outcome in outcomes) == 1
         winner = next(i for i, outcome in enumerate(outcomes) if outcome.ok)
         task = store.get(task_id)
-        assert task is not None and task.state is pair[winner]
+        assert task is not None and task.status is pair[winner]
 
 
 def test_concurrent_submits_with_one_request_id_make_one_task(store: TaskStore) -> None:
@@ -150,7 +150,7 @@ def test_create_with_a_known_task_id_returns_the_stored_task(store: TaskStore) -
     store.transition("fixed", Status.RUNNING, attempt=1)
     again, created_again = store.create(make_spec(taskId="fixed", content="echo 2"))
     assert (created, created_again) == (True, False)
-    assert (again.content, again.state) == ("echo 1", Status.RUNNING)
+    assert (again.content, again.status) == ("echo 1", Status.RUNNING)
 
 
 def test_assigned_index_holds_exactly_the_in_flight_tasks_of_an_agent(store: TaskStore) -> None:
@@ -290,7 +290,7 @@ def test_listing_by_status_pages_its_own_index_and_follows_every_move(store: Tas
     assert store.transition("t1", Status.PENDING, attempt=1, expected=Status.CANCELLED).ok
     assert indexed(store, Status.PENDING) == ["t6", "t4", "t3", "t1", "t0"]  # back in place
     for status in Status:
-        held = [t.taskId for t in store.list(limit=10)[0] if t.state is status]
+        held = [t.taskId for t in store.list(limit=10)[0] if t.status is status]
         assert indexed(store, status) == held, status
 
 

@@ -67,7 +67,7 @@ def test_with_every_agent_heard_no_task_is_read_or_requeued(
     assert watchdog.fail_over_overdue(handover, epoch, AGENTS, LIVE, 0, 10) == 0
     assert reads == []
     task = handover.store.get(late)
-    assert task is not None and (task.state, task.attempt) == (Status.SCHEDULED, 1)
+    assert task is not None and (task.status, task.attempt) == (Status.SCHEDULED, 1)
 
 
 def test_an_overdue_task_of_a_silent_agent_goes_back_to_pending(
@@ -82,8 +82,8 @@ def test_an_overdue_task_of_a_silent_agent_goes_back_to_pending(
     assert watchdog.fail_over_overdue(handover, epoch, AGENTS, LIVE, 0, 10) == 1
     assert reads == [["agent-quiet"]]  # only the silent agent's tasks were read
     requeued, kept = handover.store.get(late), handover.store.get(in_time)
-    assert requeued is not None and (requeued.state, requeued.attempt) == (Status.PENDING, 2)
-    assert kept is not None and (kept.state, kept.attempt) == (Status.SCHEDULED, 1)
+    assert requeued is not None and (requeued.status, requeued.attempt) == (Status.PENDING, 2)
+    assert kept is not None and (kept.status, kept.attempt) == (Status.SCHEDULED, 1)
 
 
 def test_an_unpublished_dispatch_of_a_deposed_leader_keeps_its_entry(
@@ -106,4 +106,4 @@ def test_an_unpublished_dispatch_of_a_deposed_leader_keeps_its_entry(
     assert redis_client.lrange(PENDING_QUEUE, 0, -1) == [entry]
     assert redis_client.llen(SCHEDULING) == 0
     stored = handover.store.get(task.taskId)
-    assert stored is not None and stored.state is Status.SCHEDULED
+    assert stored is not None and stored.status is Status.SCHEDULED
