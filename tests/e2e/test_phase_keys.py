@@ -18,7 +18,19 @@ import redis
 from devtools.procs import Processes
 from devtools.stacks import PHASE4, PHASE5
 from devtools.tasks import WAIT, run_through_api, start_agents, wait_all_terminal
-from shared.core.keys import ENDED_CHANNEL, PENDING_QUEUE, RETRY_QUEUE, TASK_QUEUE
+from shared.core.keys import (
+    API_TOKENS,
+    ASSIGNED_PREFIX,
+    AUDIT_STREAM,
+    ENDED_CHANNEL,
+    LEADER_EPOCH,
+    PENDING_QUEUE,
+    RETRY_QUEUE,
+    SCHEDULING,
+    TASK_QUEUE,
+    agent_queue,
+    heartbeat_key,
+)
 from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.task import TaskSpec
@@ -26,21 +38,28 @@ from tests.e2e.conftest import running_api_stack
 
 SUCCEEDS = "echo ok"
 FAILS = "echo no >&2; exit 3"
-# keys (by prefix) that only phase 5's steps write
-LATER = ("runs:", "stats:", RETRY_QUEUE)
+# The keys (by prefix) each phase's step brings; a phase writes none of a later one's.
+INTRODUCED = {
+    2: (PENDING_QUEUE, SCHEDULING, LEADER_EPOCH, ASSIGNED_PREFIX, agent_queue("")),
+    3: (heartbeat_key(""),),  # the agents' heartbeats, written by the task-manager
+    4: (),  # the gRPC service and the API keep nothing of their own in Redis
+    5: ("runs:", "stats:", RETRY_QUEUE, API_TOKENS, AUDIT_STREAM, "rate:", "refused:"),
+}
 
 
-def later_keys(client: redis.Redis) -> set[str]:
-    return {key for key in client.scan_iter() if key.startswith(LATER)}
+def later_keys(client: redis.Redis, phase: int = 4) -> set[str]:
+    """The keys ``client`` holds that a phase after ``phase`` introduces."""
+    later = tuple(prefix for step, found in INTRODUCED.items() if step > phase for prefix in found)
+    return {key for key in client.scan_iter() if key.startswith(later)}
 
 
 def ends_subscribers(client: redis.Redis) -> int:
     return dict(client.pubsub_numsub(ENDED_CHANNEL)).get(ENDED_CHANNEL, 0)
 
 
-def assert_no_later_step(client: redis.Redis, failed: dict[str, object]) -> None:
-    """What phases 1 to 4 promise: none of phase 5's keys, and no automatic retry."""
-    assert later_keys(client) == set()
+def assert_no_later_step(client: redis.Redis, failed: dict[str, object], phase: int) -> None:
+    """What phases 1 to 4 promise: no key of a later phase, and no automatic retry."""
+    assert later_keys(client, phase) == set()
     assert ends_subscribers(client) == 0
     assert (failed["status"], failed["attempt"], failed["retries"]) == ("FAILED", 1, 0)
 
@@ -61,7 +80,7 @@ def test_phase1_writes_no_later_key(procs: Processes, redis_client: redis.Redis)
     procs.start("agent", "phase1_mvp.agent", AGENT_ID="agent-1")
     succeeded, failed = run_in_store(redis_client, TASK_QUEUE)
     assert succeeded["status"] == Status.SUCCESS
-    assert_no_later_step(redis_client, failed)
+    assert_no_later_step(redis_client, failed, 1)
 
 
 def test_phase2_writes_no_later_key(procs: Processes, redis_client: redis.Redis) -> None:
@@ -69,7 +88,7 @@ def test_phase2_writes_no_later_key(procs: Processes, redis_client: redis.Redis)
     procs.start("scheduler", "phase2_zookeeper.scheduler", SCHEDULER_ID="s1")
     succeeded, failed = run_in_store(redis_client, PENDING_QUEUE)
     assert succeeded["status"] == Status.SUCCESS
-    assert_no_later_step(redis_client, failed)
+    assert_no_later_step(redis_client, failed, 2)
 
 
 def test_phase3_writes_no_later_key(kprocs: Processes, redis_client: redis.Redis) -> None:
@@ -78,7 +97,7 @@ def test_phase3_writes_no_later_key(kprocs: Processes, redis_client: redis.Redis
     kprocs.start("scheduler", "phase3_kafka.scheduler")
     succeeded, failed = run_in_store(redis_client, PENDING_QUEUE)
     assert succeeded["status"] == Status.SUCCESS
-    assert_no_later_step(redis_client, failed)
+    assert_no_later_step(redis_client, failed, 3)
 
 
 @pytest.mark.parametrize("phase", ["phase4", "phase5"])
@@ -96,7 +115,7 @@ def test_the_api_phases_write_the_keys_of_their_steps(
         client = stack.store.redis
         assert succeeded["status"] == "SUCCESS"
         if phase == "phase4":
-            assert_no_later_step(client, failed)
+            assert_no_later_step(client, failed, 4)
             return
         assert (failed["status"], failed["attempt"], failed["retries"]) == ("FAILED", 2, 1)
         assert failed["nextAttemptAt"] is not None  # its retry waited in queue:retry
