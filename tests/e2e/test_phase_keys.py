@@ -27,6 +27,7 @@ from shared.core.keys import (
     PENDING_QUEUE,
     RETRY_QUEUE,
     SCHEDULING,
+    STATUS_INDEX_VERSION,
     TASK_QUEUE,
     agent_queue,
     heartbeat_key,
@@ -38,13 +39,15 @@ from tests.e2e.conftest import running_api_stack
 
 SUCCEEDS = "echo ok"
 FAILS = "echo no >&2; exit 3"
+# --8<-- [start:introduced]
 # The keys (by prefix) each phase's step brings; a phase writes none of a later one's.
 INTRODUCED = {
     2: (PENDING_QUEUE, SCHEDULING, LEADER_EPOCH, ASSIGNED_PREFIX, agent_queue("")),
     3: (heartbeat_key(""),),  # the agents' heartbeats, written by the task-manager
-    4: (),  # the gRPC service and the API keep nothing of their own in Redis
-    5: ("runs:", "stats:", RETRY_QUEUE, API_TOKENS, AUDIT_STREAM, "rate:", "refused:"),
+    4: (STATUS_INDEX_VERSION,),  # the task-manager's one-off indexing of older tasks
+    5: ("runs:", "stats:", RETRY_QUEUE, API_TOKENS, AUDIT_STREAM, "rate:", "refused:", "owned-"),
 }
+# --8<-- [end:introduced]
 
 
 def later_keys(client: redis.Redis, phase: int = 4) -> set[str]:
