@@ -382,7 +382,7 @@ def measure(system: System, result: tuple[Outcome, list, float]) -> Report:
 
     wait_until(ended, SETTLE, interval=2)
     try:
-        statuses = Counter(t.status if (t := store.get(i)) else "MISSING" for i in ids)
+        statuses = Counter(t.status.value if (t := store.get(i)) else "MISSING" for i in ids)
     except redis.RedisError as exc:
         statuses = Counter({f"unknown (Redis: {exc})": len(ids)})
     lines = done_lines(system)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import IntEnum
 from pathlib import Path
 
@@ -104,7 +104,7 @@ def main(
 ) -> None:
     """Submit, follow, cancel and retry tasks of the taskflow scheduler; its statistics,
     a task's history, and (admin) the API's tokens and audit trail."""
-    chosen = chosen_token(token, token_file, get_settings().run_dir)
+    chosen = chosen_token(token, token_file, lambda: get_settings().run_dir)
     headers = {"Authorization": f"Bearer {chosen}"} if chosen else {}
     ctx.obj = Api(url, request_timeout, HTTP_EXIT, headers)
 
@@ -112,15 +112,19 @@ def main(
 # --8<-- [end:main]
 
 
-def chosen_token(token: str | None, token_file: Path | None, run_dir: Path) -> str | None:
+def chosen_token(
+    token: str | None, token_file: Path | None, run_dir: Callable[[], Path]
+) -> str | None:
     """``--token`` (deprecated, with a warning), else ``--token-file``, else
-    ``TASKFLOW_TOKEN``, else the admin token ``make phase5-up`` saved (or none)."""
+    ``TASKFLOW_TOKEN``, else the admin token ``make phase5-up`` saved (or none). The
+    settings (``run_dir``) are read only in that last case: a token given on the command
+    line works whatever the environment holds."""
     if token is not None:
         say(DEPRECATED_TOKEN, err=True)
         return token
     if token_file is not None:
         return read_token_file(token_file)
-    return client_token(run_dir)
+    return client_token(run_dir())
 
 
 def read_token_file(path: Path) -> str:

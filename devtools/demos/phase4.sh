@@ -3,7 +3,7 @@
 # Run `make phase4-up` first; `make phase4-demo` runs this.
 set -euo pipefail
 API=${API_URL:-http://127.0.0.1:8000}
-TASKCTL=".venv/bin/taskctl --url $API"
+TASKCTL=".venv/bin/python -m phase4_api.taskctl --url $API"  # phase 4's own commands
 export TASKFLOW_API_URL=$API
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ from click.testing import CliRunner
 from phase4_api import taskctl as phase4_taskctl
 from phase4_api.api import create_app
 from phase5_observability import taskctl as phase5_taskctl
-from shared.core.config import Settings
+from shared.core.config import SecretsDirMissing, Settings, get_settings
 from shared.rpc import task_service_pb2 as pb
 
 PHASE4_COMMANDS = {"submit", "get", "watch", "cancel", "retry", "list", "agents"}
@@ -86,3 +87,22 @@ def test_phase4_api_checks_a_task_against_the_settings_limits() -> None:
     taken = create_app(client, raised).test_client().post("/api/v1/tasks", json=task)
     assert taken.status_code == 201
     assert [method for method, _ in client.calls] == ["Submit"]
+
+
+def test_phase5_taskctl_with_a_token_file_reads_no_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token given on the command line works whatever the environment holds: here a
+    SECRETS_DIR that names no folder, which would stop anything reading the settings."""
+    token = tmp_path / "token"
+    token.write_text("secret-token\n")
+    token.chmod(0o600)
+    monkeypatch.setenv("SECRETS_DIR", str(tmp_path / "missing"))
+    get_settings.cache_clear()
+    try:
+        args = ["--url", "http://127.0.0.1:9", "--token-file", str(token), "get", "t-1"]
+        result = CliRunner().invoke(phase5_taskctl.main, args)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == phase4_taskctl.Exit.UNAVAILABLE, result.output
+    assert not isinstance(result.exception, SecretsDirMissing)
