@@ -82,7 +82,16 @@ class Scheduler:
         self.duties = list(duties)
         poll = min([settings.queue_poll_seconds, *(duty.interval for duty in self.duties)])
         self.placer = Placer(
-            handover, directory, strategy, dispatch, loads, batch, prefetch, poll, settings
+            handover,
+            directory,
+            strategy,
+            dispatch,
+            loads,
+            batch,
+            prefetch,
+            poll,
+            limits=settings,
+            postponed_wait=settings.queue_poll_seconds,
         )
         self.next_reconcile = 0.0  # monotonic time of the next reconcile
         # (agent, its live session or '') -> when this leader first saw its tasks' session gone

@@ -100,6 +100,7 @@ class Placer:
         prefetch: int | None = None,
         poll: float = 1.0,
         limits: TaskSettings = DEFAULT_LIMITS,
+        postponed_wait: float = 1.0,
     ) -> None:
         if batch < 1:
             raise ValueError(f"a batch holds at least one entry, not {batch}")
@@ -112,6 +113,7 @@ class Placer:
         self.batch = batch
         self.prefetch = prefetch  # None: no limit on the tasks an agent holds
         self.poll = poll  # the longest a turn waits for a first entry
+        self.postponed_wait = postponed_wait  # after a turn whose entries no agent runs
         self.parse = partial(TaskSpec.from_json, limits=limits)  # the API's limits, not defaults
         # The last turn's entries all waited (their types' agents full) while some agent had
         # room: this turn looks a whole batch deep for tasks that agent runs.
@@ -270,7 +272,7 @@ class Placer:
         if Placement.DISPATCHED in placements:
             return
         if Placement.POSTPONED in placements:
-            self.directory.changed.wait(self.poll)
+            self.directory.changed.wait(self.postponed_wait)
         elif Placement.WAITING in placements:
             self.directory.changed.wait(BACKPRESSURE_POLL)
 
