@@ -13,9 +13,11 @@ plugged in, beside blueprints of its own.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Callable
+from functools import cache
 from typing import Any, Protocol
 
 import grpc
@@ -29,7 +31,14 @@ from shared.coordination.session import connect_zk
 from shared.core.config import Settings, get_settings
 from shared.core.logs import setup_logging
 from shared.core.states import Status
-from shared.core.task import TaskFields, TaskSpec, TaskType, field_errors, new_task_id
+from shared.core.task import (
+    TaskFields,
+    TaskSpec,
+    TaskType,
+    field_errors,
+    new_task_id,
+    state_limits,
+)
 from shared.rpc import task_service_pb2 as pb
 from shared.rpc.client import NoTaskManager, TaskManagerClient
 from shared.rpc.convert import submit_request, to_json
@@ -244,9 +253,16 @@ def tasks_blueprint(
         call("ListAgents", pb.ListAgentsRequest())  # 503 unless a task-manager answers
         return jsonify(status="ready")
 
+    @cache
+    def stated() -> dict[str, Any]:
+        """The document, with the limits of these settings in place of the defaults."""
+        served = copy.deepcopy(document())
+        state_limits(served["components"]["schemas"][TaskFields.__name__]["properties"], settings)
+        return served
+
     @routes.get("/api/v1/openapi.json")
     def openapi_json() -> Response:
-        return jsonify(document())
+        return jsonify(stated())
 
     return routes
 

@@ -58,12 +58,19 @@ def limits_of(info: ValidationInfo) -> TaskSettings:
     return info.context if isinstance(info.context, TaskSettings) else DEFAULT_LIMITS
 
 
+def state_limits(fields: dict[str, Any], limits: TaskSettings) -> None:
+    """Write ``limits`` into the JSON Schema properties of ``TaskFields``: a document
+    served by an API states the limits that API applies."""
+    fields["timeout"]["maximum"] = limits.task_max_timeout
+    _content_limits(fields["content"], limits)
+
+
 def _max_timeout(schema: dict[str, Any]) -> None:
     schema["maximum"] = DEFAULT_LIMITS.task_max_timeout
 
 
-def _content_limits(schema: dict[str, Any]) -> None:
-    limit = DEFAULT_LIMITS.task_max_content_bytes
+def _content_limits(schema: dict[str, Any], limits: TaskSettings = DEFAULT_LIMITS) -> None:
+    limit = limits.task_max_content_bytes
     schema["maxLength"] = limit  # characters; the limit itself counts UTF-8 bytes
     schema["pattern"] = "^[^\\u0000]*$"
     schema["description"] = f"shell command or Python script; at most {limit} bytes, no NUL"

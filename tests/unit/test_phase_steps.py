@@ -8,10 +8,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from phase4_api import openapi as phase4_openapi
 from phase4_api import taskctl as phase4_taskctl
-from phase4_api.api import create_app
+from phase4_api.api import base_app, create_app, tasks_blueprint
+from phase5_observability import openapi as phase5_openapi
 from phase5_observability import taskctl as phase5_taskctl
 from shared.core.config import SecretsDirMissing, Settings, get_settings
+from shared.core.task import TaskFields
 from shared.rpc import task_service_pb2 as pb
 
 PHASE4_COMMANDS = {"submit", "get", "watch", "cancel", "retry", "list", "agents"}
@@ -106,3 +109,20 @@ def test_phase5_taskctl_with_a_token_file_reads_no_settings(
         get_settings.cache_clear()
     assert result.exit_code == phase4_taskctl.Exit.UNAVAILABLE, result.output
     assert not isinstance(result.exception, SecretsDirMissing)
+
+
+@pytest.mark.parametrize("app", ["phase4", "phase5"])
+def test_the_served_document_states_the_limits_of_the_settings(app: str) -> None:
+    """The OpenAPI document an API serves states the limits that API applies."""
+    settings = Settings(task_max_timeout=3600, task_max_content_bytes=1000)
+    document = phase4_openapi.document if app == "phase4" else phase5_openapi.document
+    served = base_app(settings)
+    served.register_blueprint(tasks_blueprint(Recording(), settings, document=document))
+    body = served.test_client().get("/api/v1/openapi.json").json
+    fields = body["components"]["schemas"][TaskFields.__name__]["properties"]
+    assert fields["timeout"]["maximum"] == 3600
+    assert (
+        fields["content"]["maxLength"] == 1000 and "1000 bytes" in fields["content"]["description"]
+    )
+    defaults = document()["components"]["schemas"][TaskFields.__name__]["properties"]
+    assert defaults["timeout"]["maximum"] == Settings().task_max_timeout  # left as it was
