@@ -22,7 +22,7 @@ from devtools.infra.launcher import Launcher
 from devtools.infra.redis_server import RedisServer
 from devtools.settings import Fsync
 from shared.core.keys import PENDING_QUEUE
-from shared.core.store import TaskStore
+from shared.core.steps import phase5_store
 from shared.core.task import TaskSpec
 
 
@@ -32,7 +32,7 @@ def creates_per_second(policy: Fsync, folder: Path, count: int, threads: int) ->
     launcher.start(server)
     try:
         pool = redis.ConnectionPool.from_url(server.endpoint, decode_responses=True)
-        store = TaskStore(redis.Redis(connection_pool=pool))
+        store = phase5_store(redis.Redis(connection_pool=pool))  # creates counted, as in phase 5
         spec = {"name": "bench", "type": "SHELL", "content": "true"}
 
         def create(_: int) -> None:

@@ -16,10 +16,10 @@
 | ``assigned:{id}``       | set    | phase 2: task ids given to one agent, not yet done   |
 | ``scheduler:epoch``     | string | phase 2: the current leader's term; fences old ones  |
 | ``agent:{id}``          | hash   | phase 3: an agent's last heartbeat (load, lastSeen)  |
-| ``stats:tasks``         | hash   | ``<type>:<status>`` -> how many tasks are in it now  |
-| ``stats:finished:{st}`` | zset   | attempts that ended in status st, last 5 min, by time |
-| ``runs:{taskId}``       | list   | one JSON entry per ended attempt: agent, times, exit |
-| ``queue:retry``         | zset   | tasks waiting to retry, scored by ``nextAttemptAt``  |
+| ``stats:tasks``         | hash   | phase 5: ``<type>:<status>`` -> tasks in it now      |
+| ``stats:finished:{st}`` | zset   | phase 5: attempts ended in st, last 5 min, by time   |
+| ``runs:{taskId}``       | list   | phase 5: a JSON entry per ended attempt              |
+| ``queue:retry``         | zset   | phase 5: tasks waiting to retry, by ``nextAttemptAt`` |
 | ``auth:tokens``         | hash   | phase 5: API token name -> role, SHA-256, createdAt  |
 | ``audit``               | stream | phase 5: every authenticated mutating API call, capped |
 | ``rate:{limit}:{who}:{w}`` | string | phase 5: requests of a token or address in window w |
@@ -28,8 +28,9 @@
 In phase 5 a requestId is its owner's (the token that submitted it):
 ``owned-request:{owner}:{requestId}`` holds the taskId instead of ``request:{requestId}``.
 
-One pub/sub channel: ``tasks:ended`` carries the id of every task that moves into
-SUCCESS, FAILED or CANCELLED, published by move.lua in the same step (``ends.py``).
+One pub/sub channel (phase 5): ``tasks:ended`` carries the id of every task that moves
+into SUCCESS, FAILED or CANCELLED, published by the store's ``ENDED`` step
+(``lua/steps/ended.lua``) in the same atomic step (``ends.py``).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ FINISHED = ("stats:finished:SUCCESS", "stats:finished:FAILED", "stats:finished:C
 RETRY_QUEUE = "queue:retry"
 API_TOKENS = "auth:tokens"
 AUDIT_STREAM = "audit"
-ENDED_CHANNEL = "tasks:ended"  # a channel, not a key: move.lua names it too
+ENDED_CHANNEL = "tasks:ended"  # a channel, not a key: lua/steps/ended.lua names it too
 
 
 def task_key(task_id: str) -> str:
