@@ -1,10 +1,10 @@
 """A task's execution history: one ``Run`` per ended attempt, oldest first.
 
 Phase 5's store step ``HISTORY`` (``lua/steps/history.lua``, run by the Lua ``move``)
-appends a run to ``runs:{taskId}`` in the same atomic step that ends the attempt, so the history cannot miss an attempt or list one twice: an attempt that ends
-(SUCCESS, FAILED, CANCELLED) or is taken back from its agent (LOST, or FAILED and
-retried later) is recorded exactly when its status changes, and a refused move records
-nothing.
+appends a run to ``runs:{taskId}`` in the same atomic step that ends the attempt, so the
+history cannot miss an attempt or list one twice: an attempt that ends (SUCCESS, FAILED,
+CANCELLED) or is taken back from its agent (LOST, or FAILED and retried later) is
+recorded exactly when its status changes, and a refused move records nothing.
 """
 
 from __future__ import annotations
