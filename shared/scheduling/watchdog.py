@@ -67,8 +67,8 @@ def fail_over_overdue(
     margin: float,
     suspect: float,
 ) -> int:
-    """Requeue the overdue tasks that ``holders`` hold, if they fell silent while other
-    ``live`` agents were heard; how many went back to pending.
+    """Requeue the overdue tasks that ``holders`` (agents that may hold tasks) hold, if
+    they fell silent while other ``live`` agents were heard; how many went back to pending.
 
     The silent ones are found first, one read per agent: only their tasks are read, so a
     look at a healthy system costs the same with ten tasks held or ten thousand.
@@ -113,8 +113,11 @@ class Watchdog:
             return
         self.next_look = time.monotonic() + self.interval
         live = self.directory.live()
-        holders = sorted(agent for agent in self.handover.agents_holding_tasks() if agent in live)
-        fail_over_overdue(self.handover, epoch, holders, live, self.margin, self.suspect_seconds)
+        # Every live agent may hold tasks: the silent ones are found first, and only their
+        # assigned sets are read, so no SCAN of the keyspace (reconcile makes its own).
+        fail_over_overdue(
+            self.handover, epoch, sorted(live), live, self.margin, self.suspect_seconds
+        )
 
 
 # --8<-- [end:duty]
