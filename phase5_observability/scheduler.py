@@ -7,7 +7,8 @@ each dispatch is a span in the trace of the task's submit. Its leader places up 
 ``DISPATCH_BATCH`` tasks a turn, no more than the agents have room for
 (``AGENT_PREFETCH``), and has two duties more: retries whose backoff is over go back to
 pending (``shared/scheduling/retries.py``), and the watchdog fails over the tasks of a
-silent agent that are far past their timeout (``shared/scheduling/watchdog.py``).
+silent agent that are far past their timeout (``shared/scheduling/watchdog.py``), and it
+fires the schedules whose tick has come (``shared/schedules/firing.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from shared.core.config import get_settings
 from shared.core.logs import setup_logging
 from shared.core.steps import phase5_store
 from shared.observability.process import observed
+from shared.schedules.firing import ScheduleFiring
+from shared.schedules.store import ScheduleStore
+from shared.scheduling.cancels import Canceller
 from shared.scheduling.gauges import report_system
 from shared.scheduling.leader import Scheduler
 from shared.scheduling.retries import RetryRelease
@@ -34,12 +38,29 @@ def main() -> None:
 
 def phase5_leader(wiring: scheduler.Wiring) -> Scheduler:
     """Phase 3's leader, in batches with backpressure, reporting the system, with the
-    retry release and the watchdog as its duties."""
+    retry release, the watchdog and the schedules as its duties."""
     settings, handover, directory = wiring.settings, wiring.handover, wiring.directory
     report_system(handover, directory, wiring.leadership, settings.task_kill_grace)
-    duties = [RetryRelease(handover), Watchdog(handover, directory, settings)]
+    duties = [
+        RetryRelease(handover),
+        Watchdog(handover, directory, settings),
+        schedule_firing(wiring),
+    ]
     return scheduler.kafka_leader(
         wiring, batch=settings.dispatch_batch, prefetch=settings.agent_prefetch, duties=duties
+    )
+
+
+def schedule_firing(wiring: scheduler.Wiring) -> ScheduleFiring:
+    """The schedules' duty; it cancels a previous task (``CANCEL_PREVIOUS``) as a user's
+    cancel does."""
+    tasks = wiring.handover.store
+    canceller = Canceller(tasks, wiring.directory, wiring.producer, wiring.settings)
+    return ScheduleFiring(
+        ScheduleStore(wiring.redis, tasks),
+        tasks,
+        canceller.cancel_id,
+        wiring.settings.schedule_misfire_seconds,
     )
 
 

@@ -267,6 +267,9 @@ class SchedulerSettings(Section):
     watchdog_grace_seconds: float = Field(
         30.0, gt=0, description="past timeout + kill grace + this, a silent agent's task is lost"
     )
+    schedule_misfire_seconds: float = Field(
+        2.0, ge=0, description="a schedule's tick later than this is missed: its catchup decides"
+    )
 
 
 class RetrySettings(Section):

@@ -24,6 +24,11 @@
 | ``audit``               | stream | phase 5: every authenticated mutating API call, capped |
 | ``rate:{limit}:{who}:{w}`` | string | phase 5: requests of a token or address in window w |
 | ``refused:{w}``         | hash   | phase 5: address -> requests without a valid token   |
+| ``schedule:{id}``       | hash   | phase 5: a schedule: spec, owner, cursor, nextRunAt  |
+| ``schedule:{id}:ticks`` | list   | phase 5: its last 1,000 ticks, newest first (JSON)   |
+| ``schedule:{id}:tasks`` | zset   | phase 5: its tasks, members as in ``tasks:index``    |
+| ``schedules``           | zset   | phase 5: every schedule, ``<createdAt>:<id>``        |
+| ``schedules:due``       | zset   | phase 5: unpaused schedules by ``nextRunAt``         |
 
 In phase 5 a requestId is its owner's (the token that submitted it):
 ``owned-request:{owner}:{requestId}`` holds the taskId instead of ``request:{requestId}``.
@@ -55,6 +60,8 @@ FINISHED = ("stats:finished:SUCCESS", "stats:finished:FAILED", "stats:finished:C
 RETRY_QUEUE = "queue:retry"
 API_TOKENS = "auth:tokens"
 AUDIT_STREAM = "audit"
+SCHEDULES = "schedules"
+SCHEDULES_DUE = "schedules:due"
 ENDED_CHANNEL = "tasks:ended"  # a channel, not a key: lua/steps/ended.lua names it too
 
 
@@ -80,6 +87,19 @@ def request_key(request_id: str, owner: str = "") -> str:
     owner (phase 5: a token's requestIds are its own). The prefixes differ, so no
     requestId of the first kind can name a key of the second."""
     return f"owned-request:{owner}:{request_id}" if owner else f"request:{request_id}"
+
+
+def schedule_key(schedule_id: str) -> str:
+    return f"schedule:{schedule_id}"
+
+
+def schedule_ticks_key(schedule_id: str) -> str:
+    return f"schedule:{schedule_id}:ticks"
+
+
+def schedule_tasks_key(schedule_id: str) -> str:
+    """The tasks a schedule started, an index like ``tasks:index`` (``?scheduleId=``)."""
+    return f"schedule:{schedule_id}:tasks"
 
 
 def rate_key(limit: str, subject: str, window: int) -> str:

@@ -96,7 +96,21 @@ DISPATCH = Histogram(
 PLACEMENTS = Counter(
     "taskflow_placements_total", "Pending entries the leader handled, by outcome", ["placement"]
 )
-SCHEDULER_METRICS = (AGENTS_LIVE, IS_LEADER, LEADER_CHANGES, PENDING, OVERDUE, DISPATCH)
+SCHEDULE_TICKS = Counter(
+    "taskflow_schedule_ticks_total",
+    "Schedule ticks handled, by outcome (STARTED, SKIPPED_OVERLAP, MISSED, ...)",
+    ["outcome"],
+)
+SCHEDULE_FIRE_DELAY = Histogram(
+    "taskflow_schedule_fire_delay_seconds",
+    "How late a schedule's task was made: fired - nominal tick",
+    buckets=FAST_BUCKETS,
+    registry=None,
+)
+SCHEDULER_METRICS = (
+    *(AGENTS_LIVE, IS_LEADER, LEADER_CHANGES, PENDING, OVERDUE, DISPATCH),
+    SCHEDULE_FIRE_DELAY,
+)
 
 
 def register_scheduler_metrics() -> None:

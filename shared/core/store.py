@@ -39,6 +39,7 @@ from shared.core.keys import (
     assigned_key,
     request_key,
     runs_key,
+    schedule_tasks_key,
     status_index,
     task_id_of,
     task_key,
@@ -52,6 +53,7 @@ from shared.core.waiting import wait_until
 LIST_BATCH = 100  # index entries read per round trip while listing
 
 CREATE = LUA_DIR / "create.lua"
+NEW_TASK = LUA_DIR / "new_task.lua"  # the library create.lua calls
 TRANSITION = LUA_DIR / "transition.lua"
 RETRY_LATER = LUA_DIR / "retry_later.lua"
 
@@ -122,7 +124,7 @@ class TaskStore:
     def __init__(self, redis: Redis, steps: Sequence[StoreStep] = ()) -> None:
         self.redis = redis
         self.steps = tuple(steps)
-        self._create = self.script(CREATE, STEPS)
+        self._create = self.script(CREATE, STEPS, NEW_TASK)
         self._transition = self.script(TRANSITION, MOVE)
         self._retry_later = self.script(RETRY_LATER, MOVE)
 
@@ -181,7 +183,12 @@ class TaskStore:
 
     # --8<-- [start:list]
     def list(
-        self, status: str = "", task_type: str = "", limit: int = 50, cursor: str = ""
+        self,
+        status: str = "",
+        task_type: str = "",
+        limit: int = 50,
+        cursor: str = "",
+        schedule_id: str = "",
     ) -> tuple[list[Task], str]:
         """Tasks newest first, filtered; returns the page and the cursor of the next one.
 
@@ -194,8 +201,14 @@ class TaskStore:
 
         The cursor is the index member of the last task returned, the same in every index,
         so a page never repeats or skips a task, whatever was created in between.
+
+        With a ``schedule_id`` (phase 5) the walk is over the index of the tasks that
+        schedule started, ``schedule:{id}:tasks``, which holds the same members.
         """
-        index = status_index(status) if status else TASK_INDEX
+        if schedule_id:
+            index = schedule_tasks_key(schedule_id)
+        else:
+            index = status_index(status) if status else TASK_INDEX
         found: list[Task] = []
         upper = f"({cursor}" if cursor else "+"
         while len(found) < limit:

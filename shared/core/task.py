@@ -206,6 +206,8 @@ class Task:
     traceParent: str = ""  # the submit's span, W3C traceparent ('' when not traced)
     owner: str = ""  # phase 5: the name of the token that submitted it ('' without one)
     cancelRequestedAt: int | None = None  # a cancel holds for every later attempt too
+    scheduleId: str = ""  # phase 5: the schedule that started it ('' for a submit)
+    tick: int | None = None  # phase 5: the schedule's tick it runs for (UTC ms)
     # the current attempt: when it may start (a retry), who holds it, when it moved, how it ended
     nextAttemptAt: int | None = _result()
     agentId: str = _result("")

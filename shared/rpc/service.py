@@ -28,14 +28,13 @@ from shared.core import metrics
 from shared.core.config import Settings
 from shared.core.keys import PENDING_QUEUE, heartbeat_key
 from shared.core.logs import task_log
-from shared.core.states import TERMINAL, Status
+from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.task import InvalidTask, Task, TaskSpec, TaskType, now_ms
-from shared.messaging.clients import send_sync
-from shared.messaging.messages import Cancel
 from shared.rpc import task_service_pb2 as pb
 from shared.rpc import task_service_pb2_grpc as pb_grpc
 from shared.rpc.convert import submitted_fields, to_proto
+from shared.scheduling.cancels import Canceller, Cancelling
 from shared.scheduling.handover import Handover
 from shared.scheduling.suspects import is_suspect
 
@@ -92,6 +91,7 @@ class TaskService(pb_grpc.TaskServiceServicer):
         self.directory = directory
         self.producer = producer
         self.settings = settings
+        self.canceller = Canceller(store, directory, producer, settings)
 
     def Submit(self, request: pb.SubmitRequest, context: grpc.ServicerContext) -> pb.SubmitReply:
         try:  # the service is an entry point of its own: any gRPC client may call it
@@ -123,7 +123,9 @@ class TaskService(pb_grpc.TaskServiceServicer):
         if request.type and request.type not in TaskType.__members__:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown type {request.type!r}")
         limit = min(max(request.limit or 50, 1), MAX_PAGE)
-        tasks, cursor = self.store.list(request.status, request.type, limit, request.cursor)
+        tasks, cursor = self.store.list(
+            request.status, request.type, limit, request.cursor, request.schedule_id
+        )
         return pb.ListReply(tasks=[to_proto(task) for task in tasks], next_cursor=cursor)
 
     # --8<-- [start:cancel]
@@ -131,47 +133,19 @@ class TaskService(pb_grpc.TaskServiceServicer):
         for _ in range(CANCEL_ROUNDS):
             task = self._task(request.task_id, context)
             self._may_change(task, request.caller, context)
-            if task.status is Status.CANCELLED:
-                return pb.TaskReply(task=to_proto(task))
-            if task.status in TERMINAL:
+            done = self.canceller.cancel(task)
+            if done is Cancelling.ENDED:
                 context.abort(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     f"task is {task.status}: only queued or running tasks can be cancelled",
                 )
-            if task.status is Status.RUNNING:
-                # Stored first: if the agent dies before it obeys, the failover's next
-                # attempt is cancelled instead of run. An agent that is gone may still be
-                # running it (fenced only after a while): the failover, not this call,
-                # ends that attempt.
-                self.store.request_cancel(task.taskId)
-                self._tell_agent(task)  # it kills the process group and reports CANCELLED
+            if done is Cancelling.KILLING:  # its agent kills it and reports CANCELLED
                 return pb.TaskReply(task=to_proto(task))
-            # Not started (or its agent is gone): cancel it here, at once.
-            outcome = self.store.cancel(task)
-            if outcome.ok:
-                metrics.TASKS_FINISHED.labels(task.type, Status.CANCELLED.value).inc()
-                if task.status in (Status.SCHEDULED, Status.DISPATCHED):
-                    self._tell_agent(task)  # in case it started a moment ago
-                task_log(log, task.taskId, task.attempt).info("cancelled while %s", task.status)
+            if done is Cancelling.CANCELLED:
                 return pb.TaskReply(task=to_proto(self._task(task.taskId, context)))
         context.abort(grpc.StatusCode.ABORTED, "the task kept changing; try again")
 
     # --8<-- [end:cancel]
-
-    def _tell_agent(self, task: Task) -> None:
-        agent = self.directory.live().get(task.agentId)
-        if agent is None or agent.partition is None:
-            return
-        message = Cancel(taskId=task.taskId, attempt=task.attempt, agentId=agent.id)
-        send_sync(
-            self.producer,
-            self.settings.control_topic,
-            message.to_bytes(),
-            task.taskId,
-            agent.partition,
-            timeout=self.settings.grpc_deadline,  # the caller waits no longer
-        )
-        task_log(log, task.taskId, task.attempt).info("cancel sent to %s", agent.id)
 
     # --8<-- [start:retry]
     def Retry(self, request: pb.RetryRequest, context: grpc.ServicerContext) -> pb.TaskReply:

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "name", "type", "content", "timeout", "max_retries", "attempt", "status", "agent_id", "exit_code", "stdout", "stderr", "error", "created_at", "started_at", "finished_at", "request_id", "trace_id", "retries", "next_attempt_at", "owner")
+    __slots__ = ("task_id", "name", "type", "content", "timeout", "max_retries", "attempt", "status", "agent_id", "exit_code", "stdout", "stderr", "error", "created_at", "started_at", "finished_at", "request_id", "trace_id", "retries", "next_attempt_at", "owner", "schedule_id", "tick")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -29,6 +29,8 @@ class Task(_message.Message):
     RETRIES_FIELD_NUMBER: _ClassVar[int]
     NEXT_ATTEMPT_AT_FIELD_NUMBER: _ClassVar[int]
     OWNER_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
+    TICK_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     name: str
     type: str
@@ -50,7 +52,9 @@ class Task(_message.Message):
     retries: int
     next_attempt_at: int
     owner: str
-    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., content: _Optional[str] = ..., timeout: _Optional[float] = ..., max_retries: _Optional[int] = ..., attempt: _Optional[int] = ..., status: _Optional[str] = ..., agent_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[int] = ..., started_at: _Optional[int] = ..., finished_at: _Optional[int] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., retries: _Optional[int] = ..., next_attempt_at: _Optional[int] = ..., owner: _Optional[str] = ...) -> None: ...
+    schedule_id: str
+    tick: int
+    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., content: _Optional[str] = ..., timeout: _Optional[float] = ..., max_retries: _Optional[int] = ..., attempt: _Optional[int] = ..., status: _Optional[str] = ..., agent_id: _Optional[str] = ..., exit_code: _Optional[int] = ..., stdout: _Optional[str] = ..., stderr: _Optional[str] = ..., error: _Optional[str] = ..., created_at: _Optional[int] = ..., started_at: _Optional[int] = ..., finished_at: _Optional[int] = ..., request_id: _Optional[str] = ..., trace_id: _Optional[str] = ..., retries: _Optional[int] = ..., next_attempt_at: _Optional[int] = ..., owner: _Optional[str] = ..., schedule_id: _Optional[str] = ..., tick: _Optional[int] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("attempt", "status", "agent_id", "scheduled_at", "started_at", "finished_at", "exit_code", "error")
@@ -147,16 +151,18 @@ class TaskReply(_message.Message):
     def __init__(self, task: _Optional[_Union[Task, _Mapping]] = ...) -> None: ...
 
 class ListRequest(_message.Message):
-    __slots__ = ("status", "type", "limit", "cursor")
+    __slots__ = ("status", "type", "limit", "cursor", "schedule_id")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     CURSOR_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULE_ID_FIELD_NUMBER: _ClassVar[int]
     status: str
     type: str
     limit: int
     cursor: str
-    def __init__(self, status: _Optional[str] = ..., type: _Optional[str] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ...) -> None: ...
+    schedule_id: str
+    def __init__(self, status: _Optional[str] = ..., type: _Optional[str] = ..., limit: _Optional[int] = ..., cursor: _Optional[str] = ..., schedule_id: _Optional[str] = ...) -> None: ...
 
 class ListReply(_message.Message):
     __slots__ = ("tasks", "next_cursor")

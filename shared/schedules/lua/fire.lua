@@ -1,0 +1,91 @@
+-- fire: one tick of a schedule, in one atomic step (after steps.lua and new_task.lua,
+-- whose create_task makes the tick's task exactly as a submit makes one).
+-- KEYS[1..6] create_task's keys for the tick's task: task:{taskId}, '' (no requestId),
+--            queue:pending, tasks:index, tasks:index:PENDING, tasks:clock
+-- KEYS[7]  schedule:{id}
+-- KEYS[8]  schedule:{id}:ticks, its log, newest first
+-- KEYS[9]  schedule:{id}:tasks, the index of its tasks
+-- KEYS[10] schedules:due
+-- KEYS[11] scheduler:epoch
+-- KEYS[12] task:{lastTaskId}, the schedule's previous task ('task:' for none)
+-- ARGV[1]  the intent: FIRE (a tick to run), MISS (a tick to log as missed), or
+--          TRIGGER (a task started by hand, outside the ticks: no epoch, no cursor)
+-- ARGV[2]  the leader's epoch, which must still be the current one ('' for TRIGGER)
+-- ARGV[3]  the schedule's version the caller read: any change since refuses the call
+-- ARGV[4]  the tick (UTC ms); for TRIGGER, the time of the trigger
+-- ARGV[5]  the schedule's lastTaskId the caller read
+-- ARGV[6]  the tick after this one ('' for none, or for TRIGGER)
+-- ARGV[7]  the overlap policy: SKIP, ALLOW or CANCEL_PREVIOUS
+-- ARGV[8]  '1' when the caller has cancelled the previous task for this tick
+-- ARGV[9]  when it fires (UTC ms, the leader's clock)
+-- ARGV[10] the tick's taskId; ARGV[11] its queue entry; ARGV[12] its hash fields (JSON)
+-- ARGV[13] how many entries the ticks log keeps
+-- returns {result, outcome, taskId}: result 'ok', 'deposed' (a newer leader's epoch),
+-- 'missing' (no such schedule), 'changed' (it changed since the caller read it) or
+-- 'done' (this tick, or a later one, was handled already)
+
+local schedule, ticks, tasks, due, epoch_key, previous = unpack(KEYS, 7, 12)
+local intent, epoch, version, tick = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local last_task, next_tick, overlap, cancelled = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local fired_at, task_id, entry, fields = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local schedule_id = string.sub(schedule, #'schedule:' + 1)
+
+-- --8<-- [start:fence]
+if intent ~= 'TRIGGER' and redis.call('GET', epoch_key) ~= epoch then
+  return {'deposed', '', ''}
+end
+if redis.call('EXISTS', schedule) == 0 then
+  redis.call('ZREM', due, schedule_id)
+  return {'missing', '', ''}
+end
+if redis.call('HGET', schedule, 'version') ~= version
+    or (redis.call('HGET', schedule, 'lastTaskId') or '') ~= last_task then
+  return {'changed', '', ''}
+end
+if intent ~= 'TRIGGER' then
+  -- the cursor: every tick up to it is handled, and is never handled again
+  if tick <= tonumber(redis.call('HGET', schedule, 'cursor')) then return {'done', '', ''} end
+  redis.call('HSET', schedule, 'cursor', ARGV[4])
+  if next_tick ~= '' then
+    redis.call('HSET', schedule, 'nextRunAt', next_tick)
+    redis.call('ZADD', due, next_tick, schedule_id)
+  else
+    redis.call('HDEL', schedule, 'nextRunAt')
+    redis.call('ZREM', due, schedule_id)
+  end
+end
+-- --8<-- [end:fence]
+
+local TERMINAL = {SUCCESS = true, FAILED = true, CANCELLED = true}
+local function previous_running()
+  if previous == 'task:' then return false end
+  local status = redis.call('HGET', previous, 'status')
+  return status ~= false and not TERMINAL[status]
+end
+
+local outcome
+if intent == 'MISS' then
+  outcome = 'MISSED'
+elseif intent == 'TRIGGER' then
+  outcome = 'TRIGGERED'
+elseif cancelled == '1' or (overlap == 'CANCEL_PREVIOUS' and previous_running()) then
+  outcome = 'CANCELLED_PREVIOUS'
+elseif overlap == 'SKIP' and previous_running() then
+  outcome = 'SKIPPED_OVERLAP'
+else
+  outcome = 'STARTED'
+end
+
+local started = ''
+if outcome == 'STARTED' or outcome == 'CANCELLED_PREVIOUS' or outcome == 'TRIGGERED' then
+  create_task({unpack(KEYS, 1, 6)}, task_id, entry, cjson.decode(fields))
+  local created_at = redis.call('HGET', KEYS[1], 'createdAt')
+  redis.call('ZADD', tasks, 0, string.format('%013d', created_at) .. ':' .. task_id)
+  redis.call('HSET', schedule, 'lastTaskId', task_id)
+  started = task_id
+end
+redis.call('LPUSH', ticks, string.format(
+  '{"tick":%d,"firedAt":%d,"outcome":"%s","taskId":%s}',
+  tick, tonumber(fired_at), outcome, started == '' and 'null' or ('"' .. started .. '"')))
+redis.call('LTRIM', ticks, 0, tonumber(ARGV[13]) - 1)
+return {'ok', outcome, started}

@@ -1,0 +1,297 @@
+"""Schedules in Redis: their definitions, their cursors and their ticks log.
+
+``schedule:{id}`` holds the spec as submitted (JSON), who made it, a ``version`` that
+every change bumps, the ``cursor`` (every tick up to it is handled) and ``nextRunAt``.
+``schedules:due`` orders the unpaused ones by ``nextRunAt``: the leader reads only what
+is due. A tick is fired by ``lua/fire.lua``, one atomic step that checks the leader's
+epoch, the version and the cursor, makes the tick's task, moves the cursor and logs the
+tick; ``firing.py`` decides which ticks to fire.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from redis import Redis
+from redis.client import Pipeline
+
+from shared.core.keys import (
+    LEADER_EPOCH,
+    PENDING_QUEUE,
+    SCHEDULES,
+    SCHEDULES_DUE,
+    TASK_CLOCK,
+    TASK_INDEX,
+    schedule_key,
+    schedule_tasks_key,
+    schedule_ticks_key,
+    status_index,
+    task_key,
+)
+from shared.core.scripts import STEPS
+from shared.core.states import Status
+from shared.core.store import NEW_TASK, TaskStore
+from shared.core.task import Task, TaskSpec
+from shared.schedules.spec import ScheduleFields, TickOutcome
+
+FIRE = Path(__file__).parent / "lua" / "fire.lua"
+TICKS_KEPT = 1000  # entries of a schedule's ticks log
+LIST_BATCH = 100
+
+
+class Intent(StrEnum):
+    """What the caller of ``fire`` wants done with a tick."""
+
+    FIRE = "FIRE"  # run it (the overlap policy may still skip it)
+    MISS = "MISS"  # log it as missed
+    TRIGGER = "TRIGGER"  # a task by hand, outside the ticks
+
+
+class FireResult(StrEnum):
+    OK = "ok"
+    DEPOSED = "deposed"  # a newer leader's epoch refused this one
+    MISSING = "missing"  # the schedule is gone
+    CHANGED = "changed"  # changed since it was read: read it again
+    DONE = "done"  # this tick was handled already
+
+
+class Fired(NamedTuple):
+    result: FireResult
+    outcome: TickOutcome | None
+    task_id: str
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One schedule as stored."""
+
+    schedule_id: str
+    fields: ScheduleFields
+    owner: str
+    created_at: int
+    updated_at: int
+    version: str
+    cursor: int  # every tick up to here is handled
+    next_run_at: int | None
+    last_task_id: str
+
+    @classmethod
+    def from_hash(cls, schedule_id: str, data: dict[str, str]) -> Schedule:
+        return cls(
+            schedule_id=schedule_id,
+            fields=ScheduleFields.model_validate_json(data["spec"]),
+            owner=data.get("owner", ""),
+            created_at=int(data["createdAt"]),
+            updated_at=int(data["updatedAt"]),
+            version=data["version"],
+            cursor=int(data["cursor"]),
+            next_run_at=int(data["nextRunAt"]) if data.get("nextRunAt") else None,
+            last_task_id=data.get("lastTaskId", ""),
+        )
+
+    def view(self) -> dict[str, Any]:
+        """The schedule as the REST API shows it (``ScheduleView``)."""
+        return {
+            "scheduleId": self.schedule_id,
+            **self.fields.view(),
+            "owner": self.owner or None,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "nextRunAt": self.next_run_at,
+            "lastTaskId": self.last_task_id or None,
+        }
+
+    def after_fire(self, task_id: str) -> Schedule:
+        """The schedule as a fire that started ``task_id`` left it."""
+        return replace(self, last_task_id=task_id)
+
+    def task_spec(self, task_id: str) -> TaskSpec:
+        """The spec of the task a tick starts (valid: it was checked with the schedule)."""
+        task = self.fields.task
+        return TaskSpec.model_construct(
+            **{name: getattr(task, name) for name in type(task).model_fields},
+            task_id=task_id,
+            owner=self.owner or None,
+        )
+
+
+def tick_task_id(schedule_id: str, tick: int) -> str:
+    """The id of a tick's task: a second fire of the same tick is the same task."""
+    return f"{schedule_id}-{tick}"
+
+
+def new_schedule_id() -> str:
+    return uuid.uuid4().hex
+
+
+class ScheduleStore:
+    """Schedules in Redis (``decode_responses=True``); ``tasks`` makes their tasks (phase
+    5's store, so the tasks' counters and history are kept as for a submit)."""
+
+    def __init__(self, redis: Redis, tasks: TaskStore) -> None:
+        self.redis = redis
+        self._fire = tasks.script(FIRE, STEPS, NEW_TASK)
+
+    # ------------------------------------------------------------ definitions
+
+    def create(self, fields: ScheduleFields, owner: str, now: int) -> Schedule:
+        schedule_id = new_schedule_id()
+        key = schedule_key(schedule_id)
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(
+            key,
+            mapping={"owner": owner, "createdAt": now, "version": 0, "lastTaskId": ""},
+        )
+        self._define(pipe, schedule_id, fields, now)
+        pipe.zadd(SCHEDULES, {f"{now:013d}:{schedule_id}": 0})
+        pipe.execute()
+        schedule = self.get(schedule_id)
+        assert schedule is not None
+        return schedule
+
+    def replace(self, schedule_id: str, fields: ScheduleFields, now: int) -> Schedule | None:
+        """A new definition, from ``now``: ticks before it are not fired for it."""
+
+        def change(pipe: Pipeline, _: Schedule) -> None:
+            self._define(pipe, schedule_id, fields, now)
+
+        return self._change(schedule_id, change)
+
+    def set_paused(self, schedule_id: str, paused: bool, now: int) -> Schedule | None:
+        """Pause, or resume from ``now``: the ticks of the pause are neither run nor logged."""
+
+        def change(pipe: Pipeline, schedule: Schedule) -> None:
+            fields = schedule.fields.model_copy(update={"paused": paused})
+            self._define(pipe, schedule_id, fields, now)
+
+        return self._change(schedule_id, change)
+
+    def delete(self, schedule_id: str) -> bool:
+        """Stop it: no tick fires again. Its tasks are left alone (``?scheduleId=`` still
+        lists them)."""
+        schedule = self.get(schedule_id)
+        if schedule is None:
+            return False
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(schedule_key(schedule_id), schedule_ticks_key(schedule_id))
+        pipe.zrem(SCHEDULES_DUE, schedule_id)
+        pipe.zrem(SCHEDULES, f"{schedule.created_at:013d}:{schedule_id}")
+        return bool(pipe.execute()[0])
+
+    def _define(self, pipe: Pipeline, schedule_id: str, fields: ScheduleFields, now: int) -> None:
+        """Write ``fields`` as the definition from ``now`` on, in ``pipe``'s transaction."""
+        key = schedule_key(schedule_id)
+        next_run = None if fields.paused else fields.timing().next_after(now)
+        pipe.hset(key, mapping={"spec": fields.to_json(), "updatedAt": now, "cursor": now})
+        pipe.hincrby(key, "version", 1)  # refuses a fire prepared from what was before
+        if next_run is None:
+            pipe.hdel(key, "nextRunAt")
+            pipe.zrem(SCHEDULES_DUE, schedule_id)
+        else:
+            pipe.hset(key, "nextRunAt", next_run)
+            pipe.zadd(SCHEDULES_DUE, {schedule_id: next_run})
+
+    def _change(
+        self, schedule_id: str, change: Callable[[Pipeline, Schedule], None]
+    ) -> Schedule | None:
+        """Apply ``change`` to the schedule as read, unless it changes or goes meanwhile."""
+        key = schedule_key(schedule_id)
+
+        def attempt(pipe: Pipeline) -> bool:
+            data = pipe.hgetall(key)
+            if not data:
+                return False
+            pipe.multi()
+            change(pipe, Schedule.from_hash(schedule_id, data))
+            return True
+
+        found = self.redis.transaction(attempt, key, value_from_callable=True)
+        return self.get(schedule_id) if found else None
+
+    # ------------------------------------------------------------ reading
+
+    def get(self, schedule_id: str) -> Schedule | None:
+        data = self.redis.hgetall(schedule_key(schedule_id))
+        return Schedule.from_hash(schedule_id, data) if data else None
+
+    def list(self, limit: int = 50, cursor: str = "") -> tuple[list[Schedule], str]:
+        """Schedules newest first, and the cursor of the next page ('' on the last)."""
+        upper = f"({cursor}" if cursor else "+"
+        members = self.redis.zrevrangebylex(SCHEDULES, upper, "-", 0, limit)
+        pipe = self.redis.pipeline(transaction=False)
+        for member in members:
+            pipe.hgetall(schedule_key(member.split(":", 1)[1]))
+        found = [
+            Schedule.from_hash(member.split(":", 1)[1], data)
+            for member, data in zip(members, pipe.execute(), strict=True)
+            if data
+        ]
+        return found, members[-1] if len(members) == limit else ""
+
+    def ticks(self, schedule_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The schedule's ticks log, newest first."""
+        raw = self.redis.lrange(schedule_ticks_key(schedule_id), 0, limit - 1)
+        return [json.loads(entry) for entry in raw]
+
+    def due(self, now: int, limit: int = LIST_BATCH) -> list[str]:
+        """The ids of the unpaused schedules whose next tick is at or before ``now``."""
+        return self.redis.zrangebyscore(SCHEDULES_DUE, "-inf", now, 0, limit)
+
+    # ------------------------------------------------------------ firing
+
+    # --8<-- [start:fire]
+    def fire(
+        self,
+        schedule: Schedule,
+        intent: Intent,
+        tick: int,
+        *,
+        epoch: int | None,
+        next_tick: int | None,
+        fired_at: int,
+        cancelled: bool = False,
+    ) -> Fired:
+        """Handle one tick of ``schedule`` (as read): log it and, when it runs, make its
+        task, all in one step that refuses a deposed leader, a changed schedule and a
+        tick handled before."""
+        if intent is Intent.TRIGGER:
+            task_id = f"{schedule.schedule_id}-trigger-{uuid.uuid4().hex[:12]}"
+        else:
+            task_id = tick_task_id(schedule.schedule_id, tick)
+        spec = schedule.task_spec(task_id)
+        task = Task.from_spec(spec)
+        task.scheduleId, task.tick = schedule.schedule_id, tick
+        fields = {k: v for k, v in task.to_hash().items() if k != "createdAt"}
+        previous = task_key(schedule.last_task_id) if schedule.last_task_id else "task:"
+        sid = schedule.schedule_id
+        keys = [
+            *(task_key(task_id), "", PENDING_QUEUE, TASK_INDEX),
+            *(status_index(Status.PENDING), TASK_CLOCK),
+            *(schedule_key(sid), schedule_ticks_key(sid), schedule_tasks_key(sid)),
+            *(SCHEDULES_DUE, LEADER_EPOCH, previous),
+        ]
+        args = [
+            intent.value,
+            "" if epoch is None else epoch,
+            schedule.version,
+            tick,
+            schedule.last_task_id,
+            "" if next_tick is None else next_tick,
+            schedule.fields.overlap.value,
+            "1" if cancelled else "",
+            fired_at,
+            task_id,
+            spec.to_json(),
+            json.dumps(fields),
+            TICKS_KEPT,
+        ]
+        result, outcome, started = self._fire(keys=keys, args=args)
+        return Fired(FireResult(result), TickOutcome(outcome) if outcome else None, started)
+
+    # --8<-- [end:fire]
