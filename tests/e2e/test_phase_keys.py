@@ -45,7 +45,10 @@ INTRODUCED = {
     2: (PENDING_QUEUE, SCHEDULING, LEADER_EPOCH, ASSIGNED_PREFIX, agent_queue("")),
     3: (heartbeat_key(""),),  # the agents' heartbeats, written by the task-manager
     4: (STATUS_INDEX_VERSION,),  # the task-manager's one-off indexing of older tasks
-    5: ("runs:", "stats:", RETRY_QUEUE, API_TOKENS, AUDIT_STREAM, "rate:", "refused:", "owned-"),
+    5: (
+        *("runs:", "stats:", RETRY_QUEUE, API_TOKENS, AUDIT_STREAM, "rate:", "refused:"),
+        *("owned-", "schedule"),  # schedule:{id}..., schedules, schedules:due
+    ),
 }
 # --8<-- [end:introduced]
 
