@@ -110,6 +110,7 @@ class Cron:
     def _local(self, ms: int) -> datetime:
         return datetime.fromtimestamp(ms // 1000, UTC).astimezone(self.zone)
 
+    # --8<-- [start:rule]
     def _after(self, ms: int) -> Iterator[datetime]:
         """The ticks after ``ms``, in order, each local time once."""
         for moment in CronSim(self.expression, self._local(ms)):  # strictly after start's second
@@ -120,6 +121,9 @@ class Cron:
 def second_occurrence(moment: datetime) -> bool:
     """True for a local time the clocks show for the second time (after they went back)."""
     return moment.fold == 1 and moment.utcoffset() != moment.replace(fold=0).utcoffset()
+
+
+# --8<-- [end:rule]
 
 
 def timing_of(cron: str | None, every: float | None, zone_name: str = "UTC") -> Timing:
