@@ -89,6 +89,17 @@ class TaskReader(Protocol):
     def __call__(self, task_id: str) -> pb.Task: ...
 
 
+class ListFilters(Protocol):
+    """More filters of ``GET /api/v1/tasks``, read from the query (``request.args``): the
+    ``pb.ListRequest`` fields they set; an ``ApiError`` for a bad one. Phase 4 has none."""
+
+    def __call__(self) -> dict[str, Any]: ...
+
+
+def no_filters() -> dict[str, Any]:
+    return {}
+
+
 def manager_error(exc: NoTaskManager | grpc.RpcError) -> ApiError:
     """A failed call to the task-managers, as the ``ApiError`` the API answers."""
     if isinstance(exc, NoTaskManager):
@@ -145,6 +156,7 @@ def tasks_blueprint(
     settings: Settings,
     read_task: TaskReader | None = None,
     document: Callable[[], dict[str, Any]] = openapi.document,
+    list_filters: ListFilters = no_filters,
 ) -> Blueprint:
     """Phase 4's routes: the tasks, the agents, the probes and the OpenAPI document.
 
@@ -153,7 +165,8 @@ def tasks_blueprint(
     * ``client``: every call to the task-managers goes through it;
     * ``read_task``: how ``GET /api/v1/tasks/<task_id>`` reads its task (default
       ``current``: as it is now);
-    * ``document``: the OpenAPI document ``/api/v1/openapi.json`` serves.
+    * ``document``: the OpenAPI document ``/api/v1/openapi.json`` serves;
+    * ``list_filters``: more filters of ``GET /api/v1/tasks`` (default: none).
 
     Routes of its own a later phase adds in a blueprint of its own, and hooks on its app.
     """
@@ -218,6 +231,7 @@ def tasks_blueprint(
                 type=task_type,
                 limit=int(limit),
                 cursor=request.args.get("cursor", ""),
+                **list_filters(),
             ),
         )
         return jsonify(

@@ -13,6 +13,8 @@ worker is a process of its own: it serves its own metrics, announced in ZooKeepe
 * ``stats_blueprint``: ``GET /api/v1/stats`` (counts by status and type, what finished in
   the last minute, the success ratio, the live agents, the leader) and
   ``GET /api/v1/tasks/{id}/runs`` (every ended attempt of a task, oldest first);
+* ``schedules.schedules_blueprint``: the cron schedules (``/api/v1/schedules``), and
+  ``?scheduleId=`` on ``GET /api/v1/tasks`` (``schedules.by_schedule``);
 * ``auth.admin_blueprint``: the tokens and the audit trail (admin);
 * hooks on every request: a span (OpenTelemetry's Flask instrumentation), a count and a
   time by route (``count_requests``), and the token, its role and the rate limits, with
@@ -36,6 +38,7 @@ from phase5_observability import openapi
 from phase5_observability.audit_topic import AuditTopic
 from phase5_observability.auth import admin_blueprint, protect, redis_away, require_tokens
 from phase5_observability.ownership import CallerClient
+from phase5_observability.schedules import by_schedule, schedules_blueprint
 from phase5_observability.waits import Waits
 from shared.coordination.serversets import ProcessKind
 from shared.coordination.services import ServiceDirectory
@@ -44,10 +47,12 @@ from shared.core import metrics
 from shared.core.config import Settings, get_settings
 from shared.core.logs import setup_logging
 from shared.core.states import Status
+from shared.core.steps import phase5_store
 from shared.observability.process import observed
 from shared.rpc import task_service_pb2 as pb
 from shared.rpc.client import TaskManagerClient
 from shared.rpc.convert import to_json
+from shared.schedules.store import ScheduleStore
 from shared.security.audit import Audit
 from shared.security.limits import RateLimits, Rates
 from shared.security.tokens import Tokens, TokenStore
@@ -84,9 +89,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings,
         read_task=Waits(client, settings.api_waits),  # ?wait=
         document=openapi.document,
+        list_filters=by_schedule,  # ?scheduleId=
     )
     app.register_blueprint(phase4)
     app.register_blueprint(stats_blueprint(client))
+    schedules = ScheduleStore(store, phase5_store(store))
+    app.register_blueprint(schedules_blueprint(schedules, settings))
     app.register_blueprint(admin_blueprint(tokens, token_store, audit))
     return app
 

@@ -1,6 +1,6 @@
 """Phase 5's OpenAPI document: phase 4's, plus the statistics, a task's runs, the wait for a
-task's end, bearer tokens on every route but the probes, tasks owned by their token, and
-the admin's routes (tokens, audit)."""
+task's end, bearer tokens on every route but the probes, tasks owned by their token, the
+schedules, and the admin's routes (tokens, audit)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from phase4_api import openapi, schemas
 from phase4_api.openapi import REF, reply
 from shared.core.ends import MAX_WAIT_SECONDS
 from shared.core.states import Ending
+from shared.schedules.spec import ScheduleFields, TickOutcome
+from shared.schedules.store import TICKS_KEPT
+from shared.schedules.timing import UPCOMING
 from shared.security.audit import Outcome
 from shared.security.tokens import Role, Source
 
@@ -127,6 +130,56 @@ class AuditList(BaseModel):
     entries: list[AuditEntry] = Field(description="newest first")
 
 
+class ScheduleView(ScheduleFields):
+    """A schedule: its fields as submitted (``cron`` or ``every``), and its state."""
+
+    scheduleId: str = Field(pattern="^[0-9a-f]{32}$")
+    owner: str | None = Field(description="the token that made it")
+    createdAt: int = Field(description="ms since the epoch")
+    updatedAt: int
+    nextRunAt: int | None = Field(description="its next tick (UTC ms); null while paused")
+    lastTaskId: str | None = Field(description="the task it started last")
+
+
+class UpcomingTick(BaseModel):
+    tick: int = Field(description="UTC ms")
+    local: str = Field(description="ISO 8601, in the schedule's timezone")
+
+
+class ScheduleDetail(ScheduleView):
+    upcoming: list[UpcomingTick] = Field(
+        description=f"its next {UPCOMING} ticks after now; listed while paused too"
+    )
+
+
+class SchedulePage(BaseModel):
+    schedules: list[ScheduleView] = Field(description="newest first")
+    nextCursor: str | None = Field(description="the next page's cursor; null on the last")
+
+
+class TickEntry(BaseModel):
+    tick: int = Field(description="the tick (UTC ms); for TRIGGERED, when it was triggered")
+    firedAt: int
+    outcome: TickOutcome
+    taskId: str | None = Field(description="the task it started; null when none")
+
+
+class TickList(BaseModel):
+    ticks: list[TickEntry] = Field(description=f"newest first; the last {TICKS_KEPT} are kept")
+
+
+class Triggered(BaseModel):
+    scheduleId: str
+    taskId: str
+    status: str = Field(description="PENDING")
+    tick: int = Field(description="when it was triggered (UTC ms)")
+
+
+class DeletedSchedule(BaseModel):
+    scheduleId: str
+    deleted: bool
+
+
 DENIED = {
     "401": reply("no token, or an unknown or revoked one (with WWW-Authenticate)"),
     "403": reply("the token's role may not do this"),
@@ -198,6 +251,108 @@ REUSED = {
         "another token's requestIds are not this one's"
     )
 }
+SCHEDULE_ID = {"name": "scheduleId", "in": "path", "required": True, "schema": {"type": "string"}}
+NO_SCHEDULE = {"404": reply("no such schedule")}
+LIMIT = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1}}
+
+
+def limit(most: int) -> dict[str, Any]:
+    return {**LIMIT, "schema": {**LIMIT["schema"], "maximum": most}}
+
+
+SCHEDULE_BODY = {"required": True, "content": openapi.json_content(ScheduleFields)}
+SCHEDULES = {
+    "post": {
+        "summary": "Make a schedule, owned by the calling token (operator)",
+        "description": "`cron` (in `timezone`) or `every` seconds; each tick starts `task`.",
+        "requestBody": SCHEDULE_BODY,
+        "responses": {"201": reply("made", ScheduleView), **openapi.ERRORS},
+    },
+    "get": {
+        "summary": "List schedules, newest first",
+        "parameters": [
+            limit(200),
+            {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+        ],
+        "responses": {"200": reply("one page", SchedulePage), **openapi.ERRORS},
+    },
+}
+SCHEDULE = {
+    "parameters": [SCHEDULE_ID],
+    "get": {
+        "summary": "A schedule and its next ticks",
+        "responses": {
+            "200": reply("the schedule", ScheduleDetail),
+            **NO_SCHEDULE,
+            **openapi.ERRORS,
+        },
+    },
+    "put": {
+        "summary": "Replace a schedule's definition, from now on (operator)",
+        "requestBody": SCHEDULE_BODY,
+        "responses": {"200": reply("replaced", ScheduleView), **NO_SCHEDULE, **openapi.ERRORS},
+    },
+    "delete": {
+        "summary": "Delete a schedule: no tick fires again; its tasks are left as they are",
+        "responses": {
+            "200": reply("deleted", DeletedSchedule),
+            **NO_SCHEDULE,
+            **openapi.ERRORS,
+        },
+    },
+}
+
+
+def schedule_action(summary: str, answer: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "parameters": [SCHEDULE_ID],
+        "post": {"summary": summary, "responses": {**answer, **NO_SCHEDULE, **openapi.ERRORS}},
+    }
+
+
+TICKS = {
+    "parameters": [SCHEDULE_ID],
+    "get": {
+        "summary": "A schedule's ticks log, newest first: what each tick did",
+        "parameters": [limit(TICKS_KEPT)],
+        "responses": {"200": reply("the ticks", TickList), **NO_SCHEDULE, **openapi.ERRORS},
+    },
+}
+SCHEDULE_PATHS = {
+    "/api/v1/schedules": SCHEDULES,
+    "/api/v1/schedules/{scheduleId}": SCHEDULE,
+    "/api/v1/schedules/{scheduleId}/pause": schedule_action(
+        "Pause a schedule: its ticks are neither run nor logged (operator)",
+        {"200": reply("paused", ScheduleView)},
+    ),
+    "/api/v1/schedules/{scheduleId}/resume": schedule_action(
+        "Resume a schedule: it fires the ticks from now on (operator)",
+        {"200": reply("resumed", ScheduleView)},
+    ),
+    "/api/v1/schedules/{scheduleId}/trigger": schedule_action(
+        "Start the schedule's task now, outside its ticks (operator)",
+        {
+            "201": reply("started: a TRIGGERED entry in its ticks log", Triggered),
+            "409": reply("the schedule kept changing meanwhile: trigger it again"),
+        },
+    ),
+    "/api/v1/schedules/{scheduleId}/ticks": TICKS,
+}
+BY_SCHEDULE = {
+    "name": "scheduleId",
+    "in": "query",
+    "description": "only the tasks this schedule started (listed after its delete too)",
+    "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+}
+SCHEDULE_MODELS = (
+    ScheduleFields,
+    ScheduleView,
+    ScheduleDetail,
+    SchedulePage,
+    TickList,
+    Triggered,
+    DeletedSchedule,
+)
 PROBES = ("/healthz", "/readyz")
 
 
@@ -230,6 +385,8 @@ def document() -> dict[str, Any]:
     extended["paths"]["/api/v1/tokens"] = TOKENS
     extended["paths"]["/api/v1/tokens/{name}"] = TOKEN
     extended["paths"]["/api/v1/audit"] = AUDIT
+    extended["paths"].update(copy.deepcopy(SCHEDULE_PATHS))
+    extended["paths"]["/api/v1/tasks"]["get"]["parameters"].append(BY_SCHEDULE)
     get_task = extended["paths"]["/api/v1/tasks/{taskId}"]["get"]
     get_task["parameters"] = [WAIT]
     secured(extended["paths"])
@@ -237,7 +394,8 @@ def document() -> dict[str, Any]:
     owned(extended["paths"])
     extended["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     extended["security"] = [{"bearer": []}]
-    for model in (StatsView, RunList, NewToken, CreatedToken, TokenList, Revoked, AuditList):
+    models = (StatsView, RunList, NewToken, CreatedToken, TokenList, Revoked, AuditList)
+    for model in (*models, *SCHEDULE_MODELS):
         schema = model.model_json_schema(ref_template=REF)
         extended["components"]["schemas"].update(schema.pop("$defs", {}))
         extended["components"]["schemas"][model.__name__] = schema

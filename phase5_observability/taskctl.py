@@ -6,6 +6,9 @@
     taskctl tokens list
     taskctl tokens revoke ci                           # refused within a second
     taskctl audit --limit 20                           # who changed what, newest first
+    taskctl schedules create nightly.json              # a schedule from a JSON body (- stdin)
+    taskctl schedules list | get ID | ticks ID --limit 20
+    taskctl schedules pause ID | resume ID | trigger ID | delete ID
 
 Every request carries a token: ``TASKFLOW_TOKEN``, or ``--token-file`` (a file holding
 it), else the admin token ``make phase5-up`` wrote to ``run/phase5/admin.token``.
@@ -19,10 +22,12 @@ none, an unknown or revoked one (401), or one without the role (403).
 from __future__ import annotations
 
 import copy
+import json
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from enum import IntEnum
 from pathlib import Path
+from typing import IO, Any
 
 import click
 
@@ -265,6 +270,155 @@ def audit(api: Api, limit: int, as_json: bool) -> None:
         for e in reply["entries"]
     ]
     table(["AT", "TOKEN", "ROLE", "CALL", "TASK/TOKEN", "RESULT"], rows)
+
+
+SCHEDULES = "/api/v1/schedules"
+
+
+@main.group(epilog=EPILOG)
+def schedules() -> None:
+    """Tasks started by the clock: cron in a time zone, or every N seconds."""
+
+
+@schedules.command(name="create", epilog=EPILOG)
+@click.argument("body", type=click.File("r"))
+@JSON_OPTION
+@click.pass_obj
+def create_schedule(api: Api, body: IO[str], as_json: bool) -> None:
+    """Make a schedule from BODY, a JSON file (- for stdin): name, cron or every,
+    timezone, task, overlap, catchup, catchupWindow, paused."""
+    try:
+        data = json.load(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Failure(f"{one(body.name)} is not JSON: {one(exc)}", phase4.Exit.INVALID) from None
+    show_schedule(api.call("POST", SCHEDULES, json=data)[1], as_json)
+
+
+@schedules.command(name="list", epilog=EPILOG)
+@click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
+@click.option("--cursor", help="Start at this page (nextCursor of the page before).")
+@JSON_OPTION
+@click.pass_obj
+def list_schedules(api: Api, limit: int, cursor: str | None, as_json: bool) -> None:
+    """Schedules, newest first."""
+    page = api.call("GET", SCHEDULES, params={"limit": limit, "cursor": cursor})[1]
+    if as_json:
+        print_json(page)
+        return
+    rows = [
+        [
+            s["scheduleId"],
+            s["name"],
+            timing(s),
+            "paused" if s["paused"] else when(s["nextRunAt"]),
+            s["owner"] or "-",
+        ]
+        for s in page["schedules"]
+    ]
+    table(["SCHEDULE ID", "NAME", "TIMING", "NEXT RUN", "OWNER"], rows)
+    if page["nextCursor"]:
+        say(f"more: --cursor {one(page['nextCursor'])}", err=True)
+
+
+@schedules.command(name="get", epilog=EPILOG)
+@click.argument("schedule_id")
+@JSON_OPTION
+@click.pass_obj
+def get_schedule(api: Api, schedule_id: str, as_json: bool) -> None:
+    """A schedule and its next ticks."""
+    schedule = api.call("GET", f"{SCHEDULES}/{schedule_id}")[1]
+    show_schedule(schedule, as_json)
+    if not as_json:
+        for tick in schedule["upcoming"]:
+            say(f"  {one(tick['local'])}")
+
+
+def change(action: str, summary: str) -> click.Command:
+    """``pause`` or ``resume``: POST .../<action>, and the schedule as it is then."""
+
+    @click.argument("schedule_id")
+    @JSON_OPTION
+    @click.pass_obj
+    def command(api: Api, schedule_id: str, as_json: bool) -> None:
+        show_schedule(api.call("POST", f"{SCHEDULES}/{schedule_id}/{action}")[1], as_json)
+
+    command.__doc__ = summary
+    return schedules.command(name=action, epilog=EPILOG)(command)
+
+
+change("pause", "Pause a schedule: its ticks are neither run nor logged.")
+change("resume", "Resume a schedule: it fires the ticks from now on.")
+
+
+@schedules.command(epilog=EPILOG)
+@click.argument("schedule_id")
+@JSON_OPTION
+@click.pass_obj
+def trigger(api: Api, schedule_id: str, as_json: bool) -> None:
+    """Start the schedule's task now, outside its ticks; prints the task's id."""
+    reply = api.call("POST", f"{SCHEDULES}/{schedule_id}/trigger")[1]
+    if as_json:
+        print_json(reply)
+        return
+    say(one(reply["taskId"]))
+
+
+@schedules.command(name="delete", epilog=EPILOG)
+@click.argument("schedule_id")
+@JSON_OPTION
+@click.pass_obj
+def delete_schedule(api: Api, schedule_id: str, as_json: bool) -> None:
+    """Delete a schedule: no tick fires again; the tasks it started are left alone."""
+    reply = api.call("DELETE", f"{SCHEDULES}/{schedule_id}")[1]
+    if as_json:
+        print_json(reply)
+        return
+    say(f"schedule {one(schedule_id)} deleted")
+
+
+@schedules.command(epilog=EPILOG)
+@click.argument("schedule_id")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True)
+@JSON_OPTION
+@click.pass_obj
+def ticks(api: Api, schedule_id: str, limit: int, as_json: bool) -> None:
+    """What the schedule's ticks did, newest first."""
+    reply = api.call("GET", f"{SCHEDULES}/{schedule_id}/ticks", params={"limit": limit})[1]
+    if as_json:
+        print_json(reply)
+        return
+    rows = [
+        [when(t["tick"]), when(t["firedAt"]), t["outcome"], t["taskId"] or "-"]
+        for t in reply["ticks"]
+    ]
+    table(["TICK", "FIRED", "OUTCOME", "TASK"], rows)
+
+
+def show_schedule(schedule: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(schedule)
+        return
+    for key, value in schedule_lines(schedule):
+        say(f"{key + ':':<12}{one(value)}")
+
+
+def schedule_lines(schedule: dict[str, Any]) -> Iterator[tuple[str, object]]:
+    task = schedule["task"]
+    yield "scheduleId", schedule["scheduleId"]
+    yield "name", schedule["name"]
+    yield "timing", timing(schedule)
+    yield "task", f"{task['name']} ({task['type']}): {task['content']}"
+    yield "overlap", schedule["overlap"]
+    yield "catchup", f"{schedule['catchup']} within {schedule['catchupWindow']}s"
+    yield "owner", schedule["owner"] or "-"
+    yield "nextRunAt", "paused" if schedule["paused"] else when(schedule["nextRunAt"])
+    yield "lastTaskId", schedule["lastTaskId"] or "-"
+
+
+def timing(schedule: dict[str, Any]) -> str:
+    if schedule.get("cron") is not None:
+        return f"cron {schedule['cron']} ({schedule['timezone']})"
+    return f"every {schedule['every']}s"
 
 
 if __name__ == "__main__":

@@ -13,13 +13,20 @@ from phase4_api import taskctl as phase4_taskctl
 from phase4_api.api import base_app, create_app, tasks_blueprint
 from phase5_observability import openapi as phase5_openapi
 from phase5_observability import taskctl as phase5_taskctl
+from phase5_observability.schedules import by_schedule
 from shared.core.config import SecretsDirMissing, Settings, get_settings
 from shared.core.task import TaskFields
 from shared.rpc import task_service_pb2 as pb
 
 PHASE4_COMMANDS = {"submit", "get", "watch", "cancel", "retry", "list", "agents"}
-PHASE5_COMMANDS = {"stats", "runs", "tokens", "audit"}
-PHASE5_ROUTES = ["/api/v1/stats", "/api/v1/tasks/t-1/runs", "/api/v1/tokens", "/api/v1/audit"]
+PHASE5_COMMANDS = {"stats", "runs", "tokens", "audit", "schedules"}
+PHASE5_ROUTES = [
+    "/api/v1/stats",
+    "/api/v1/tasks/t-1/runs",
+    "/api/v1/tokens",
+    "/api/v1/audit",
+    "/api/v1/schedules",
+]
 
 
 class Recording:
@@ -69,8 +76,41 @@ def test_phase4_api_reads_a_task_as_it_is_whatever_wait_asks() -> None:
 
 def test_phase4_openapi_document_has_no_phase5_path() -> None:
     document = create_app(Recording(), Settings()).test_client().get("/api/v1/openapi.json").json
-    assert not {"/api/v1/stats", "/api/v1/tokens", "/api/v1/audit"} & set(document["paths"])
+    phase5 = {"/api/v1/stats", "/api/v1/tokens", "/api/v1/audit", "/api/v1/schedules"}
+    assert not phase5 & set(document["paths"])
     assert "securitySchemes" not in document["components"]
+
+
+class Lists(Recording):
+    """Keeps the ``ListRequest``s too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lists: list[pb.ListRequest] = []
+
+    def call(self, method: str, message: Any, longer: float = 0.0) -> Any:
+        super().call(method, message, longer)
+        self.lists.append(message)
+        return pb.ListReply()
+
+
+SCHEDULED = "/api/v1/tasks?scheduleId=" + "a" * 32
+
+
+def test_phase4_lists_every_task_whatever_scheduleid_asks() -> None:
+    client = Lists()
+    assert create_app(client, Settings()).test_client().get(SCHEDULED).status_code == 200
+    assert client.lists[0].schedule_id == ""
+
+
+def test_phase5_lists_the_tasks_of_one_schedule() -> None:
+    client, settings = Lists(), Settings()
+    served = base_app(settings)
+    served.register_blueprint(tasks_blueprint(client, settings, list_filters=by_schedule))
+    assert served.test_client().get(SCHEDULED).status_code == 200
+    assert client.lists[0].schedule_id == "a" * 32
+    refused = served.test_client().get("/api/v1/tasks?scheduleId=nope")
+    assert refused.status_code == 400 and "scheduleId" in refused.json["error"]["fields"]
 
 
 class Submits(Recording):
