@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 
 from shared.core import metrics
+from shared.core.outages import REDIS_AWAY
 from shared.core.states import TERMINAL
 from shared.core.store import TaskStore
 from shared.core.task import now_ms
@@ -36,6 +37,7 @@ log = logging.getLogger("schedules")
 
 FIRE_SECONDS = 0.25  # how often the leader looks for due schedules: a tick fires this late
 CHANGED_ROUNDS = 3  # re-reads of a schedule that changed while its ticks were fired
+BROKEN_PAUSE_MS = 60_000  # a schedule that cannot be fired is tried again this much later
 
 
 # --8<-- [start:plan]
@@ -94,8 +96,14 @@ class ScheduleFiring:
         self.next_turn = time.monotonic() + self.interval
         now = self.clock()
         for schedule_id in self.schedules.due(now):
-            if not self.catch_up(schedule_id, epoch, now):
-                return  # deposed: the loop notices at its next turn
+            try:
+                if not self.catch_up(schedule_id, epoch, now):
+                    return  # deposed: the loop notices at its next turn
+            except REDIS_AWAY:
+                raise  # the leader's loop waits for Redis
+            except Exception:  # one broken schedule must not stop the leader, nor the others
+                log.exception("schedule %s cannot be fired; tried again in a minute", schedule_id)
+                self.schedules.postpone(schedule_id, now + BROKEN_PAUSE_MS)
 
     def catch_up(self, schedule_id: str, epoch: int, now: int) -> bool:
         """Handle the due ticks of one schedule; False when this leader was deposed."""

@@ -243,6 +243,10 @@ class ScheduleStore:
         """The ids of the unpaused schedules whose next tick is at or before ``now``."""
         return self.redis.zrangebyscore(SCHEDULES_DUE, "-inf", now, 0, limit)
 
+    def postpone(self, schedule_id: str, until: int) -> None:
+        """Look at the schedule again at ``until`` (if it is still due at all)."""
+        self.redis.zadd(SCHEDULES_DUE, {schedule_id: until}, xx=True)
+
     # ------------------------------------------------------------ firing
 
     # --8<-- [start:fire]

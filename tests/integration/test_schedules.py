@@ -312,3 +312,17 @@ def test_a_trigger_starts_a_task_outside_the_ticks_and_a_deleted_schedule_stops(
     assert schedules.get(schedule.schedule_id) is None
     assert schedules.due(clock.now) == []
     assert tasks.get(fired.task_id) is not None  # its task is left alone
+
+
+def test_a_broken_schedule_is_set_aside_and_the_others_still_fire(
+    schedules: ScheduleStore, tasks: TaskStore, clock: Clock, epoch: int
+) -> None:
+    broken = schedules.create(fields(), "", T0)
+    schedules.redis.hset(f"schedule:{broken.schedule_id}", "spec", '{"name": 1}')
+    healthy = schedules.create(fields(), "", T0)
+    clock.now = T0 + 2000
+    turn(leader(schedules, tasks, clock), epoch)
+    assert outcomes(schedules, healthy) == {T0 + 2000: TickOutcome.STARTED}
+    assert schedules.ticks(broken.schedule_id) == []
+    assert schedules.due(clock.now) == []  # looked at again a minute later, not every turn
+    assert schedules.redis.zscore("schedules:due", broken.schedule_id) == T0 + 62_000
