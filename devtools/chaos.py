@@ -12,12 +12,18 @@ task-manager (each started again 3 s later, as supervisord would) and of one API
 (gunicorn's master starts another), a restart of Kafka, of ZooKeeper and of Redis, and an
 agent frozen with SIGSTOP.
 
+A schedule (``every: 1``, ``catchup: ALL``, ``overlap: ALLOW``) made in Redis as the
+run starts, and paused once the submits stop and it has caught up, starts a task of the
+same kind each second through all of it.
+
 Each task appends ``<taskId> <attempt> <agent>`` to a file when its work is done, so
 work done twice is counted from the work itself, not from what the system says. The
 report: tasks accepted and how they ended, tasks stuck, work done twice (and how many of
 those ran first on an agent that was killed or frozen), client requests that failed (after
 the session's own repeats), the time from each fault to the next task that completes, and
-which processes still run.
+which processes still run. For the schedule: the nominal ticks of its window, how many
+its ticks log holds exactly once (and any twice or missing), their outcomes, the tasks
+per STARTED tick, and the scheduled work done twice.
 """
 
 from __future__ import annotations
@@ -48,14 +54,19 @@ from devtools.settings import Fsync
 from devtools.stacks import PHASE5, admit, api_ready, gunicorn_args, seal
 from devtools.tasks import api_session
 from shared.core.states import TERMINAL
+from shared.core.steps import phase5_store
 from shared.core.store import TaskStore
+from shared.core.task import now_ms
 from shared.core.waiting import wait_until
 from shared.messaging.topics import ensure_topics
+from shared.schedules.spec import ScheduleFields, TickOutcome
+from shared.schedules.store import TICKS_KEPT, ScheduleStore
 
 RESTART_AFTER = 3.0  # seconds from a kill -9 to the process' new start
 CLIENTS = 8
 PATIENCE = 15.0  # seconds a client tries one submit (0.5 s apart), plus any outage
 SETTLE = 300.0  # seconds for every accepted task to end after the last submit
+CAUGHT_UP = 30.0  # seconds for the schedule to handle every tick of its window
 
 
 @dataclass
@@ -187,6 +198,9 @@ class System:
         later(seconds, os.kill, pid, signal.SIGCONT)
         return f"{name} frozen {seconds:g}s"
 
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(self.servers["redis"].endpoint, decode_responses=True)
+
     def stop(self) -> None:
         self.stopping.set()
         if self.procs is not None:
@@ -231,18 +245,22 @@ def outage_of(system: System, server: str, down: float) -> tuple[str, Callable[[
     return what, lambda: system.restart_server(server, down)
 
 
-def submit(
-    system: System, outcome: Outcome, number: int, started: float, patience: float = PATIENCE
-) -> None:
-    """One task, tried until accepted (same requestId each time, so never twice)."""
-    body = {
-        "name": f"chaos-{number}",
+def work(system: System, name: str) -> dict[str, object]:
+    """A task whose work appends ``<taskId> <attempt> <agent> <when>`` to the done file."""
+    return {
+        "name": name,
         "type": "SHELL",
         "content": 'sleep 0.2; echo "$TASKFLOW_TASK_ID $TASKFLOW_ATTEMPT $TASKFLOW_AGENT_ID'
         f' $(date +%s.%N)" >> {system.done_file}',
         "timeout": 30,
-        "requestId": f"chaos-{number}",
     }
+
+
+def submit(
+    system: System, outcome: Outcome, number: int, started: float, patience: float = PATIENCE
+) -> None:
+    """One task, tried until accepted (same requestId each time, so never twice)."""
+    body = {**work(system, f"chaos-{number}"), "requestId": f"chaos-{number}"}
     with api_session() as session:
         for _ in range(int(patience / 0.5)):
             try:
@@ -271,6 +289,107 @@ def done_lines(system: System) -> list[tuple[str, int, str, float]]:
     return lines
 
 
+@dataclass
+class Window:
+    """The chaos schedule, and the stretch whose every tick must fire once."""
+
+    schedule_id: str
+    created: int  # UTC ms: its ticks come after this
+    end: int = 0  # UTC ms: the submits stopped; ticks up to here are counted
+    caught_up: bool = False  # its cursor reached ``end`` before it was paused
+
+    def nominal(self) -> list[int]:
+        return list(range((self.created // 1000 + 1) * 1000, self.end + 1, 1000))
+
+
+def open_schedule(system: System) -> Window:
+    """The schedule, made in Redis as an operator's POST would: every tick catches up."""
+    body = {
+        "name": "chaos-every-second",
+        "every": 1,
+        "catchup": "ALL",
+        "catchupWindow": 3600,  # longer than any run and its settling
+        "overlap": "ALLOW",
+        "task": work(system, "chaos-tick"),
+    }
+    client = system.redis()
+    schedules = ScheduleStore(client, phase5_store(client))
+    created = now_ms()
+    schedule = schedules.create(ScheduleFields.model_validate(body), "", created)
+    return Window(schedule.schedule_id, created)
+
+
+def close_schedule(system: System, window: Window) -> None:
+    """End the window now: wait until every tick up to here is handled, then pause it
+    (a pause drops the ticks not yet handled, so it must not come before)."""
+    client = system.redis()
+    schedules = ScheduleStore(client, phase5_store(client))
+    window.end = now_ms()
+
+    def caught_up() -> bool:
+        try:
+            schedule = schedules.get(window.schedule_id)
+        except redis.RedisError:
+            return False
+        return schedule is not None and schedule.cursor >= window.end
+
+    window.caught_up = bool(wait_until(caught_up, CAUGHT_UP, interval=0.2))
+    schedules.set_paused(window.schedule_id, True, now_ms())
+
+
+@dataclass
+class ScheduleReport:
+    """What the schedule did: each tick of its window logged once and STARTED, one task
+    per STARTED tick, and its tasks' work done once (but where an agent was cut)."""
+
+    nominal: int  # ticks in the window
+    caught_up: bool
+    once: int  # of those, the ones logged exactly once
+    twice: list[float]  # ticks logged more than once (seconds into the window)
+    missing: list[float]  # nominal ticks not logged
+    outcomes: Counter[str]  # of the window's ticks
+    tasks_per_tick: Counter[int]  # tasks made -> STARTED ticks with that many (whole log)
+    stray_tasks: int  # its tasks whose tick the log does not say STARTED
+    statuses: Counter[str]  # how its tasks ended
+    work_twice: int
+    work_twice_with_cause: int
+
+
+def schedule_ids(client: redis.Redis, window: Window) -> tuple[list[dict], list[str]]:
+    """The schedule's ticks log, oldest first, and the ids of the tasks it made."""
+    log = ScheduleStore(client, phase5_store(client)).ticks(window.schedule_id, TICKS_KEPT)
+    made = phase5_store(client).list(schedule_id=window.schedule_id, limit=10 * TICKS_KEPT)[0]
+    return log[::-1], [task.taskId for task in made]
+
+
+def schedule_report(
+    client: redis.Redis, window: Window, runs: dict[str, list[tuple[int, str]]], victims: set[str]
+) -> ScheduleReport:
+    log, made_ids = schedule_ids(client, window)
+    tasks = phase5_store(client)
+    made = [task for i in made_ids if (task := tasks.get(i)) is not None]
+    nominal = window.nominal()
+    logged = Counter(entry["tick"] for entry in log)
+    started = {entry["tick"] for entry in log if entry["outcome"] == TickOutcome.STARTED}
+    per_tick = Counter(task.tick for task in made)
+    mine = set(made_ids)
+    twice = {i: r for i, r in runs.items() if i in mine and len(r) > 1}
+    into = [(tick - window.created) / 1000 for tick in nominal]
+    return ScheduleReport(
+        nominal=len(nominal),
+        caught_up=window.caught_up,
+        once=sum(1 for tick in nominal if logged[tick] == 1),
+        twice=[at for tick, at in zip(nominal, into, strict=True) if logged[tick] > 1],
+        missing=[at for tick, at in zip(nominal, into, strict=True) if not logged[tick]],
+        outcomes=Counter(e["outcome"] for e in log if window.created < e["tick"] <= window.end),
+        tasks_per_tick=Counter(per_tick[tick] for tick in started),
+        stray_tasks=sum(n for tick, n in per_tick.items() if tick not in started),
+        statuses=Counter(task.status.value for task in made),
+        work_twice=len(twice),
+        work_twice_with_cause=sum(1 for r in twice.values() if sorted(r)[0][1] in victims),
+    )
+
+
 def recovery(done_at: list[float], fault_at: float, window: float = 30.0) -> float:
     """The longest stretch without a task done after a fault, within ``window`` seconds
     (the whole window when nothing was done in it)."""
@@ -295,6 +414,7 @@ class Report:
     down: list[str]  # processes not running at the end
     crashes: list[str]  # processes that exited on their own, and were started again
     processes: int
+    schedule: ScheduleReport | None  # None when Redis could not be read at the end
 
     @property
     def failed_requests(self) -> int:
@@ -338,8 +458,9 @@ def chaos(workdir: Path, count: int, seconds: float, outage: float | None = None
 
 def run(
     system: System, count: int, seconds: float, outage: float | None = None
-) -> tuple[Outcome, list, float]:
+) -> tuple[Outcome, list, float, Window]:
     outcome = Outcome()
+    window = open_schedule(system)
     started = time.monotonic()
     plan = faults(system, seconds, outage)
     # (run time when it began, wall clock when it was over, what, detail)
@@ -364,19 +485,27 @@ def run(
         for number in range(count):
             time.sleep(max(0.0, started + number * seconds / count - time.monotonic()))
             clients.submit(submit, system, outcome, number, started, patience)
+    close_schedule(system, window)
     injector.join()
-    return outcome, happened, started
+    return outcome, happened, started, window
 
 
-def measure(system: System, result: tuple[Outcome, list, float]) -> Report:
-    """Wait for every accepted task to end (or ``SETTLE`` to pass), then count."""
-    outcome, happened, started = result
-    store = TaskStore(redis.Redis.from_url(system.servers["redis"].endpoint, decode_responses=True))
+def measure(system: System, result: tuple[Outcome, list, float, Window]) -> Report:
+    """Wait for every accepted and scheduled task to end (or ``SETTLE`` to pass), then count."""
+    outcome, happened, started, window = result
+    client = system.redis()
+    store = TaskStore(client)
     ids = list(outcome.accepted.values())
+    try:
+        scheduled = schedule_ids(client, window)[1]
+    except redis.RedisError:
+        scheduled = []
 
     def ended() -> bool:
         try:
-            return all((t := store.get(i)) is not None and t.status in TERMINAL for i in ids)
+            return all(
+                (t := store.get(i)) is not None and t.status in TERMINAL for i in ids + scheduled
+            )
         except redis.RedisError:
             return False
 
@@ -389,13 +518,18 @@ def measure(system: System, result: tuple[Outcome, list, float]) -> Report:
     runs: dict[str, list[tuple[int, str]]] = {}
     for task_id, attempt, agent, _ in lines:
         runs.setdefault(task_id, []).append((attempt, agent))
-    twice = {task_id: r for task_id, r in runs.items() if len(r) > 1}
+    accepted = set(ids)
+    twice = {task_id: r for task_id, r in runs.items() if task_id in accepted and len(r) > 1}
     after = Counter(
         next((what for when, _, what, _ in reversed(happened) if when <= at), "no fault yet")
         + f" ({why.split()[0]})"
         for at, why in outcome.failed_requests
     )
-    done_at = [when for *_, when in lines]
+    done_at = [when for task_id, *_, when in lines if task_id in accepted]
+    try:
+        schedule = schedule_report(client, window, runs, system.victims)
+    except redis.RedisError:
+        schedule = None
     alive = {name: proc.alive for name, proc in system.current.items()}
     return Report(
         accepted=len(ids),
@@ -411,6 +545,7 @@ def measure(system: System, result: tuple[Outcome, list, float]) -> Report:
         down=[name for name, running in alive.items() if not running],
         crashes=list(system.crashes),
         processes=len(alive),
+        schedule=schedule,
     )
 
 
@@ -431,6 +566,28 @@ def print_report(report: Report, seconds: float) -> None:
     running = report.processes - len(report.down)
     click.echo(f"  processes running at the end: {running} of {report.processes} {report.down}")
     click.echo(f"  exited on their own, started again: {report.crashes or 'none'}")
+    print_schedule(report.schedule)
+
+
+def print_schedule(report: ScheduleReport | None) -> None:
+    if report is None:
+        click.echo("  schedule: not read (Redis did not answer)")
+        return
+    caught = "" if report.caught_up else " (it had not caught up when paused)"
+    click.echo(f"  schedule (every 1 s): {report.nominal} nominal ticks in its window{caught}")
+    click.echo(f"      logged exactly once: {report.once}")
+    click.echo(f"      logged twice:        {len(report.twice)} {report.twice or ''}")
+    click.echo(f"      missing:             {len(report.missing)} {report.missing or ''}")
+    click.echo(f"      outcomes:            {dict(report.outcomes)}")
+    click.echo(
+        f"      tasks per STARTED tick: {dict(report.tasks_per_tick)}"
+        f" (tasks of no STARTED tick: {report.stray_tasks})"
+    )
+    click.echo(f"      its tasks' status:   {dict(report.statuses)}")
+    click.echo(
+        f"      work done twice:     {report.work_twice} ({report.work_twice_with_cause}"
+        " first ran on a killed or frozen agent)"
+    )
 
 
 if __name__ == "__main__":
