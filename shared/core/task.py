@@ -208,6 +208,9 @@ class Task:
     cancelRequestedAt: int | None = None  # a cancel holds for every later attempt too
     scheduleId: str = ""  # phase 5: the schedule that started it ('' for a submit)
     tick: int | None = None  # phase 5: the schedule's tick it runs for (UTC ms)
+    workflowId: str = ""  # phase 5: the workflow it is part of ('' for none)
+    key: str = ""  # phase 5: its key in that workflow
+    upstream: str = ""  # phase 5: its parents' results (JSON), fixed when it was released
     # the current attempt: when it may start (a retry), who holds it, when it moved, how it ended
     nextAttemptAt: int | None = _result()
     agentId: str = _result("")
