@@ -329,6 +329,7 @@ def get_schedule(api: Api, schedule_id: str, as_json: bool) -> None:
     schedule = api.call("GET", f"{SCHEDULES}/{schedule_id}")[1]
     show_schedule(schedule, as_json)
     if not as_json:
+        say("upcoming:" + ("" if schedule["upcoming"] else " none"))
         for tick in schedule["upcoming"]:
             say(f"  {one(tick['local'])}")
 

@@ -135,6 +135,26 @@ def test_a_reader_reads_schedules_and_may_not_change_them(
     assert call(stack, "GET", f"{SCHEDULES}/not-an-id", reader).status_code == 404
 
 
+def test_put_replaces_the_definition_and_unknown_ids_are_404(
+    stack: ApiStack, operator: str
+) -> None:
+    schedule_id = create(stack, operator, **body("before", every=3600))["scheduleId"]
+    path = f"{SCHEDULES}/{schedule_id}"
+    replaced = call(stack, "PUT", path, operator, json=body("after", cron="0 6 * * 1"))
+    assert replaced.status_code == 200, replaced.text
+    shown = call(stack, "GET", path, operator).json()
+    assert (shown["name"], shown["cron"], shown.get("every")) == ("after", "0 6 * * 1", None)
+    invalid = call(stack, "PUT", path, operator, json=body("after", every=-1))
+    assert invalid.status_code == 400 and "every" in invalid.json()["error"]["fields"]
+    unknown = f"{SCHEDULES}/{'f' * 32}"
+    assert call(stack, "PUT", unknown, operator, json=body("x", every=9)).status_code == 404
+    for action in ("pause", "resume", "trigger"):
+        assert call(stack, "POST", f"{unknown}/{action}", operator).status_code == 404
+    assert call(stack, "DELETE", unknown, operator).status_code == 404
+    assert call(stack, "GET", f"{SCHEDULES}?limit=0", operator).status_code == 400
+    assert call(stack, "DELETE", path, operator).status_code == 200
+
+
 def test_upcoming_lists_five_ticks_in_the_schedule_s_zone(stack: ApiStack, operator: str) -> None:
     fields = body("berlin", cron="30 9 * * *", timezone="Europe/Berlin")
     schedule_id = create(stack, operator, **fields)["scheduleId"]
