@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from phase4_api.api import ApiError, json_body
 from shared.core import metrics
 from shared.core.config import Settings
+from shared.core.states import Status
 from shared.core.task import field_errors, now_ms
 from shared.schedules.spec import ScheduleFields, TickOutcome
 from shared.schedules.store import TICKS_KEPT, FireResult, Intent, Schedule, ScheduleStore
@@ -110,7 +111,7 @@ def schedules_blueprint(store: ScheduleStore, settings: Settings) -> Blueprint:
             )
             if fired.result is FireResult.OK:
                 metrics.SCHEDULE_TICKS.labels(TickOutcome.TRIGGERED.value).inc()
-                started = {"taskId": fired.task_id, "status": "PENDING", "tick": now}
+                started = {"taskId": fired.task_id, "status": Status.PENDING.value, "tick": now}
                 return jsonify(scheduleId=schedule_id, **started), 201
             if fired.result is FireResult.MISSING:  # deleted meanwhile
                 raise ApiError(404, "not_found", f"no schedule {schedule_id!r}")
