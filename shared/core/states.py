@@ -8,6 +8,11 @@ gives the whole life of a task::
 
 plus the ways back to PENDING, each of which starts a new *attempt* (the fencing token):
 failover returns a task whose agent died, and retry restarts a FAILED or CANCELLED one.
+
+Phase 5 adds WAITING before PENDING: a task of a workflow whose parents have not ended
+(``shared/workflows/``). It leaves WAITING only by a move that names it: released to
+PENDING (the same attempt), or CANCELLED when its rule can no longer hold; a workflow's
+retry puts a task its upstream cancelled back to WAITING, as a new attempt.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from enum import StrEnum
 
 
 class Status(StrEnum):
+    WAITING = "WAITING"  # phase 5: a workflow's task whose parents have not ended
     PENDING = "PENDING"
     SCHEDULED = "SCHEDULED"
     DISPATCHED = "DISPATCHED"
@@ -27,6 +33,8 @@ class Status(StrEnum):
 
 # --8<-- [start:transitions]
 TRANSITIONS: dict[Status, frozenset[Status]] = {
+    # phase 5: waits for its parents; released, or cancelled when its rule cannot hold
+    Status.WAITING: frozenset({Status.PENDING, Status.CANCELLED}),
     # queued; a pull-based agent (phase 1, no scheduler) may start it directly
     Status.PENDING: frozenset({Status.SCHEDULED, Status.RUNNING, Status.CANCELLED}),
     # the scheduler chose an agent; back to PENDING if that agent is gone
@@ -37,7 +45,7 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.RUNNING: frozenset({Status.SUCCESS, Status.FAILED, Status.CANCELLED, Status.PENDING}),
     Status.SUCCESS: frozenset(),
     Status.FAILED: frozenset({Status.PENDING}),  # retry
-    Status.CANCELLED: frozenset({Status.PENDING}),  # retry
+    Status.CANCELLED: frozenset({Status.PENDING, Status.WAITING}),  # retry (a workflow's)
 }
 # --8<-- [end:transitions]
 
@@ -62,5 +70,10 @@ def can_move(current: Status, target: Status) -> bool:
 
 
 def sources_of(target: Status) -> list[Status]:
-    """Every status from which ``target`` may be reached (what the server-side check needs)."""
-    return [source for source, targets in TRANSITIONS.items() if target in targets]
+    """Every status from which ``target`` may be reached (what the server-side check needs),
+    but WAITING: a task leaves it only by a move that names it as the expected status."""
+    return [
+        source
+        for source, targets in TRANSITIONS.items()
+        if target in targets and source is not Status.WAITING
+    ]

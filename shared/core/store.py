@@ -384,8 +384,9 @@ class MoveSpec:
 
     def ends(self) -> dict[str, str]:
         """Current status -> the attempt's ending, for the sources this move ends one from."""
-        if self.target in TERMINAL:
-            return {source.value: self.target.value for source in self.sources}
+        if self.target in TERMINAL:  # a task that was WAITING never ran: no attempt ended
+            ran = [source for source in self.sources if source is not Status.WAITING]
+            return {source.value: self.target.value for source in ran}
         if self.target is Status.PENDING:
             taken_back = [source for source in self.sources if source in IN_FLIGHT]
             return {source.value: self.ending.value for source in taken_back}
@@ -397,8 +398,15 @@ class MoveSpec:
         retried = all(source in TERMINAL for source in self.sources)
         return [*RESULT_FIELDS, *(["cancelRequestedAt"] if retried else [])]
 
+    def starts_attempt(self) -> bool:
+        """Back to the queue (or, a workflow's retry, to WAITING): a new attempt. Not the
+        release of a WAITING task, whose first attempt it is."""
+        if self.target is Status.PENDING:
+            return self.sources != [Status.WAITING]
+        return self.target is Status.WAITING
+
     def to_json(self) -> str:
-        restart = self.target is Status.PENDING  # back to the queue: a new attempt
+        restart = self.starts_attempt()
         return json.dumps(
             {
                 "target": self.target.value,

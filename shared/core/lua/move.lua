@@ -22,16 +22,18 @@
 -- 'not-holder' (the attempt is another agent's) or 'forbidden' (not allowed from the
 -- current status)
 --
--- Every script that includes this file gets seven more KEYS after its own (and before
--- the steps' keys), appended by shared/core/scripts.py: tasks:index:PENDING, then
--- :SCHEDULED, :DISPATCHED, :RUNNING, :SUCCESS, :FAILED and :CANCELLED, zsets of the
+-- Every script that includes this file gets eight more KEYS after its own (and before
+-- the steps' keys), appended by shared/core/scripts.py: tasks:index:WAITING (phase 5),
+-- then :PENDING, :SCHEDULED, :DISPATCHED, :RUNNING, :SUCCESS, :FAILED and :CANCELLED, zsets of the
 -- members of tasks:index ('<createdAt>:<taskId>', score 0) of the tasks in that status
 -- now, so listing by status reads only tasks in that status. After the checks, each of
 -- the store's steps (steps.lua) runs with the move, in the same atomic step.
 
 -- --8<-- [start:index_move]
 -- The order of Status in shared/core/states.py, the order of the status indexes in KEYS.
-local STATUSES = {'PENDING', 'SCHEDULED', 'DISPATCHED', 'RUNNING', 'SUCCESS', 'FAILED', 'CANCELLED'}
+local STATUSES = {
+  'WAITING', 'PENDING', 'SCHEDULED', 'DISPATCHED', 'RUNNING', 'SUCCESS', 'FAILED', 'CANCELLED',
+}
 
 local function status_index(status)
   local before_first = #KEYS - step_key_count() - #STATUSES
