@@ -2,15 +2,20 @@
 
 ``make phase5-demo`` (after ``make phase5-up``) submits through the REST API a task that
 succeeds, one that fails, one that times out, one cancelled while it runs, and a burst;
-waits until every one has ended; then reads the numbers back from the API's
-``/api/v1/stats``, from Prometheus (what it scraped) and from Zipkin (one task's trace).
+waits until every one has ended; makes a schedule that ticks every 2 seconds, shows its
+next ticks and, once two have started, its ticks log, and deletes it; then reads the
+numbers back from the API's ``/api/v1/stats``, from Prometheus (what it scraped) and from
+Zipkin (one task's trace).
 """
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
+from typing import Any
 
 import click
+import requests
 
 from devtools.monitoring import query, trace_services, value
 from devtools.tasks import api_session
@@ -18,9 +23,20 @@ from devtools.tasks import submit_through_api as submit
 from devtools.tasks import task_through_api as task
 from shared.core.states import TERMINAL, Status
 from shared.core.waiting import wait_until
+from shared.schedules.spec import TickOutcome
 
 BURST = 40
 WAIT = 120.0  # seconds for every task to end (the timing-out one needs 2)
+SCHEDULES = "/api/v1/schedules"
+SCHEDULE = {
+    "name": "demo-tick",
+    "every": 2,
+    "task": {"name": "tick", "type": "SHELL", "content": "echo tick"},
+}
+TICKS_STARTED = 2  # ticks of the schedule that start a task before its log is shown
+TICKS_WAIT = 30.0  # seconds for them
+TICKS_SHOWN = 10
+TICKED = 'sum(taskflow_schedule_ticks_total{outcome="STARTED"})'  # as Prometheus scraped it
 
 
 def step(title: str) -> None:
@@ -63,6 +79,9 @@ def main(api: str, prometheus: str, zipkin: str) -> None:
         found = task(api, task_id)
         click.echo(f"  {what:<10} {found['status']:<9} {found['error'] or ''}")
 
+    ticked_before = value(prometheus, TICKED) or 0  # an earlier run's ticks
+    schedule_ticks(api)
+
     step("GET /api/v1/stats (also: taskctl stats)")
     with api_session() as session:
         stats = session.get(f"{api}/api/v1/stats", timeout=10).json()
@@ -76,10 +95,13 @@ def main(api: str, prometheus: str, zipkin: str) -> None:
     step("Prometheus: what it scraped")
     finished = "sum(taskflow_tasks_finished_total)"
     wait_until(lambda: (value(prometheus, finished) or 0) >= len(everything), 30, interval=1)
+    ticked = ticked_before + TICKS_STARTED
+    wait_until(lambda: (value(prometheus, TICKED) or 0) >= ticked, 30, interval=1)
     for expr in (
         finished,
         "sum by (status) (taskflow_tasks_finished_total)",
         "sum(taskflow_scheduler_is_leader)",
+        "sum by (outcome) (taskflow_schedule_ticks_total)",
         'count by (role) (up{job="taskflow"} == 1)',
     ):
         click.echo(f"  {expr}")
@@ -98,7 +120,61 @@ def main(api: str, prometheus: str, zipkin: str) -> None:
     click.echo(f"  {prometheus}/graph?g0.expr={finished}&g0.tab=0")
     click.echo(f"  {prometheus}/targets    {prometheus}/alerts")
     click.echo(f"  {zipkin}/zipkin/traces/{trace_id}")
-    click.echo(f"  {api}/api/v1/stats    .venv/bin/taskctl stats")
+    click.echo(f"  {api}/api/v1/stats    .venv/bin/taskctl stats    {api}{SCHEDULES}")
+
+
+def schedule_ticks(api: str) -> None:
+    """A schedule every 2 seconds: its next ticks and, once two ticks have started their
+    task, its ticks log; deleted at the end, also when the wait fails."""
+    step(f"POST {SCHEDULES}: every 2 seconds, a SHELL task `echo tick`")
+    with api_session() as session:
+        created = answer(session.post(f"{api}{SCHEDULES}", json=SCHEDULE, timeout=10), 201)
+        url = f"{api}{SCHEDULES}/{created['scheduleId']}"
+        click.echo(f"  schedule {created['scheduleId']}, nextRunAt {utc(created['nextRunAt'])}")
+        try:
+            ticks = wait_until(lambda: started_ticks(session, url), TICKS_WAIT, interval=0.5)
+            if not ticks:
+                raise click.ClickException(
+                    f"fewer than {TICKS_STARTED} ticks started within {TICKS_WAIT:g}s"
+                )
+            detail = answer(session.get(url, timeout=10), 200)
+            click.echo(f"  GET {SCHEDULES}/{{id}}: nextRunAt {utc(detail['nextRunAt'])}, upcoming")
+            for upcoming in detail["upcoming"]:
+                click.echo(f"      {upcoming['local']}")
+            click.echo(f"  GET {SCHEDULES}/{{id}}/ticks, newest first")
+            for tick in ticks:
+                late = (tick["firedAt"] - tick["tick"]) / 1000
+                task_id = tick["taskId"] or "no task"
+                click.echo(
+                    f"      {utc(tick['tick'])}  {tick['outcome']:<18} +{late:.2f}s  {task_id}"
+                )
+        finally:
+            answer(session.delete(url, timeout=10), 200)
+            click.echo(f"  DELETE {SCHEDULES}/{{id}}: no tick fires again; its tasks stay")
+
+
+def started_ticks(session: requests.Session, url: str) -> list[dict[str, Any]] | None:
+    """The ticks log, once ``TICKS_STARTED`` ticks in it have started their task."""
+    reply = session.get(f"{url}/ticks", params={"limit": TICKS_SHOWN}, timeout=10)
+    ticks = answer(reply, 200)["ticks"]
+    started = [tick for tick in ticks if tick["outcome"] == TickOutcome.STARTED]
+    return ticks if len(started) >= TICKS_STARTED else None
+
+
+def answer(reply: requests.Response, status: int) -> dict[str, Any]:
+    """The JSON body of ``reply``, which must have ``status``; else a clear error."""
+    if reply.status_code != status:
+        raise click.ClickException(
+            f"{reply.request.method} {reply.url}: {reply.status_code} {reply.text[:300]}"
+        )
+    return reply.json()
+
+
+def utc(ms: int | None) -> str:
+    """A time in UTC ms as ISO text; 'none' for none."""
+    if ms is None:
+        return "none"
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 if __name__ == "__main__":
