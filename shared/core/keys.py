@@ -29,9 +29,14 @@
 | ``schedule:{id}:tasks`` | zset   | phase 5: its tasks, members as in ``tasks:index``    |
 | ``schedules``           | zset   | phase 5: every schedule, ``<createdAt>:<id>``        |
 | ``schedules:due``       | zset   | phase 5: unpaused schedules by ``nextRunAt``         |
+| ``workflow:{id}``       | hash   | phase 5: a workflow: name, owner, its graph (JSON)   |
+| ``workflows``           | zset   | phase 5: every workflow, ``<createdAt>:<id>``        |
+| ``workflows:ended``     | list   | phase 5: ended tasks of workflows, to settle children |
+| ``workflows:settling``  | list   | phase 5: those the leader is settling now            |
 
 In phase 5 a requestId is its owner's (the token that submitted it):
-``owned-request:{owner}:{requestId}`` holds the taskId instead of ``request:{requestId}``.
+``owned-request:{owner}:{requestId}`` holds the taskId instead of ``request:{requestId}``,
+and ``workflow-request:{owner}:{requestId}`` the workflowId of a workflow's.
 
 One pub/sub channel (phase 5): ``tasks:ended`` carries the id of every task that moves
 into SUCCESS, FAILED or CANCELLED, published by the store's ``ENDED`` step
@@ -60,6 +65,9 @@ FINISHED = ("stats:finished:SUCCESS", "stats:finished:FAILED", "stats:finished:C
 RETRY_QUEUE = "queue:retry"
 API_TOKENS = "auth:tokens"
 AUDIT_STREAM = "audit"
+WORKFLOWS = "workflows"
+WORKFLOWS_ENDED = "workflows:ended"  # lua/steps/workflows.lua names it too
+WORKFLOWS_SETTLING = "workflows:settling"
 SCHEDULES = "schedules"
 SCHEDULES_DUE = "schedules:due"
 ENDED_CHANNEL = "tasks:ended"  # a channel, not a key: lua/steps/ended.lua names it too
@@ -100,6 +108,14 @@ def schedule_ticks_key(schedule_id: str) -> str:
 def schedule_tasks_key(schedule_id: str) -> str:
     """The tasks a schedule started, an index like ``tasks:index`` (``?scheduleId=``)."""
     return f"schedule:{schedule_id}:tasks"
+
+
+def workflow_key(workflow_id: str) -> str:
+    return f"workflow:{workflow_id}"
+
+
+def workflow_request_key(request_id: str, owner: str) -> str:
+    return f"workflow-request:{owner}:{request_id}"
 
 
 def rate_key(limit: str, subject: str, window: int) -> str:

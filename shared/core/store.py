@@ -46,7 +46,7 @@ from shared.core.keys import (
 )
 from shared.core.runs import Run
 from shared.core.scripts import LUA_DIR, MOVE, STEPS, SteppedScript, StoreStep, script
-from shared.core.states import IN_FLIGHT, TERMINAL, Ending, Status, sources_of
+from shared.core.states import IN_FLIGHT, TERMINAL, Ending, Status, can_move, sources_of
 from shared.core.task import RESULT_FIELDS, Task, TaskSpec, now_ms
 from shared.core.waiting import wait_until
 
@@ -436,9 +436,9 @@ def move_spec(
     ``ending`` says how the attempt ended when the move takes it back from its agent to
     PENDING: LOST for a failover, FAILED for an automatic retry.
     """
-    allowed = sources_of(target)
+    allowed = sources_of(target)  # WAITING only when named: below
     if expected is not None:
-        if expected not in allowed:
+        if not can_move(expected, target):
             raise ValueError(f"{expected} -> {target} is not in the transition table")
         allowed = [expected]
     values = {key: str(value) for key, value in (fields or {}).items()}

@@ -48,20 +48,36 @@ def test_every_pair_is_allowed_or_refused_as_the_table_says(
 ) -> None:
     task_id = put_in(store, current)
     before = store.redis.hgetall(task_key(task_id))
-    outcome = store.transition(task_id, target, attempt=1, fields={"error": "x"}, agent="a1")
+    # a WAITING task moves only when the move names WAITING (a workflow's release or cancel)
+    named = current if current is Status.WAITING and can_move(current, target) else None
+    outcome = store.transition(
+        task_id, target, attempt=1, expected=named, fields={"error": "x"}, agent="a1"
+    )
     after = store.get(task_id)
     assert after is not None
     if can_move(current, target):
         assert outcome.ok
         assert after.status is target
         assert after.error == "x"
-        new_attempt = target is Status.PENDING
+        released = current is Status.WAITING  # its first attempt starts now
+        new_attempt = target in (Status.PENDING, Status.WAITING) and not released
         assert after.attempt == (2 if new_attempt else 1)
         assert after.agentId == ("" if new_attempt else "a1")  # a new attempt starts clean
-    else:
+    else:  # WAITING included: a move that does not name it is refused
         assert outcome.result is Result.FORBIDDEN
         assert outcome.status is current
         assert store.redis.hgetall(task_key(task_id)) == before
+
+
+def test_a_waiting_task_is_left_only_by_a_move_that_names_it(store: TaskStore) -> None:
+    task_id = put_in(store, Status.WAITING)
+    for target in (Status.PENDING, Status.CANCELLED):
+        refused = store.transition(task_id, target, attempt=1, agent="a1")
+        assert (refused.result, refused.status) == (Result.FORBIDDEN, Status.WAITING)
+    released = store.transition(
+        task_id, Status.PENDING, attempt=1, expected=Status.WAITING, agent="a1"
+    )
+    assert (released.ok, released.attempt) == (True, 1)  # its first attempt
 
 
 def test_a_stale_attempt_cannot_write(store: TaskStore) -> None:

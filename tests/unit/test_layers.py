@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "observability": {"core", "coordination"},
     "security": {"core"},
     "schedules": {"core"},
+    "workflows": {"core"},
 }
 PHASES = ["phase1_mvp", "phase2_zookeeper", "phase3_kafka", "phase4_api", "phase5_observability"]
 
