@@ -348,6 +348,7 @@ class ScheduleReport:
     twice: list[float]  # ticks logged more than once (seconds into the window)
     missing: list[float]  # nominal ticks not logged
     outcomes: Counter[str]  # of the window's ticks
+    latest: float  # seconds: the longest a tick of the window waited to be fired
     tasks_per_tick: Counter[int]  # tasks made -> STARTED ticks with that many (whole log)
     stray_tasks: int  # its tasks whose tick the log does not say STARTED
     statuses: Counter[str]  # how its tasks ended
@@ -375,13 +376,15 @@ def schedule_report(
     mine = set(made_ids)
     twice = {i: r for i, r in runs.items() if i in mine and len(r) > 1}
     into = [(tick - window.created) / 1000 for tick in nominal]
+    inside = [e for e in log if window.created < e["tick"] <= window.end]
     return ScheduleReport(
         nominal=len(nominal),
         caught_up=window.caught_up,
         once=sum(1 for tick in nominal if logged[tick] == 1),
         twice=[at for tick, at in zip(nominal, into, strict=True) if logged[tick] > 1],
         missing=[at for tick, at in zip(nominal, into, strict=True) if not logged[tick]],
-        outcomes=Counter(e["outcome"] for e in log if window.created < e["tick"] <= window.end),
+        outcomes=Counter(entry["outcome"] for entry in inside),
+        latest=max((e["firedAt"] - e["tick"] for e in inside), default=0) / 1000,
         tasks_per_tick=Counter(per_tick[tick] for tick in started),
         stray_tasks=sum(n for tick, n in per_tick.items() if tick not in started),
         statuses=Counter(task.status.value for task in made),
@@ -569,6 +572,11 @@ def print_report(report: Report, seconds: float) -> None:
     print_schedule(report.schedule)
 
 
+def at(ticks: list[float]) -> str:
+    """Where those ticks are, in seconds into the schedule's window ('' for none)."""
+    return f" (at {', '.join(f'{t:g}s' for t in ticks[:10])})" if ticks else ""
+
+
 def print_schedule(report: ScheduleReport | None) -> None:
     if report is None:
         click.echo("  schedule: not read (Redis did not answer)")
@@ -576,9 +584,10 @@ def print_schedule(report: ScheduleReport | None) -> None:
     caught = "" if report.caught_up else " (it had not caught up when paused)"
     click.echo(f"  schedule (every 1 s): {report.nominal} nominal ticks in its window{caught}")
     click.echo(f"      logged exactly once: {report.once}")
-    click.echo(f"      logged twice:        {len(report.twice)} {report.twice or ''}")
-    click.echo(f"      missing:             {len(report.missing)} {report.missing or ''}")
+    click.echo(f"      logged twice:        {len(report.twice)}{at(report.twice)}")
+    click.echo(f"      missing:             {len(report.missing)}{at(report.missing)}")
     click.echo(f"      outcomes:            {dict(report.outcomes)}")
+    click.echo(f"      latest fire:         {report.latest:.1f}s after its tick")
     click.echo(
         f"      tasks per STARTED tick: {dict(report.tasks_per_tick)}"
         f" (tasks of no STARTED tick: {report.stray_tasks})"
