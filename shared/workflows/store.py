@@ -1,0 +1,280 @@
+"""Workflows in Redis: their tasks created together, their status, their retry.
+
+``workflow:{id}`` holds the name, the owner, the request id and the graph (JSON: each
+key's taskId, parents, children and rule). The tasks are ordinary tasks with three more
+fields (``workflowId``, ``key``, ``waitingFor``): the roots start PENDING and queued, the
+others WAITING. Every process that ends a task (an agent's report, a cancel, the
+watchdog) notes the end in ``workflows:ended`` in the same step (the store's
+``WORKFLOWS`` step), and the leader settles the tasks waiting for it (``release.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from redis import Redis
+
+from shared.core.keys import (
+    PENDING_QUEUE,
+    TASK_CLOCK,
+    TASK_INDEX,
+    WORKFLOWS,
+    WORKFLOWS_ENDED,
+    status_index,
+    task_key,
+    workflow_key,
+    workflow_request_key,
+)
+from shared.core.scripts import MOVE, STEPS
+from shared.core.states import TERMINAL, Status
+from shared.core.store import NEW_TASK, Moved, TaskStore, move_spec
+from shared.core.task import Task, TaskSpec, new_task_id, now_ms
+from shared.workflows.spec import When, WorkflowFields
+
+LUA = Path(__file__).parent / "lua"
+CREATE = LUA / "create_workflow.lua"
+SETTLE = LUA / "settle.lua"
+UPSTREAM_OUTPUT = 64 * 1024  # the last bytes of a parent's output its children get
+LIST_BATCH = 50
+
+
+class WorkflowStatus(StrEnum):
+    RUNNING = "RUNNING"  # a task has not ended
+    FAILED = "FAILED"  # a task FAILED
+    CANCELLED = "CANCELLED"  # a person cancelled it
+    SUCCESS = "SUCCESS"
+
+
+class Settled(StrEnum):
+    """What settling a waiting task did."""
+
+    RELEASED = "released"
+    CANCELLED = "cancelled"
+    WAITING = "waiting"
+    SETTLED = "settled"  # it was not WAITING: settled before
+
+
+@dataclass(frozen=True)
+class Node:
+    """One task of a workflow's graph."""
+
+    task_id: str
+    parents: list[str]
+    children: list[str]
+    when: When
+
+
+@dataclass(frozen=True)
+class Workflow:
+    workflow_id: str
+    name: str
+    owner: str
+    request_id: str
+    created_at: int
+    cancelled_at: int | None
+    graph: dict[str, Node]
+
+    @classmethod
+    def from_hash(cls, workflow_id: str, data: dict[str, str]) -> Workflow:
+        graph = {
+            key: Node(node["taskId"], node["parents"], node["children"], When(node["when"]))
+            for key, node in json.loads(data["graph"]).items()
+        }
+        return cls(
+            workflow_id=workflow_id,
+            name=data["name"],
+            owner=data.get("owner", ""),
+            request_id=data.get("requestId", ""),
+            created_at=int(data["createdAt"]),
+            cancelled_at=int(data["cancelledAt"]) if data.get("cancelledAt") else None,
+            graph=graph,
+        )
+
+    def key_of(self, task_id: str) -> str | None:
+        return next((key for key, node in self.graph.items() if node.task_id == task_id), None)
+
+
+def status_of(workflow: Workflow, tasks: dict[str, Task | None]) -> WorkflowStatus:
+    """RUNNING while a task has not ended; then FAILED if one FAILED, CANCELLED if a person
+    cancelled it, SUCCESS otherwise."""
+    statuses = [task.status if task else None for task in tasks.values()]
+    if any(status not in TERMINAL for status in statuses):
+        return WorkflowStatus.RUNNING
+    if Status.FAILED in statuses:
+        return WorkflowStatus.FAILED
+    if workflow.cancelled_at is not None:
+        return WorkflowStatus.CANCELLED
+    return WorkflowStatus.SUCCESS
+
+
+class WorkflowStore:
+    """Workflows in Redis (``decode_responses=True``); ``tasks`` is phase 5's task store."""
+
+    def __init__(self, redis: Redis, tasks: TaskStore) -> None:
+        self.redis = redis
+        self.tasks = tasks
+        self._create = tasks.script(CREATE, STEPS, NEW_TASK)
+        self._settle = tasks.script(SETTLE, MOVE)
+
+    # --8<-- [start:create]
+    def create(self, fields: WorkflowFields, owner: str) -> tuple[Workflow, bool]:
+        """Store the workflow and all its tasks in one step; ``(workflow, created)``.
+
+        A requestId already used by the same owner returns the workflow made then."""
+        workflow_id = new_task_id()
+        children = fields.children()
+        graph, tasks = {}, []
+        for key, task in fields.tasks.items():
+            task_id = new_task_id()
+            parents = list(dict.fromkeys(task.depends_on))
+            graph[key] = {
+                "taskId": task_id,
+                "parents": parents,
+                "children": children[key],
+                "when": task.when.value,
+            }
+            tasks.append(self._new_task(workflow_id, key, task_id, task, owner, parents))
+        for entry in tasks:  # each task's entry names its id; the graph its parents' ids
+            entry["fields"]["waitingFor"] = json.dumps(graph[entry["fields"]["key"]]["parents"])
+        request = workflow_request_key(fields.request_id, owner) if fields.request_id else ""
+        keys = [
+            *(workflow_key(workflow_id), request, WORKFLOWS, PENDING_QUEUE, TASK_INDEX),
+            *(status_index(Status.PENDING), status_index(Status.WAITING), TASK_CLOCK),
+            *(task_key(entry["taskId"]) for entry in tasks),
+        ]
+        hash_fields = {
+            "name": fields.name,
+            "owner": owner,
+            "requestId": fields.request_id or "",
+            "graph": json.dumps(graph),
+        }
+        made, created = self._create(
+            keys=keys, args=[workflow_id, json.dumps(hash_fields), json.dumps(tasks)]
+        )
+        workflow = self.get(made)
+        assert workflow is not None, f"workflow {made} vanished as it was created"
+        return workflow, bool(created)
+
+    # --8<-- [end:create]
+
+    @staticmethod
+    def _new_task(
+        workflow_id: str, key: str, task_id: str, fields: Any, owner: str, parents: list[str]
+    ) -> dict[str, Any]:
+        spec = TaskSpec.model_construct(
+            name=fields.name,
+            type=fields.type,
+            content=fields.content,
+            timeout=fields.timeout,
+            max_retries=fields.max_retries,
+            request_id=None,
+            task_id=task_id,
+            owner=owner or None,
+        )
+        task = Task.from_spec(spec)
+        task.workflowId, task.key = workflow_id, key
+        task.status = Status.WAITING if parents else Status.PENDING
+        hashed = {k: v for k, v in task.to_hash().items() if k != "createdAt"}
+        return {
+            "taskId": task_id,
+            "entry": spec.to_json(),
+            "fields": hashed,
+            "waiting": bool(parents),
+        }
+
+    def get(self, workflow_id: str) -> Workflow | None:
+        data = self.redis.hgetall(workflow_key(workflow_id))
+        return Workflow.from_hash(workflow_id, data) if data else None
+
+    def tasks_of(self, workflow: Workflow) -> dict[str, Task | None]:
+        """Each key's task as it is now, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for node in workflow.graph.values():
+            pipe.hgetall(task_key(node.task_id))
+        found = pipe.execute()
+        return {
+            key: Task.from_hash(data) if data else None
+            for key, data in zip(workflow.graph, found, strict=True)
+        }
+
+    def list(self, limit: int = 50, cursor: str = "") -> tuple[list[Workflow], str]:
+        """Workflows newest first, and the cursor of the next page ('' on the last)."""
+        upper = f"({cursor}" if cursor else "+"
+        members = self.redis.zrevrangebylex(WORKFLOWS, upper, "-", 0, limit)
+        pipe = self.redis.pipeline(transaction=False)
+        for member in members:
+            pipe.hgetall(workflow_key(member.split(":", 1)[1]))
+        found = [
+            Workflow.from_hash(member.split(":", 1)[1], data)
+            for member, data in zip(members, pipe.execute(), strict=True)
+            if data
+        ]
+        return found, members[-1] if len(members) == limit else ""
+
+    # --8<-- [start:settle]
+    def settle(self, workflow: Workflow, key: str) -> Settled:
+        """Release or cancel the task ``key`` if its parents decide it (``settle.lua``)."""
+        node = workflow.graph[key]
+        task = self.tasks.get(node.task_id)
+        if task is None or task.status is not Status.WAITING:
+            return Settled.SETTLED
+        release = move_spec(Status.PENDING, task.attempt, Status.WAITING, {})
+        cancel = move_spec(Status.CANCELLED, task.attempt, Status.WAITING, {"finishedAt": now_ms()})
+        keys = [task_key(node.task_id), PENDING_QUEUE]
+        keys += [task_key(workflow.graph[parent].task_id) for parent in node.parents]
+        args = [
+            node.when.value,
+            json.dumps(node.parents),
+            release.to_json(),
+            cancel.to_json(),
+            task.spec().to_json(),
+            UPSTREAM_OUTPUT,
+        ]
+        verdict, _ = self._settle(keys=keys, args=args)
+        return Settled(verdict)
+
+    # --8<-- [end:settle]
+
+    def settle_children(self, task_id: str) -> list[tuple[str, Settled]]:
+        """Settle the tasks that wait for ``task_id`` (a workflow's task that ended):
+        ``(their taskId, what settling did)``."""
+        task = self.tasks.get(task_id)
+        if task is None or not task.workflowId:
+            return []
+        workflow = self.get(task.workflowId)
+        if workflow is None or task.key not in workflow.graph:
+            return []
+        return [
+            (child, self.settle(workflow, child)) for child in workflow.graph[task.key].children
+        ]
+
+    # ------------------------------------------------------------ a person's changes
+
+    def mark_cancelled(self, workflow: Workflow) -> None:
+        self.redis.hsetnx(workflow_key(workflow.workflow_id), "cancelledAt", now_ms())
+
+    def wait_again(self, workflow: Workflow) -> list[str]:
+        """A retry's first half: each task its upstream cancelled waits again, as a new
+        attempt, and is settled again (by its parents' notes in ``workflows:ended``).
+        Returns their keys."""
+        again = []
+        for key, task in self.tasks_of(workflow).items():
+            if task and task.status is Status.CANCELLED and task.error.startswith("upstream "):
+                moved: Moved = self.tasks.transition(
+                    task.taskId,
+                    Status.WAITING,
+                    attempt=task.attempt,
+                    expected=Status.CANCELLED,
+                    fields={"waitingFor": json.dumps(workflow.graph[key].parents)},
+                )
+                if moved.ok:
+                    again.append(key)
+        parents = {parent for key in again for parent in workflow.graph[key].parents}
+        if parents:  # a parent that ended already will not end again: settle from it now
+            ids = [workflow.graph[parent].task_id for parent in sorted(parents)]
+            self.redis.rpush(WORKFLOWS_ENDED, *ids)
+        return again
