@@ -7,8 +7,9 @@ each dispatch is a span in the trace of the task's submit. Its leader places up 
 ``DISPATCH_BATCH`` tasks a turn, no more than the agents have room for
 (``AGENT_PREFETCH``), and has two duties more: retries whose backoff is over go back to
 pending (``shared/scheduling/retries.py``), and the watchdog fails over the tasks of a
-silent agent that are far past their timeout (``shared/scheduling/watchdog.py``), and it
-fires the schedules whose tick has come (``shared/schedules/firing.py``).
+silent agent that are far past their timeout (``shared/scheduling/watchdog.py``), it
+fires the schedules whose tick has come (``shared/schedules/firing.py``), and it releases
+the workflows' tasks whose parents have ended (``shared/workflows/release.py``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from shared.scheduling.gauges import report_system
 from shared.scheduling.leader import Scheduler
 from shared.scheduling.retries import RetryRelease
 from shared.scheduling.watchdog import Watchdog
+from shared.workflows.release import WorkflowRelease
+from shared.workflows.store import WorkflowStore
 
 
 # --8<-- [start:main]
@@ -38,13 +41,14 @@ def main() -> None:
 
 def phase5_leader(wiring: scheduler.Wiring) -> Scheduler:
     """Phase 3's leader, in batches with backpressure, reporting the system, with the
-    retry release, the watchdog and the schedules as its duties."""
+    retry release, the watchdog, the schedules and the workflows as its duties."""
     settings, handover, directory = wiring.settings, wiring.handover, wiring.directory
     report_system(handover, directory, wiring.leadership, settings.task_kill_grace)
     duties = [
         RetryRelease(handover),
         Watchdog(handover, directory, settings),
         schedule_firing(wiring),
+        WorkflowRelease(wiring.redis, WorkflowStore(wiring.redis, handover.store)),
     ]
     return scheduler.kafka_leader(
         wiring, batch=settings.dispatch_batch, prefetch=settings.agent_prefetch, duties=duties
