@@ -87,18 +87,22 @@ def running_api_stack(
     workdir: Path,
     modules: dict[str, str] = PHASE4,
     managers: int = 2,
+    schedulers: int = 1,
+    **env: str,
 ) -> Iterator[ApiStack]:
-    """A whole API stack on an empty Redis, its own ZooKeeper root and Kafka topics."""
+    """A whole API stack on an empty Redis, its own ZooKeeper root and Kafka topics;
+    ``env``: more settings for every process."""
     with private_zk_root(zk_hosts) as zk_root, emptied(redis_url):
         env = {
             "REDIS_URL": redis_url,
             "ZK_HOSTS": zk_root,
             **FAST,
             **private_kafka_env(kafka_bootstrap),
+            **env,
         }
         procs = Processes(env, workdir)
         try:
-            url = start_api_stack(procs, free_port(), modules, managers=managers)
+            url = start_api_stack(procs, free_port(), modules, managers, schedulers)
             store = TaskStore(redis.Redis.from_url(redis_url, decode_responses=True))
             yield ApiStack(url, procs, store)
         finally:
