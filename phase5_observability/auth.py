@@ -169,14 +169,24 @@ def too_many(exceeded: Exceeded, subject: str) -> Response:
     return response
 
 
+# what a change is about besides a task: a token, a schedule, a workflow; by the route's
+# argument, or for a create, by the field of the answer that names what it made
+TARGET_ARGS = ("name", "schedule_id", "workflow_id")
+CREATED = {
+    "/api/v1/tokens": "name",
+    "/api/v1/schedules": "scheduleId",
+    "/api/v1/workflows": "workflowId",
+}
+
+
 def entry_for(response: Response, token: Token | None) -> Entry:
     view_args = request.view_args or {}
     task_id = view_args.get("task_id", "")
     if not task_id and response.is_json and request.path == "/api/v1/tasks":
         task_id = (response.get_json(silent=True) or {}).get("taskId", "")
-    target = view_args.get("name", "")
-    if not target and request.path == "/api/v1/tokens" and response.is_json:
-        target = (response.get_json(silent=True) or {}).get("name", "")
+    target = next((view_args[arg] for arg in TARGET_ARGS if arg in view_args), "")
+    if not target and request.path in CREATED and response.is_json:
+        target = (response.get_json(silent=True) or {}).get(CREATED[request.path], "")
     return Entry(
         token=token.name if token else "",
         role=token.role.value if token else "",

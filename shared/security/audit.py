@@ -57,7 +57,7 @@ class Entry:
     status: int
     outcome: Outcome
     task_id: str = ""
-    target: str = ""  # the token a token call was about
+    target: str = ""  # what a call was about besides a task: a token, a schedule, a workflow
     at: str = ""
 
     def fields(self) -> dict[str, str]:

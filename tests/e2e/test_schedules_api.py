@@ -205,16 +205,18 @@ def test_pause_resume_trigger_delete_and_the_audit(
     call(stack, "DELETE", f"{SCHEDULES}/{witness}", operator)
 
     entries = call(stack, "GET", "/api/v1/audit?limit=1000", admin).json()["entries"]
-    audited = {(e["method"], e["route"]) for e in entries if e["token"] == "scheduler-op"}
+    audited = {
+        (e["method"], e["route"], e["target"]) for e in entries if e["token"] == "scheduler-op"
+    }
     one = f"{SCHEDULES}/<schedule_id>"
-    for change in [
+    for method, route in [
         ("POST", SCHEDULES),
         ("POST", f"{one}/pause"),
         ("POST", f"{one}/resume"),
         ("POST", f"{one}/trigger"),
         ("DELETE", one),
     ]:
-        assert change in audited, change
+        assert (method, route, schedule_id) in audited, (method, route)  # which schedule
 
 
 def taskctl(*args: str) -> str:
