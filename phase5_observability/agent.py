@@ -9,6 +9,9 @@ own, a cgroup, a private /tmp in a read-only view of the host, its own PIDs, no 
 (``shared/execution/slots.py``, docs/security.md). Where this machine cannot give a part
 of it, the agent does not start; ``AGENT_SANDBOX=weak`` starts it without those parts,
 and says which.
+
+It also runs phase 5's HTTP tasks (``AGENT_TASK_TYPES``), to the hosts of
+``AGENT_HTTP_ALLOW`` only: none unless it is set (docs/security.md, "HTTP tasks").
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import os
 
 from phase4_api import agent
 from shared.coordination.serversets import ProcessKind
-from shared.core.config import SandboxMode, get_settings
+from shared.core.config import PHASE5_TASK_TYPES, SandboxMode, get_settings
 from shared.core.logs import setup_logging
 from shared.observability.process import observed
 
 
 def main() -> None:
     os.environ.setdefault("AGENT_SANDBOX", SandboxMode.FULL.value)  # before it is read
+    os.environ.setdefault("AGENT_TASK_TYPES", PHASE5_TASK_TYPES)
     settings = get_settings()
     setup_logging(settings)
     with observed(settings, ProcessKind.AGENT, settings.agent_id):

@@ -8,7 +8,16 @@ worker's own (gunicorn_worker.py).
 
 What each value is for, and why it is this number: docs/security.md, "The limits, and
 why these numbers".
+
+Read by gunicorn before the app's settings are: it also sets phase 5's defaults of the
+settings the API reads (``TASK_TYPES``: HTTP tasks are phase 5's).
 """
+
+import os
+
+from shared.core.config import PHASE5_TASK_TYPES
+
+os.environ.setdefault("TASK_TYPES", PHASE5_TASK_TYPES)
 
 # The threaded worker with the API's JSON errors and bounded reads. ``SyncWorker`` (same
 # module) is the sync one, one connection at a time: ``--worker-class ...SyncWorker

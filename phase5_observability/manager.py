@@ -17,12 +17,19 @@ calls that carry the secret: any other call ends UNAUTHENTICATED (``shared/rpc/s
 from __future__ import annotations
 
 import logging
+import os
 
 import grpc
 
 from phase4_api import manager
 from shared.coordination.serversets import ProcessKind
-from shared.core.config import SECRETS_DIR, Settings, get_settings, secrets_dir
+from shared.core.config import (
+    PHASE5_TASK_TYPES,
+    SECRETS_DIR,
+    Settings,
+    get_settings,
+    secrets_dir,
+)
 from shared.core.logs import setup_logging
 from shared.core.steps import phase5_store
 from shared.manager.retries import Retries
@@ -71,6 +78,7 @@ def additions(settings: Settings, checks: list[grpc.ServerInterceptor]) -> manag
 
 
 def main() -> None:
+    os.environ.setdefault("TASK_TYPES", PHASE5_TASK_TYPES)  # HTTP is phase 5's: before it is read
     settings = get_settings()
     setup_logging(settings)
     checks = guards(settings)  # before anything starts: a closed stack without one stops here

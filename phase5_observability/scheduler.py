@@ -14,9 +14,11 @@ the workflows' tasks whose parents have ended (``shared/workflows/release.py``).
 
 from __future__ import annotations
 
+import os
+
 from phase3_kafka import scheduler
 from shared.coordination.serversets import ProcessKind
-from shared.core.config import get_settings
+from shared.core.config import PHASE5_TASK_TYPES, get_settings
 from shared.core.logs import setup_logging
 from shared.core.steps import phase5_store
 from shared.observability.process import observed
@@ -33,6 +35,7 @@ from shared.workflows.store import WorkflowStore
 
 # --8<-- [start:main]
 def main() -> None:
+    os.environ.setdefault("TASK_TYPES", PHASE5_TASK_TYPES)  # its pending entries may be HTTP
     settings = get_settings()
     setup_logging(settings)
     with observed(settings, ProcessKind.SCHEDULER, settings.scheduler_id):

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from kafka import KafkaConsumer, TopicPartition
@@ -171,7 +171,8 @@ class Agent:
         else:
             if task.cancelRequestedAt is not None:  # asked while an earlier attempt ran
                 self.running[key].cancel.set()
-            self.pool.submit(self.run, dispatch, record.offset, record.headers)
+            # the parents' results are the stored task's (a dispatch does not carry them)
+            self.pool.submit(self.run, dispatch, record.offset, record.headers, task.upstream)
             return True
         self.running.pop(key, None)
         self.offsets.finished(record.offset)
@@ -192,8 +193,10 @@ class Agent:
         return task if task.status in (Status.SCHEDULED, Status.DISPATCHED) else None
 
     # --8<-- [start:run]
-    def run(self, dispatch: Dispatch, offset: int, headers: Headers | None = None) -> None:
-        task = dispatch.task()
+    def run(
+        self, dispatch: Dispatch, offset: int, headers: Headers | None = None, upstream: str = ""
+    ) -> None:
+        task = replace(dispatch.task(), upstream=upstream)
         tlog = task_log(log, task.taskId, task.attempt)
         key = (task.taskId, task.attempt)
         try:

@@ -183,6 +183,10 @@ class KafkaSettings(Section):
         return self
 
 
+# The task types phase 5's processes accept and run (TASK_TYPES, AGENT_TASK_TYPES).
+PHASE5_TASK_TYPES = "SHELL,PYTHON,HTTP"
+
+
 class TaskSettings(Section):
     """What a task may ask for, and how its end is kept (every phase)."""
 
@@ -192,6 +196,16 @@ class TaskSettings(Section):
     task_max_content_bytes: int = Field(64 * 1024, gt=0, description="largest task content")
     task_output_limit: int = Field(64 * 1024, gt=0, description="stdout/stderr bytes kept")
     task_kill_grace: float = Field(2.0, ge=0, description="seconds from SIGTERM to SIGKILL")
+    task_types: str = Field(
+        "SHELL,PYTHON", description="types a submit may ask for; phase 5's processes: + HTTP"
+    )
+
+    @field_validator("task_types")
+    @classmethod
+    def _type_names(cls, value: str) -> str:
+        if not all(name.strip() for name in value.split(",")):
+            raise ValueError("must be type names, ',' between them (SHELL,PYTHON)")
+        return value
 
 
 class AgentSettings(Section):
@@ -216,6 +230,34 @@ class AgentSettings(Section):
     agent_prefetch: int = Field(
         2, ge=1, description="phase 5: tasks an agent holds per slot at most, running or queued"
     )
+    # docs/security.md, "HTTP tasks"
+    agent_http_allow: str = Field(
+        "", description="host:port HTTP tasks may reach (port may be *), ',' between; '' none"
+    )
+    agent_http_refused_ports: str = Field(
+        "8000,9090,9411",
+        description="ports HTTP tasks never reach on taskflow's hosts: API, Prometheus, Zipkin",
+    )
+
+    @field_validator("agent_http_allow")
+    @classmethod
+    def _host_and_port(cls, value: str) -> str:
+        for item in (part.strip() for part in value.split(",")):
+            host, _, port = item.rpartition(":")
+            if item and not (host and (port == "*" or _a_port(port))):
+                raise ValueError(f"{item!r} is not host:port (the port a number or *)")
+        return value
+
+    @field_validator("agent_http_refused_ports")
+    @classmethod
+    def _ports(cls, value: str) -> str:
+        if not all(_a_port(port.strip()) for port in value.split(",") if port.strip()):
+            raise ValueError("must be port numbers, ',' between them")
+        return value
+
+
+def _a_port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and 0 < int(text) < 65536
 
 
 class SandboxSettings(Section):

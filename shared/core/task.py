@@ -36,6 +36,7 @@ from shared.core.traces import current_traceparent, trace_id_of
 class TaskType(StrEnum):
     SHELL = "SHELL"
     PYTHON = "PYTHON"
+    HTTP = "HTTP"  # phase 5's: accepted where TASK_TYPES names it
 
 
 def new_task_id() -> str:
@@ -63,6 +64,16 @@ def state_limits(fields: dict[str, Any], limits: TaskSettings) -> None:
     served by an API states the limits that API applies."""
     fields["timeout"]["maximum"] = limits.task_max_timeout
     _content_limits(fields["content"], limits)
+    _type_limits(fields["type"], limits)
+
+
+def accepted_types(limits: TaskSettings) -> list[str]:
+    """The task types a submit may ask for under ``limits`` (``TASK_TYPES``)."""
+    return [name.strip() for name in limits.task_types.split(",")]
+
+
+def _type_limits(schema: dict[str, Any], limits: TaskSettings = DEFAULT_LIMITS) -> None:
+    schema["enum"] = accepted_types(limits)
 
 
 def _max_timeout(schema: dict[str, Any]) -> None:
@@ -88,7 +99,7 @@ class TaskFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200, examples=["nightly-report"])
-    type: TaskType
+    type: TaskType = Field(json_schema_extra=_type_limits)
     content: str = Field(min_length=1, json_schema_extra=_content_limits)
     timeout: float = Field(
         default_factory=lambda: DEFAULT_LIMITS.task_default_timeout,  # else the context's
@@ -120,6 +131,17 @@ class TaskFields(BaseModel):
         limit = limits_of(info).task_max_timeout
         if value > limit:
             raise ValueError(f"must be at most {limit:g} seconds")
+        return value
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _type_accepted(cls, value: Any, info: ValidationInfo) -> Any:
+        """Only the types of ``TASK_TYPES``, said as pydantic says it of any other value."""
+        accepted = accepted_types(limits_of(info))
+        if value not in accepted:
+            quoted = [f"'{name}'" for name in accepted]
+            choices = " or ".join([", ".join(quoted[:-1]), quoted[-1]] if quoted[:-1] else quoted)
+            raise ValueError(f"Input should be {choices}")
         return value
 
     @field_validator("content")

@@ -43,7 +43,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 from stat import S_IXOTH
 from typing import IO
@@ -52,13 +51,11 @@ from shared.core.config import Settings
 from shared.core.states import Status
 from shared.core.task import TaskType
 from shared.execution import sandbox, slots
+from shared.execution.http_executor import HttpTaskExecutor
+from shared.execution.results import NEVER, ExecutionResult, TailBuffer
 from shared.execution.slots import guard_program  # noqa: F401 - found here by tests, tools
 
 log = logging.getLogger(__name__)
-
-
-def NEVER() -> bool:  # noqa: N802 - reads as a constant: "cancelled=NEVER"
-    return False
 
 
 # Seconds to collect the last output once the task's process group is gone.
@@ -73,52 +70,6 @@ GROUP_EXIT_WAIT = 5.0
 
 class UnknownTaskType(ValueError):
     """No executor runs this task type."""
-
-
-@dataclass(frozen=True)
-class ExecutionResult:
-    """How a run ended. ``status`` is SUCCESS, FAILED or CANCELLED."""
-
-    status: Status
-    exit_code: int | None
-    stdout: str
-    stderr: str
-    error: str = ""
-
-    @classmethod
-    def without_run(cls, status: Status, why: str) -> ExecutionResult:
-        """The result of a task that did not run (refused, cancelled before it started, or
-        it could not start): no exit code, no output, only ``why``."""
-        return cls(status, None, "", "", why)
-
-    def as_fields(self) -> dict[str, object]:
-        """The hash fields this result writes."""
-        fields: dict[str, object] = {"stdout": self.stdout, "stderr": self.stderr}
-        if self.exit_code is not None:
-            fields["exitCode"] = self.exit_code
-        if self.error:
-            fields["error"] = self.error
-        return fields
-
-
-class TailBuffer:
-    """Keeps the last ``limit`` bytes written to it."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.data = bytearray()
-        self.dropped = 0
-
-    def write(self, chunk: bytes) -> None:
-        self.data += chunk
-        overflow = len(self.data) - self.limit
-        if overflow > 0:
-            del self.data[:overflow]
-            self.dropped += overflow
-
-    def text(self) -> str:
-        text = self.data.decode("utf-8", errors="replace")
-        return f"[{self.dropped} bytes cut]\n{text}" if self.dropped else text
 
 
 def _drain(stream: IO[bytes], buffer: TailBuffer) -> None:
@@ -323,9 +274,12 @@ class ShellTaskExecutor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def run(self, content: str, timeout: float, cancelled=NEVER, env=None) -> ExecutionResult:
+    def run(
+        self, content: str, timeout: float, cancelled=NEVER, env=None, files: tuple[int, ...] = ()
+    ) -> ExecutionResult:
+        """``files``: open files the task inherits (its parents' results, ``runner.py``)."""
         argv = ["/bin/sh", "-c", content]
-        return run_command(argv, timeout, cancelled, env, settings=self.settings)
+        return run_command(argv, timeout, cancelled, env, files, settings=self.settings)
 
 
 class PythonScriptExecutor:
@@ -342,11 +296,15 @@ class PythonScriptExecutor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def run(self, content: str, timeout: float, cancelled=NEVER, env=None) -> ExecutionResult:
+    def run(
+        self, content: str, timeout: float, cancelled=NEVER, env=None, files: tuple[int, ...] = ()
+    ) -> ExecutionResult:
+        """``files``: more open files the task inherits (``runner.py``)."""
         python = interpreter(self.settings)
         with script_file(content) as fd:
             argv = [python, f"/dev/fd/{fd}"]
-            return run_command(argv, timeout, cancelled, env, (fd,), settings=self.settings)
+            fds = (fd, *files)
+            return run_command(argv, timeout, cancelled, env, fds, settings=self.settings)
 
 
 def interpreter(settings: Settings) -> str:
@@ -373,9 +331,9 @@ SEALS = fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SE
 
 
 @contextmanager
-def script_file(content: str) -> Iterator[int]:
+def script_file(content: str, name: str = "task.py") -> Iterator[int]:
     """``content`` in a sealed memory file (nobody may change it once written), as an fd."""
-    fd = os.memfd_create("task.py", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     try:
         data = content.encode()
         written = 0
@@ -388,13 +346,16 @@ def script_file(content: str) -> Iterator[int]:
         os.close(fd)
 
 
-EXECUTORS: dict[str, type[ShellTaskExecutor | PythonScriptExecutor]] = {
+Executor = ShellTaskExecutor | PythonScriptExecutor | HttpTaskExecutor
+
+EXECUTORS: dict[str, type[Executor]] = {
     TaskType.SHELL.value: ShellTaskExecutor,
     TaskType.PYTHON.value: PythonScriptExecutor,
+    TaskType.HTTP.value: HttpTaskExecutor,  # phase 5's (TASK_TYPES): a request, no process
 }
 
 
-def executor_for(task_type: str, settings: Settings) -> ShellTaskExecutor | PythonScriptExecutor:
+def executor_for(task_type: str, settings: Settings) -> Executor:
     """The executor of ``task_type``, or a clear error naming the known types."""
     try:
         return EXECUTORS[task_type](settings)

@@ -9,17 +9,27 @@ from __future__ import annotations
 
 import logging
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from shared.core.config import Settings
 from shared.core.logs import task_log
 from shared.core.states import Status
 from shared.core.store import Moved, TaskStore
 from shared.core.task import Task, now_ms
-from shared.execution.executors import NEVER, ExecutionResult, UnknownTaskType, executor_for
+from shared.execution.executors import (
+    NEVER,
+    ExecutionResult,
+    UnknownTaskType,
+    executor_for,
+    script_file,
+)
 from shared.execution.sandbox import SandboxError
 
 log = logging.getLogger(__name__)
+
+# The variable naming the file of a workflow task's parents' results.
+UPSTREAM_ENV = "TASKFLOW_UPSTREAM"
 
 
 def execute(
@@ -30,7 +40,8 @@ def execute(
     Whatever goes wrong (an unknown type, an argument list the OS refuses, a missing
     interpreter), the caller gets a result to report: a task never stays RUNNING because
     its start failed. The task sees who it is in its environment: ``TASKFLOW_TASK_ID``,
-    ``TASKFLOW_ATTEMPT`` and ``TASKFLOW_AGENT_ID``.
+    ``TASKFLOW_ATTEMPT`` and ``TASKFLOW_AGENT_ID``; a task of a workflow also its parents'
+    results, in the file ``TASKFLOW_UPSTREAM`` names (``upstream_file``).
     """
     try:
         executor = executor_for(task.type, settings)
@@ -42,9 +53,25 @@ def execute(
         "TASKFLOW_AGENT_ID": agent_id,
     }
     try:
-        return executor.run(task.content, task.timeout, cancelled, env)
+        with upstream_file(task.upstream) as files:
+            if files:
+                env[UPSTREAM_ENV] = f"/proc/self/fd/{files[0]}"
+            return executor.run(task.content, task.timeout, cancelled, env, files)
     except (OSError, ValueError, subprocess.SubprocessError, SandboxError) as exc:
         return ExecutionResult.without_run(Status.FAILED, f"could not start: {exc}")
+
+
+@contextmanager
+def upstream_file(upstream: str) -> Iterator[tuple[int, ...]]:
+    """The parents' results (``Task.upstream``, JSON) as a file the task inherits: a sealed
+    memory file, like a PYTHON task's script, which the task reads as ``/proc/self/fd/N``
+    whatever its uid, its private ``/tmp`` or its read-only view. No file for a task
+    outside a workflow (``()``)."""
+    if not upstream:
+        yield ()
+        return
+    with script_file(upstream, "upstream.json") as fd:
+        yield (fd,)
 
 
 # --8<-- [start:run_recorded]

@@ -114,7 +114,7 @@ def test_cancel_kills_a_running_task() -> None:
 
 def test_unknown_type_has_a_clear_error() -> None:
     with pytest.raises(
-        UnknownTaskType, match="unknown task type 'PERL'; known types: SHELL, PYTHON"
+        UnknownTaskType, match="unknown task type 'PERL'; known types: SHELL, PYTHON, HTTP"
     ):
         executor_for("PERL", SETTINGS)
 
