@@ -4,7 +4,9 @@ An HTTP task runs in the agent's process, outside the task sandbox, so it reache
 agent reaches. An agent therefore sends one only to a ``host:port`` of its allow list
 (``*`` for any port), and never to a port of taskflow's own on one of taskflow's hosts
 (or this machine): Redis, ZooKeeper, Kafka, the task-managers' gRPC, the metrics
-endpoints, and ``AGENT_HTTP_REFUSED_PORTS`` (the API, Prometheus, Zipkin). The names of a
+endpoints, and ``AGENT_HTTP_REFUSED_PORTS`` (the API, Prometheus, Zipkin); nor, on
+loopback and this machine, to a port of the kernel's ephemeral range, where the servers
+told to pick a port (``GRPC_PORT=0``, ``METRICS_PORT=0``) get theirs. The names of a
 target are resolved here once, every address is checked, and the request then goes to
 a checked address (``http_executor.py``): a name cannot point somewhere else between the
 check and the connection. docs/security.md, "HTTP tasks".
@@ -17,6 +19,7 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from shared.core.config import Settings
@@ -25,6 +28,7 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 
 ANY_PORT = 0  # an allow-list entry's port written '*'
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
 
 class Refused(Exception):
@@ -82,14 +86,19 @@ class TaskflowPorts:
 
     ports: dict[int, str]
     addresses: frozenset[str]
+    picked: range = range(0)  # where a server told to bind port 0 gets its port
 
     def owner(self, address: str, port: int) -> str:
-        """What of taskflow's listens at ``address:port``; '' when nothing does."""
-        if port not in self.ports:
-            return ""
+        """Why ``address:port`` may be taskflow's ("taskflow's own port (Redis)"); ''
+        when it is none of taskflow's."""
         ip = ipaddress.ip_address(address)
-        local = ip.is_loopback or ip.is_unspecified or address in self.addresses
-        return self.ports[port] if local else ""
+        if not (ip.is_loopback or ip.is_unspecified or address in self.addresses):
+            return ""
+        if port in self.ports:
+            return f"taskflow's own port ({self.ports[port]})"
+        if port in self.picked:
+            return "in the ephemeral range, where GRPC_PORT=0 and METRICS_PORT=0 pick their ports"
+        return ""
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,7 @@ class HttpPolicy:
     allowed: tuple[Allowed, ...]
     taskflow: TaskflowPorts
 
+    # --8<-- [start:check]
     def addresses(self, host: str, port: int, resolve: Resolver) -> list[str]:
         """The addresses to connect to for ``host:port``, each checked; ``Refused`` else."""
         if not self.allowed:
@@ -110,12 +120,14 @@ class HttpPolicy:
         for address in found:
             owner = self.taskflow.owner(address, port)
             if owner:
-                raise Refused(f"{endpoint(address, port)} is taskflow's own port ({owner})")
+                raise Refused(f"{endpoint(address, port)} is {owner}")
             if not any(entry.admits(name, address, port) for entry in self.allowed):
                 shown = endpoint(address, port)
                 via = "" if address == name else f" ({host} resolves to {address})"
                 raise Refused(f"{shown} is not in AGENT_HTTP_ALLOW{via}")
         return found
+
+    # --8<-- [end:check]
 
 
 def endpoint(address: str, port: int) -> str:
@@ -156,7 +168,16 @@ def taskflow_ports(settings: Settings) -> TaskflowPorts:
     for port in (p.strip() for p in settings.agent_http_refused_ports.split(",")):
         if port:
             ports.setdefault(int(port), "AGENT_HTTP_REFUSED_PORTS: the API, Prometheus, Zipkin")
-    return TaskflowPorts(ports, frozenset(addresses_of(hosts)))
+    return TaskflowPorts(ports, frozenset(addresses_of(hosts)), ephemeral_ports())
+
+
+def ephemeral_ports() -> range:
+    """The kernel's ephemeral range (Linux's default when it cannot be read)."""
+    try:
+        low, high = map(int, EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
 
 
 def url_endpoint(url: str, default_port: int) -> tuple[str, int]:

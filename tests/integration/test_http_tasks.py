@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from devtools.infra.ports import free_port
 from shared.core.config import Settings
 from shared.core.states import Status
 from shared.execution.executors import ExecutionResult, executor_for
@@ -63,8 +65,10 @@ class Routes(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[str]:
     """The server's base URL, ``http://127.0.0.1:<port>``."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Routes)
+    # below the ephemeral range: a port there may be one a taskflow server picked
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), Routes)
     httpd.daemon_threads = True
+    httpd.handle_error = lambda *_: None  # type: ignore[method-assign] # /slow's broken pipe
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
@@ -120,6 +124,17 @@ def test_taskflows_own_port_is_refused_even_when_its_host_is_allowed(redis_url: 
     result = executor_for("HTTP", settings).run(content, 10)
     assert result.status is Status.FAILED
     assert result.error == f"refused: 127.0.0.1:{redis_port} is taskflow's own port (Redis)"
+
+
+def test_a_local_port_a_server_picked_at_start_is_refused() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as picked:  # as METRICS_PORT=0 binds
+        port = picked.getsockname()[1]
+        result = run(f"http://127.0.0.1:{port}/")
+    assert result.status is Status.FAILED
+    assert result.error == (
+        f"refused: 127.0.0.1:{port} is in the ephemeral range, "
+        "where GRPC_PORT=0 and METRICS_PORT=0 pick their ports"
+    )
 
 
 def test_a_name_that_resolves_to_an_address_not_allowed_is_refused(server: str) -> None:

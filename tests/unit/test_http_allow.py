@@ -105,6 +105,16 @@ def test_taskflows_ports_come_from_the_settings_and_are_refused_even_when_allowe
     assert policy.addresses("10.9.9.9", 6390, addresses_of({"10.9.9.9": ["10.9.9.9"]}))
 
 
+def test_a_local_port_in_the_ephemeral_range_may_be_a_picked_one_and_is_refused() -> None:
+    ports = TaskflowPorts({}, frozenset({"10.0.0.5"}), range(32768, 61000))
+    policy = HttpPolicy(parse_allow("127.0.0.1:*,10.0.0.5:*,10.0.0.6:*"), ports)
+    for host in ("127.0.0.1", "10.0.0.5"):  # loopback, and a host of taskflow's
+        with pytest.raises(Refused, match="in the ephemeral range, where GRPC_PORT=0"):
+            policy.addresses(host, 40000, addresses_of({host: [host]}))
+    assert policy.addresses("10.0.0.6", 40000, addresses_of({"10.0.0.6": ["10.0.0.6"]}))
+    assert policy.addresses("127.0.0.1", 30000, addresses_of({"127.0.0.1": ["127.0.0.1"]}))
+
+
 def test_bad_content_is_a_clear_error() -> None:
     cases = {
         "not json": "content is not JSON",
