@@ -47,7 +47,8 @@ INTRODUCED = {
     4: (STATUS_INDEX_VERSION,),  # the task-manager's one-off indexing of older tasks
     5: (
         *("runs:", "stats:", RETRY_QUEUE, API_TOKENS, AUDIT_STREAM, "rate:", "refused:"),
-        *("owned-", "schedule"),  # schedule:{id}..., schedules, schedules:due
+        *("owned-", "schedule:", "schedules"),  # not scheduler:epoch, phase 2's
+        *("workflow:", "workflows", "workflow-request:"),
     ),
 }
 # --8<-- [end:introduced]
