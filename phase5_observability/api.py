@@ -15,6 +15,7 @@ worker is a process of its own: it serves its own metrics, announced in ZooKeepe
   ``GET /api/v1/tasks/{id}/runs`` (every ended attempt of a task, oldest first);
 * ``schedules.schedules_blueprint``: the cron schedules (``/api/v1/schedules``), and
   ``?scheduleId=`` on ``GET /api/v1/tasks`` (``schedules.by_schedule``);
+* ``workflows.workflows_blueprint``: workflows of dependent tasks (``/api/v1/workflows``);
 * ``auth.admin_blueprint``: the tokens and the audit trail (admin);
 * hooks on every request: a span (OpenTelemetry's Flask instrumentation), a count and a
   time by route (``count_requests``), and the token, its role and the rate limits, with
@@ -40,6 +41,7 @@ from phase5_observability.auth import admin_blueprint, protect, redis_away, requ
 from phase5_observability.ownership import CallerClient
 from phase5_observability.schedules import by_schedule, schedules_blueprint
 from phase5_observability.waits import Waits
+from phase5_observability.workflows import workflows_blueprint
 from shared.coordination.serversets import ProcessKind
 from shared.coordination.services import ServiceDirectory
 from shared.coordination.session import connect_zk
@@ -56,6 +58,7 @@ from shared.schedules.store import ScheduleStore
 from shared.security.audit import Audit
 from shared.security.limits import RateLimits, Rates
 from shared.security.tokens import Tokens, TokenStore
+from shared.workflows.store import WorkflowStore
 
 METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
 NOT_TRACED = "healthz,readyz"  # probes every few seconds would bury the tasks' traces
@@ -95,6 +98,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(stats_blueprint(client))
     schedules = ScheduleStore(store, phase5_store(store))
     app.register_blueprint(schedules_blueprint(schedules, settings))
+    workflows = WorkflowStore(store, phase5_store(store))
+    app.register_blueprint(workflows_blueprint(workflows, CallerClient(client), settings))
     app.register_blueprint(admin_blueprint(tokens, token_store, audit))
     return app
 

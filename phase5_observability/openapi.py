@@ -1,6 +1,6 @@
 """Phase 5's OpenAPI document: phase 4's, plus the statistics, a task's runs, the wait for a
 task's end, bearer tokens on every route but the probes, tasks owned by their token, the
-schedules, and the admin's routes (tokens, audit)."""
+schedules, the workflows, and the admin's routes (tokens, audit)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from pydantic import BaseModel, Field
 from phase4_api import openapi, schemas
 from phase4_api.openapi import REF, reply
 from shared.core.ends import MAX_WAIT_SECONDS
-from shared.core.states import Ending
+from shared.core.states import Ending, Status
 from shared.schedules.spec import ScheduleFields, TickOutcome
 from shared.schedules.store import TICKS_KEPT
 from shared.schedules.timing import UPCOMING
 from shared.security.audit import Outcome
 from shared.security.tokens import Role, Source
+from shared.workflows.spec import WorkflowFields
+from shared.workflows.store import WorkflowStatus
 
 
 class TaskCountView(BaseModel):
@@ -178,6 +180,52 @@ class Triggered(BaseModel):
 class DeletedSchedule(BaseModel):
     scheduleId: str
     deleted: bool
+
+
+class WorkflowTaskView(BaseModel):
+    taskId: str
+    status: Status | None = Field(description="null only if the task's record is gone")
+    error: str | None = Field(None, description="present once the task ended")
+
+
+class WorkflowEdge(BaseModel):
+    from_: str = Field(alias="from", description="the parent's key")
+    to: str = Field(description="the key of the task that depends on it")
+
+
+class WorkflowView(BaseModel):
+    """A workflow: its status (from its tasks'), its tasks by key, its graph's edges."""
+
+    workflowId: str = Field(pattern="^[0-9a-f]{32}$")
+    name: str
+    owner: str | None = Field(description="the token that submitted it")
+    createdAt: int = Field(description="ms since the epoch")
+    cancelledAt: int | None = Field(description="when a person cancelled it; null if never")
+    status: WorkflowStatus = Field(
+        description="RUNNING while a task has not ended; then FAILED if one FAILED, "
+        "CANCELLED if a person cancelled it, SUCCESS otherwise"
+    )
+    tasks: dict[str, WorkflowTaskView] = Field(description="each key's task")
+    edges: list[WorkflowEdge] = Field(description="each task's parents, in the graph's order")
+
+
+class WorkflowPage(BaseModel):
+    workflows: list[WorkflowView] = Field(description="newest first")
+    nextCursor: str | None = Field(description="the next page's cursor; null on the last")
+
+
+class WorkflowErrorDetail(schemas.ErrorDetail):
+    cycle: list[str] | None = Field(
+        None,
+        description="only when the graph has a cycle: its keys in order, the first "
+        'repeated last (["a", "b", "a"])',
+    )
+
+
+class WorkflowErrorBody(BaseModel):
+    """A refused workflow: the API's error, with the cycle its graph has, if one."""
+
+    error: WorkflowErrorDetail
 
 
 DENIED = {
@@ -353,6 +401,86 @@ SCHEDULE_MODELS = (
     Triggered,
     DeletedSchedule,
 )
+WORKFLOW_ID = {"name": "workflowId", "in": "path", "required": True, "schema": {"type": "string"}}
+NO_WORKFLOW = {"404": reply("no such workflow")}
+WORKFLOW_STATUS = {
+    "name": "status",
+    "in": "query",
+    "description": "only the workflows in this status (computed from their tasks)",
+    "schema": {"type": "string", "enum": [status.value for status in WorkflowStatus]},
+}
+WORKFLOWS = {
+    "post": {
+        "summary": "Submit a workflow: tasks that wait for the tasks they depend on (operator)",
+        "description": "All its tasks are made at once: those without `dependsOn` start "
+        "PENDING, the others WAITING until their parents decide them (`when`). Returns 201 "
+        "for a new workflow; 200 and the same workflow when this token sent the `requestId` "
+        "before.",
+        "requestBody": {"required": True, "content": openapi.json_content(WorkflowFields)},
+        "responses": {
+            "201": reply("made, RUNNING", WorkflowView),
+            "200": reply("the workflow this requestId made before", WorkflowView),
+            "400": reply(
+                "invalid: `fields` says which field and why (a task's as `tasks.<key>.<field>`),"
+                " `cycle` names a cycle of the graph",
+                WorkflowErrorBody,
+            ),
+            "413": reply("the body is too large"),
+            "503": openapi.ERRORS["503"],
+        },
+    },
+    "get": {
+        "summary": "List workflows, newest first",
+        "parameters": [
+            WORKFLOW_STATUS,
+            limit(200),
+            {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+        ],
+        "responses": {"200": reply("one page", WorkflowPage), **openapi.ERRORS},
+    },
+}
+WORKFLOW_CHANGED = {"409": reply("a task changed while it was being changed: ask again")}
+WORKFLOW = {
+    "parameters": [WORKFLOW_ID],
+    "get": {
+        "summary": "A workflow: its status, its tasks' statuses, its graph",
+        "responses": {"200": reply("the workflow", WorkflowView), **NO_WORKFLOW, **openapi.ERRORS},
+    },
+    "delete": {
+        "summary": "Cancel a workflow: every task that has not ended is cancelled (operator)",
+        "responses": {
+            "200": reply("cancelled", WorkflowView),
+            "202": reply("accepted: its running tasks are being killed", WorkflowView),
+            **WORKFLOW_CHANGED,
+            **NO_WORKFLOW,
+            **openapi.ERRORS,
+        },
+    },
+}
+WORKFLOW_PATHS = {
+    "/api/v1/workflows": WORKFLOWS,
+    "/api/v1/workflows/{workflowId}": WORKFLOW,
+    "/api/v1/workflows/{workflowId}/retry": {
+        "parameters": [WORKFLOW_ID],
+        "post": {
+            "summary": "Run a workflow's FAILED tasks again, and the tasks their failure "
+            "cancelled; its SUCCESS tasks are kept (operator)",
+            "responses": {
+                "200": reply("retried", WorkflowView),
+                **WORKFLOW_CHANGED,
+                **NO_WORKFLOW,
+                **openapi.ERRORS,
+            },
+        },
+    },
+}
+WORKFLOW_MODELS = (WorkflowFields, WorkflowView, WorkflowPage, WorkflowErrorBody)
+WORKFLOW_NOT_OWNER = {
+    "403": reply(
+        "the token's role may not do this (`forbidden`), or the workflow is another token's "
+        "and the token is no admin (`not_owner`)"
+    )
+}
 PROBES = ("/healthz", "/readyz")
 
 
@@ -375,6 +503,8 @@ def owned(paths: dict[str, Any]) -> None:
     tasks["responses"].update(REUSED)
     paths["/api/v1/tasks/{taskId}"]["delete"]["responses"].update(NOT_OWNER)
     paths["/api/v1/tasks/{taskId}/retry"]["post"]["responses"].update(NOT_OWNER)
+    paths["/api/v1/workflows/{workflowId}"]["delete"]["responses"].update(WORKFLOW_NOT_OWNER)
+    paths["/api/v1/workflows/{workflowId}/retry"]["post"]["responses"].update(WORKFLOW_NOT_OWNER)
 
 
 @cache
@@ -386,6 +516,7 @@ def document() -> dict[str, Any]:
     extended["paths"]["/api/v1/tokens/{name}"] = TOKEN
     extended["paths"]["/api/v1/audit"] = AUDIT
     extended["paths"].update(copy.deepcopy(SCHEDULE_PATHS))
+    extended["paths"].update(copy.deepcopy(WORKFLOW_PATHS))
     extended["paths"]["/api/v1/tasks"]["get"]["parameters"].append(BY_SCHEDULE)
     get_task = extended["paths"]["/api/v1/tasks/{taskId}"]["get"]
     get_task["parameters"] = [WAIT]
@@ -395,7 +526,7 @@ def document() -> dict[str, Any]:
     extended["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     extended["security"] = [{"bearer": []}]
     models = (StatsView, RunList, NewToken, CreatedToken, TokenList, Revoked, AuditList)
-    for model in (*models, *SCHEDULE_MODELS):
+    for model in (*models, *SCHEDULE_MODELS, *WORKFLOW_MODELS):
         schema = model.model_json_schema(ref_template=REF)
         extended["components"]["schemas"].update(schema.pop("$defs", {}))
         extended["components"]["schemas"][model.__name__] = schema

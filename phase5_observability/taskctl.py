@@ -9,6 +9,9 @@
     taskctl schedules create nightly.json              # a schedule from a JSON body (- stdin)
     taskctl schedules list | get ID | ticks ID --limit 20
     taskctl schedules pause ID | resume ID | trigger ID | delete ID
+    taskctl workflows submit etl.json                  # tasks with dependsOn (- stdin)
+    taskctl workflows list --status FAILED | get ID    # get: its graph, with statuses
+    taskctl workflows cancel ID | retry ID
 
 Every request carries a token: ``TASKFLOW_TOKEN``, or ``--token-file`` (a file holding
 it), else the admin token ``make phase5-up`` wrote to ``run/phase5/admin.token``.
@@ -420,6 +423,112 @@ def timing(schedule: dict[str, Any]) -> str:
     if schedule.get("cron") is not None:
         return f"cron {schedule['cron']} ({schedule['timezone']})"
     return f"every {schedule['every']}s"
+
+
+WORKFLOWS = "/api/v1/workflows"
+WORKFLOW_STATUS = click.Choice(["RUNNING", "FAILED", "CANCELLED", "SUCCESS"])
+
+
+@main.group(epilog=EPILOG)
+def workflows() -> None:
+    """Workflows: tasks that wait for the tasks they depend on."""
+
+
+@workflows.command(name="submit", epilog=EPILOG)
+@click.argument("body", type=click.File("r"))
+@JSON_OPTION
+@click.pass_obj
+def submit_workflow(api: Api, body: IO[str], as_json: bool) -> None:
+    """Submit a workflow from BODY, a JSON file (- for stdin): name, requestId, and
+    tasks: each key's task (name, type, content, timeout, maxRetries, dependsOn, when)."""
+    try:
+        data = json.load(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Failure(f"{one(body.name)} is not JSON: {one(exc)}", phase4.Exit.INVALID) from None
+    show_workflow(api.call("POST", WORKFLOWS, json=data)[1], as_json)
+
+
+@workflows.command(name="list", epilog=EPILOG)
+@click.option("--status", type=WORKFLOW_STATUS, help="Only the workflows in this status.")
+@click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
+@click.option("--cursor", help="Start at this page (nextCursor of the page before).")
+@JSON_OPTION
+@click.pass_obj
+def list_workflows(
+    api: Api, status: str | None, limit: int, cursor: str | None, as_json: bool
+) -> None:
+    """Workflows, newest first."""
+    params = {"status": status, "limit": limit, "cursor": cursor}
+    page = api.call("GET", WORKFLOWS, params=params)[1]
+    if as_json:
+        print_json(page)
+        return
+    rows = [
+        [w["workflowId"], w["name"], w["status"], len(w["tasks"]), when(w["createdAt"])]
+        for w in page["workflows"]
+    ]
+    table(["WORKFLOW ID", "NAME", "STATUS", "TASKS", "CREATED"], rows)
+    if page["nextCursor"]:
+        say(f"more: --cursor {one(page['nextCursor'])}", err=True)
+
+
+def workflow_command(name: str, method: str, suffix: str, summary: str) -> click.Command:
+    """``get``, ``cancel`` or ``retry``: one call on the workflow, and its graph then."""
+
+    @click.argument("workflow_id")
+    @JSON_OPTION
+    @click.pass_obj
+    def command(api: Api, workflow_id: str, as_json: bool) -> None:
+        show_workflow(api.call(method, f"{WORKFLOWS}/{workflow_id}{suffix}")[1], as_json)
+
+    command.__doc__ = summary
+    return workflows.command(name=name, epilog=EPILOG)(command)
+
+
+workflow_command("get", "GET", "", "A workflow: its status, its tasks in the graph's order.")
+workflow_command("cancel", "DELETE", "", "Cancel a workflow: every task not ended is cancelled.")
+workflow_command(
+    "retry", "POST", "/retry", "Run a workflow's FAILED tasks again, and those they cancelled."
+)
+
+
+def show_workflow(workflow: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print_json(workflow)
+        return
+    say(f"{'workflowId:':<12}{one(workflow['workflowId'])}")
+    say(f"{'name:':<12}{one(workflow['name'])}")
+    say(f"{'status:':<12}{one(workflow['status'])}")
+    say(f"{'created:':<12}{when(workflow['createdAt'])}")
+    table(["TASK", "STATUS", "TASK ID", "AFTER", "ERROR"], graph_rows(workflow))
+
+
+def graph_rows(workflow: dict[str, Any]) -> list[list[object]]:
+    """One row per task, parents before children: its key, status, id, ``<- parents``
+    and its error, once it ended with one."""
+    parents: dict[str, list[str]] = {key: [] for key in workflow["tasks"]}
+    for edge in workflow["edges"]:
+        parents[edge["to"]].append(edge["from"])
+    rows = []
+    for key in topological(parents):
+        task = workflow["tasks"][key]
+        after = "<- " + ", ".join(parents[key]) if parents[key] else ""
+        rows.append([key, task["status"] or "-", task["taskId"], after, task.get("error", "")])
+    return rows
+
+
+def topological(parents: dict[str, list[str]]) -> list[str]:
+    """The keys, each after its parents; among those ready, in the order given."""
+    placed: list[str] = []
+    done: set[str] = set()
+    left = list(parents)
+    while left:
+        ready = [key for key in left if all(parent in done for parent in parents[key])]
+        ready = ready or left  # a cycle (never stored): the rest as it comes
+        placed += ready
+        done.update(ready)
+        left = [key for key in left if key not in done]
+    return placed
 
 
 if __name__ == "__main__":

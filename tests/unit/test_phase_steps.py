@@ -19,13 +19,14 @@ from shared.core.task import TaskFields
 from shared.rpc import task_service_pb2 as pb
 
 PHASE4_COMMANDS = {"submit", "get", "watch", "cancel", "retry", "list", "agents"}
-PHASE5_COMMANDS = {"stats", "runs", "tokens", "audit", "schedules"}
+PHASE5_COMMANDS = {"stats", "runs", "tokens", "audit", "schedules", "workflows"}
 PHASE5_ROUTES = [
     "/api/v1/stats",
     "/api/v1/tasks/t-1/runs",
     "/api/v1/tokens",
     "/api/v1/audit",
     "/api/v1/schedules",
+    "/api/v1/workflows",
 ]
 
 
@@ -76,7 +77,13 @@ def test_phase4_api_reads_a_task_as_it_is_whatever_wait_asks() -> None:
 
 def test_phase4_openapi_document_has_no_phase5_path() -> None:
     document = create_app(Recording(), Settings()).test_client().get("/api/v1/openapi.json").json
-    phase5 = {"/api/v1/stats", "/api/v1/tokens", "/api/v1/audit", "/api/v1/schedules"}
+    phase5 = {
+        "/api/v1/stats",
+        "/api/v1/tokens",
+        "/api/v1/audit",
+        "/api/v1/schedules",
+        "/api/v1/workflows",
+    }
     assert not phase5 & set(document["paths"])
     assert "securitySchemes" not in document["components"]
 
