@@ -233,6 +233,7 @@ class Task:
     workflowId: str = ""  # phase 5: the workflow it is part of ('' for none)
     key: str = ""  # phase 5: its key in that workflow
     upstream: str = ""  # phase 5: its parents' results (JSON), fixed when it was released
+    waitingFor: str = ""  # phase 5: the keys of the parents it waits for (a JSON array)
     # the current attempt: when it may start (a retry), who holds it, when it moved, how it ended
     nextAttemptAt: int | None = _result()
     agentId: str = _result("")

@@ -8,6 +8,7 @@ every protobuf field has its attribute).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from google.protobuf.message import Message
@@ -34,8 +35,14 @@ SUBMIT_FIELDS = camel_fields(pb.SubmitRequest)
 SUBMIT_FIELD_OF = {name: field for field, name in SUBMIT_FIELDS.items()}  # camelCase -> proto
 
 
+# a repeated field is a JSON array in the task's hash (``waitingFor``)
+LISTS = {field.name for field in pb.Task.DESCRIPTOR.fields if field.is_repeated}
+
+
 def to_proto(task: Task) -> pb.Task:
     values = {field: getattr(task, attribute) for field, attribute in TASK_FIELDS.items()}
+    for field in LISTS:
+        values[field] = json.loads(values[field] or "[]")
     return pb.Task(**{field: value for field, value in values.items() if value is not None})
 
 
@@ -49,7 +56,8 @@ def to_json(message: Message) -> dict[str, object]:
     result: dict[str, object] = {}
     for field in message.DESCRIPTOR.fields:
         absent = field.has_presence and not message.HasField(field.name)
-        result[camel(field.name)] = None if absent else getattr(message, field.name)
+        value = getattr(message, field.name)
+        result[camel(field.name)] = None if absent else list(value) if field.is_repeated else value
     return result
 
 
