@@ -3,7 +3,9 @@
 ``make phase5-demo`` (after ``make phase5-up``) submits through the REST API a task that
 succeeds, one that fails, one that times out, one cancelled while it runs, and a burst;
 waits until every one has ended; makes a schedule that ticks every 2 seconds, shows its
-next ticks and, once two have started, its ticks log, and deletes it; then reads the
+next ticks and, once two have started, its ticks log, and deletes it; submits a workflow
+(extract -> transform -> load, and a cleanup that runs however they end) and shows its
+tasks' statuses and edges once it has ended; then reads the
 numbers back from the API's ``/api/v1/stats``, from Prometheus (what it scraped) and from
 Zipkin (one task's trace).
 """
@@ -37,6 +39,22 @@ TICKS_STARTED = 2  # ticks of the schedule that start a task before its log is s
 TICKS_WAIT = 30.0  # seconds for them
 TICKS_SHOWN = 10
 TICKED = 'sum(taskflow_schedule_ticks_total{outcome="STARTED"})'  # as Prometheus scraped it
+WORKFLOWS = "/api/v1/workflows"
+WORKFLOW = {
+    "name": "demo-etl",
+    "tasks": {
+        "extract": {"type": "SHELL", "content": "echo 3 rows"},
+        "transform": {"type": "SHELL", "content": "echo transformed", "dependsOn": ["extract"]},
+        "load": {"type": "SHELL", "content": "echo loaded", "dependsOn": ["transform"]},
+        "cleanup": {
+            "type": "SHELL",
+            "content": "echo cleaned up",
+            "dependsOn": ["load"],
+            "when": "ALL_DONE",
+        },
+    },
+}
+WORKFLOW_WAIT = 60.0  # seconds for the workflow to end
 
 
 def step(title: str) -> None:
@@ -81,6 +99,7 @@ def main(api: str, prometheus: str, zipkin: str) -> None:
 
     ticked_before = value(prometheus, TICKED) or 0  # an earlier run's ticks
     schedule_ticks(api)
+    workflow_run(api)
 
     step("GET /api/v1/stats (also: taskctl stats)")
     with api_session() as session:
@@ -121,6 +140,7 @@ def main(api: str, prometheus: str, zipkin: str) -> None:
     click.echo(f"  {prometheus}/targets    {prometheus}/alerts")
     click.echo(f"  {zipkin}/zipkin/traces/{trace_id}")
     click.echo(f"  {api}/api/v1/stats    .venv/bin/taskctl stats    {api}{SCHEDULES}")
+    click.echo(f"  {api}{WORKFLOWS}    .venv/bin/taskctl workflows list")
 
 
 def schedule_ticks(api: str) -> None:
@@ -151,6 +171,31 @@ def schedule_ticks(api: str) -> None:
         finally:
             answer(session.delete(url, timeout=10), 200)
             click.echo(f"  DELETE {SCHEDULES}/{{id}}: no tick fires again; its tasks stay")
+
+
+def workflow_run(api: str) -> None:
+    """A workflow of four tasks, each started once its parents ended: its statuses and
+    edges once it has ended."""
+    step(f"POST {WORKFLOWS}: extract -> transform -> load, then cleanup (when: ALL_DONE)")
+    with api_session() as session:
+        made = answer(session.post(f"{api}{WORKFLOWS}", json=WORKFLOW, timeout=10), 201)
+        url = f"{api}{WORKFLOWS}/{made['workflowId']}"
+        click.echo(f"  workflow {made['workflowId']}: {made['status']}")
+
+        def finished() -> dict[str, Any] | None:
+            shown = answer(session.get(url, timeout=10), 200)
+            return shown if shown["status"] != "RUNNING" else None
+
+        workflow = wait_until(finished, WORKFLOW_WAIT, interval=0.5)
+        if not workflow:
+            raise click.ClickException(f"the workflow did not end within {WORKFLOW_WAIT:g}s")
+    click.echo(f"  GET {WORKFLOWS}/{{id}}: {workflow['status']}  (also: taskctl workflows get)")
+    for key in WORKFLOW["tasks"]:  # the body lists each task after its parents
+        task_id = workflow["tasks"][key]["taskId"]
+        shown = task(api, task_id)
+        click.echo(f"      {key:<10} {shown['status']:<9} {shown['stdout'].strip()}")
+    edges = ", ".join(f"{edge['from']} -> {edge['to']}" for edge in workflow["edges"])
+    click.echo(f"  edges: {edges}")
 
 
 def started_ticks(session: requests.Session, url: str) -> list[dict[str, Any]] | None:
