@@ -41,6 +41,7 @@ WORKFLOWS = "/api/v1/workflows"
 WORKFLOW_ID = re.compile(r"^[0-9a-f]{32}$")
 PAGE_MOST = 200  # workflows one page lists at most
 SCAN_MOST = 1000  # workflows one filtered page reads at most; then it answers a cursor
+SCAN_TASKS = 20_000  # tasks one filtered page reads at most (a workflow has up to 1,000)
 SCAN_BATCH = 100
 
 
@@ -165,21 +166,24 @@ def filtered(
     """Up to ``limit`` views of workflows in ``wanted``, newest first, and the next cursor.
 
     The status of a workflow is its tasks', so the walk reads workflows until the page is
-    full or the index ends, and at most ``SCAN_MOST``: then it answers the cursor where it
-    stopped (maybe with fewer than ``limit``), and the next page goes on from there."""
+    full or the index ends, but at most ``SCAN_MOST`` workflows and ``SCAN_TASKS`` tasks:
+    then it answers the cursor where it stopped (with fewer than ``limit``, maybe none),
+    and the next page goes on from there."""
     views: list[dict[str, Any]] = []
-    for _ in range(SCAN_MOST // SCAN_BATCH):
+    read = tasks = 0
+    while True:
         page, after = store.list(SCAN_BATCH, cursor)
         for workflow in page:
             shown = view(store, workflow)
+            read, tasks = read + 1, tasks + len(shown["tasks"])
             if shown["status"] == wanted:
                 views.append(shown)
-            if len(views) == limit and (after or workflow is not page[-1]):
+            full = len(views) == limit or read >= SCAN_MOST or tasks >= SCAN_TASKS
+            if full and (after or workflow is not page[-1]):
                 return views, index_member(workflow)
         if not after:
             return views, ""
         cursor = after
-    return views, cursor
 
 
 def index_member(workflow: Workflow) -> str:

@@ -227,3 +227,21 @@ def test_taskctl_submits_a_workflow_and_prints_its_graph(stack: ApiStack, tmp_pa
     assert rows[3][1] == "SUCCESS" and rows[3][3:] == ["<-", "b,", "c"]
     listed = taskctl("--url", stack.url, "workflows", "list", "--status", "SUCCESS")
     assert workflow_id in listed
+
+
+def test_a_status_filter_pages_on_with_its_cursor(stack: ApiStack, operator: str) -> None:
+    for name in ("page-1", "page-2"):
+        assert ended(stack, operator, submit(stack, operator, name, {"a": task()})["workflowId"])
+
+    def page(**params: Any) -> dict[str, Any]:
+        reply = call(stack, "GET", WORKFLOWS, operator, params=params)
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    first = page(status="SUCCESS", limit=1)
+    assert [w["status"] for w in first["workflows"]] == ["SUCCESS"] and first["nextCursor"]
+    second = page(status="SUCCESS", limit=1, cursor=first["nextCursor"])
+    assert [w["status"] for w in second["workflows"]] == ["SUCCESS"]
+    newest = [w["workflowId"] for w in page(limit=200)["workflows"]]
+    listed = [first["workflows"][0]["workflowId"], second["workflows"][0]["workflowId"]]
+    assert newest.index(listed[0]) < newest.index(listed[1])  # newest first, no repeat
