@@ -140,7 +140,10 @@ class ScheduleView(ScheduleFields):
     createdAt: int = Field(description="ms since the epoch")
     updatedAt: int
     nextRunAt: int | None = Field(description="its next tick (UTC ms); null while paused")
-    lastTaskId: str | None = Field(description="the task it started last")
+    lastTaskId: str | None = Field(None, description="the task it started last (a task's)")
+    lastWorkflowId: str | None = Field(
+        None, description="the workflow it started last (a workflow's schedule)"
+    )
 
 
 class UpcomingTick(BaseModel):
@@ -163,7 +166,10 @@ class TickEntry(BaseModel):
     tick: int = Field(description="the tick (UTC ms); for TRIGGERED, when it was triggered")
     firedAt: int
     outcome: TickOutcome
-    taskId: str | None = Field(description="the task it started; null when none")
+    taskId: str | None = Field(None, description="the task it started; null when none")
+    workflowId: str | None = Field(
+        None, description="a workflow's schedule: the workflow it started; null when none"
+    )
 
 
 class TickList(BaseModel):
@@ -172,8 +178,9 @@ class TickList(BaseModel):
 
 class Triggered(BaseModel):
     scheduleId: str
-    taskId: str
-    status: str = Field(description="PENDING")
+    taskId: str | None = Field(None, description="the task it started (a task's schedule)")
+    workflowId: str | None = Field(None, description="the workflow (a workflow's schedule)")
+    status: str = Field(description="PENDING (a task), RUNNING (a workflow)")
     tick: int = Field(description="when it was triggered (UTC ms)")
 
 
@@ -451,7 +458,7 @@ WORKFLOW = {
         "responses": {
             "200": reply("cancelled", WorkflowView),
             "202": reply("accepted: its running tasks are being killed", WorkflowView),
-            **WORKFLOW_CHANGED,
+            "409": reply("it has ended (or a task kept changing): nothing to cancel"),
             **NO_WORKFLOW,
             **openapi.ERRORS,
         },

@@ -12,7 +12,8 @@ The routes (an operator changes, a reader reads; ``auth.protect`` audits every c
   fires again, and the tasks it started are left as they are.
 * ``POST .../pause`` and ``.../resume``: the view; a resume fires from now on, the ticks
   of the pause are neither run nor logged.
-* ``POST .../trigger``: a task now, outside the ticks (``TRIGGERED`` in the ticks log).
+* ``POST .../trigger``: a task (or, for a workflow's schedule, a workflow) now, outside
+  the ticks (``TRIGGERED`` in the ticks log).
 * ``GET .../ticks``: the ticks log, newest first.
 
 ``by_schedule`` adds ``?scheduleId=`` to phase 4's ``GET /api/v1/tasks``.
@@ -111,7 +112,10 @@ def schedules_blueprint(store: ScheduleStore, settings: Settings) -> Blueprint:
             )
             if fired.result is FireResult.OK:
                 metrics.SCHEDULE_TICKS.labels(TickOutcome.TRIGGERED.value).inc()
-                started = {"taskId": fired.task_id, "status": Status.PENDING.value, "tick": now}
+                if schedule.fields.workflow is not None:
+                    started = {"workflowId": fired.task_id, "status": "RUNNING", "tick": now}
+                else:
+                    started = {"taskId": fired.task_id, "status": Status.PENDING, "tick": now}
                 return jsonify(scheduleId=schedule_id, **started), 201
             if fired.result is FireResult.MISSING:  # deleted meanwhile
                 raise ApiError(404, "not_found", f"no schedule {schedule_id!r}")

@@ -12,11 +12,12 @@ The routes (an operator changes, a reader reads; ``auth.protect`` audits every c
   edges of its graph.
 * ``DELETE /api/v1/workflows/{id}``: marks it cancelled and cancels every task that has
   not ended, through the task-managers (their owner checks apply). 202 while a running
-  task is being killed, else 200; the view either way.
+  task is being killed, else 200; the view either way. 409 once it has ended.
 * ``POST .../retry``: runs every FAILED task again as a new attempt, and makes the tasks
   their failure cancelled wait again; SUCCESS tasks are kept.
 
-A workflow's id is 32 hex digits: any other id is 404, as an unknown one is.
+A workflow's id is 32 hex digits (a schedule's adds its tick, or its trigger's): any
+other id is 404, as an unknown one is.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from shared.workflows.spec import WorkflowFields, cycle_of
 from shared.workflows.store import Workflow, WorkflowStatus, WorkflowStore, status_of
 
 WORKFLOWS = "/api/v1/workflows"
-WORKFLOW_ID = re.compile(r"^[0-9a-f]{32}$")
+# a submitted workflow's id, or a schedule's: its id and the tick, or its id and a trigger's
+WORKFLOW_ID = re.compile(r"^[0-9a-f]{32}(-[0-9]{1,16}|-trigger-[0-9a-f]{12})?$")
 PAGE_MOST = 200  # workflows one page lists at most
 SCAN_MOST = 1000  # workflows one filtered page reads at most; then it answers a cursor
 SCAN_TASKS = 20_000  # tasks one filtered page reads at most (a workflow has up to 1,000)
@@ -94,8 +96,12 @@ def workflows_blueprint(store: WorkflowStore, client: Manager, settings: Setting
     @routes.delete(f"{WORKFLOWS}/<workflow_id>")
     def cancel(workflow_id: str) -> tuple[Response, int]:
         workflow = changed(workflow_id)
+        tasks = store.tasks_of(workflow)
+        ended = status_of(workflow, tasks)
+        if ended is not WorkflowStatus.RUNNING:  # as phase 4 answers an ended task's cancel
+            raise ApiError(409, "conflict", f"the workflow is {ended}: it has ended")
         store.mark_cancelled(workflow)
-        for task in store.tasks_of(workflow).values():
+        for task in tasks.values():
             if task is not None and task.status not in TERMINAL:
                 cancel_task(client, task)
         shown = view(store, found(workflow_id))  # read again: its cancelledAt is new

@@ -32,6 +32,7 @@ from shared.core.store import TaskStore
 from shared.core.task import now_ms
 from shared.schedules.spec import CATCHUP_MOST, Catchup, Overlap
 from shared.schedules.store import TICKS_KEPT, FireResult, Intent, Schedule, ScheduleStore
+from shared.workflows.store import WorkflowStore
 
 log = logging.getLogger("schedules")
 
@@ -82,6 +83,7 @@ class ScheduleFiring:
     ) -> None:
         self.schedules = schedules
         self.tasks = tasks
+        self.workflows = WorkflowStore(schedules.redis, tasks)
         self.cancel = cancel  # cancels a task by id (the previous task, CANCEL_PREVIOUS)
         self.misfire_ms = int(misfire_seconds * 1000)
         self.clock = clock
@@ -154,12 +156,19 @@ class ScheduleFiring:
     # --8<-- [end:fire_due]
 
     def cancel_previous(self, schedule: Schedule) -> bool:
-        """Under ``CANCEL_PREVIOUS``, cancel the schedule's previous task if it has not
-        ended; True when it was asked to."""
+        """Under ``CANCEL_PREVIOUS``, cancel the schedule's previous task (or every task of
+        its previous workflow) that has not ended; True when one was asked to."""
         if schedule.fields.overlap is not Overlap.CANCEL_PREVIOUS or not schedule.last_task_id:
             return False
-        previous = self.tasks.get(schedule.last_task_id)
-        if previous is None or previous.status in TERMINAL:
-            return False
-        self.cancel(previous.taskId)
-        return True
+        if schedule.fields.workflow is None:
+            running = [self.tasks.get(schedule.last_task_id)]
+        else:
+            workflow = self.workflows.get(schedule.last_task_id)
+            if workflow is None:
+                return False
+            running = list(self.workflows.tasks_of(workflow).values())
+            self.workflows.mark_cancelled(workflow)
+        running = [task for task in running if task and task.status not in TERMINAL]
+        for task in running:
+            self.cancel(task.taskId)
+        return bool(running)

@@ -1,8 +1,9 @@
 """A schedule as an operator submits it (``POST /api/v1/schedules``), and its policies.
 
 ``ScheduleFields`` validates the body: the timing (``cron`` in ``timezone``, or ``every``
-seconds), the task each tick starts, and what to do when ticks overlap or were missed.
-The task is ``TaskFields``, the same model a submit validates, with the same limits.
+seconds), what each tick starts, and what to do when ticks overlap or were missed. A tick
+starts a task (``TaskFields``, the model a submit validates, with the same limits) or a
+workflow (``WorkflowFields``, as ``POST /api/v1/workflows`` takes it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from shared.core.task import TaskFields
 from shared.schedules.timing import InvalidTiming, Timing, timing_of, zone
+from shared.workflows.spec import WorkflowFields
 
 
 class Overlap(StrEnum):
@@ -57,6 +59,18 @@ class ScheduleTask(TaskFields):
         return None
 
 
+class ScheduleWorkflow(WorkflowFields):
+    """The workflow each tick starts: a submit's, without a requestId (the id of a tick's
+    workflow comes from the schedule and the tick)."""
+
+    @field_validator("request_id")
+    @classmethod
+    def _no_request_id(cls, value: str | None) -> None:
+        if value is not None:
+            raise ValueError("not for a schedule's workflow: each tick's has its own id")
+        return None
+
+
 # --8<-- [start:fields]
 class ScheduleFields(BaseModel):
     """A schedule as an operator submits it."""
@@ -75,7 +89,10 @@ class ScheduleFields(BaseModel):
         validate_default=True,
     )
     timezone: str = Field("UTC", description="an IANA zone name, for cron")
-    task: ScheduleTask
+    task: ScheduleTask | None = None
+    workflow: ScheduleWorkflow | None = Field(
+        None, description="instead of task: a workflow each tick", validate_default=True
+    )
     overlap: Overlap = Overlap.SKIP
     catchup: Catchup = Catchup.LATEST
     catchup_window: int = Field(3600, alias="catchupWindow", ge=0, le=366 * 86400)
@@ -109,6 +126,17 @@ class ScheduleFields(BaseModel):
             return value
         if (info.data["cron"] is None) == (value is None):
             raise ValueError("give either cron or every, not both")
+        return value
+
+    @field_validator("workflow")
+    @classmethod
+    def _one_start(
+        cls, value: ScheduleWorkflow | None, info: ValidationInfo
+    ) -> ScheduleWorkflow | None:
+        if "task" not in info.data:  # the task was refused: its errors say enough
+            return value
+        if (info.data["task"] is None) == (value is None):
+            raise ValueError("give either task or workflow, not both")
         return value
 
     def timing(self) -> Timing:

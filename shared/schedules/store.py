@@ -33,12 +33,14 @@ from shared.core.keys import (
     schedule_ticks_key,
     status_index,
     task_key,
+    workflow_key,
 )
 from shared.core.scripts import STEPS
 from shared.core.states import Status
 from shared.core.store import NEW_TASK, TaskStore
 from shared.core.task import Task, TaskSpec
 from shared.schedules.spec import ScheduleFields, TickOutcome
+from shared.workflows.store import NEW_WORKFLOW, prepare
 
 FIRE = Path(__file__).parent / "lua" / "fire.lua"
 TICKS_KEPT = 1000  # entries of a schedule's ticks log
@@ -104,8 +106,14 @@ class Schedule:
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
             "nextRunAt": self.next_run_at,
-            "lastTaskId": self.last_task_id or None,
+            ("lastWorkflowId" if self.fields.workflow else "lastTaskId"): self.last_task_id or None,
         }
+
+    def previous_key(self) -> str:
+        """The key of the task (or workflow) it started last; 'task:' for none."""
+        if not self.last_task_id:
+            return "task:"
+        return (workflow_key if self.fields.workflow else task_key)(self.last_task_id)
 
     def after_fire(self, task_id: str) -> Schedule:
         """The schedule as a fire that started ``task_id`` left it."""
@@ -114,6 +122,7 @@ class Schedule:
     def task_spec(self, task_id: str) -> TaskSpec:
         """The spec of the task a tick starts (valid: it was checked with the schedule)."""
         task = self.fields.task
+        assert task is not None, "a workflow's schedule starts no single task"
         return TaskSpec.model_construct(
             **{name: getattr(task, name) for name in type(task).model_fields},
             task_id=task_id,
@@ -136,7 +145,7 @@ class ScheduleStore:
 
     def __init__(self, redis: Redis, tasks: TaskStore) -> None:
         self.redis = redis
-        self._fire = tasks.script(FIRE, STEPS, NEW_TASK)
+        self._fire = tasks.script(FIRE, STEPS, NEW_TASK, NEW_WORKFLOW)
 
     # ------------------------------------------------------------ definitions
 
@@ -264,22 +273,28 @@ class ScheduleStore:
         """Handle one tick of ``schedule`` (as read): log it and, when it runs, make its
         task, all in one step that refuses a deposed leader, a changed schedule and a
         tick handled before."""
-        if intent is Intent.TRIGGER:
-            task_id = f"{schedule.schedule_id}-trigger-{uuid.uuid4().hex[:12]}"
-        else:
-            task_id = tick_task_id(schedule.schedule_id, tick)
-        spec = schedule.task_spec(task_id)
-        task = Task.from_spec(spec)
-        task.scheduleId, task.tick = schedule.schedule_id, tick
-        fields = {k: v for k, v in task.to_hash().items() if k != "createdAt"}
-        previous = task_key(schedule.last_task_id) if schedule.last_task_id else "task:"
         sid = schedule.schedule_id
+        if intent is Intent.TRIGGER:
+            run_id = f"{sid}-trigger-{uuid.uuid4().hex[:12]}"
+        else:
+            run_id = tick_task_id(sid, tick)
         keys = [
-            *(task_key(task_id), "", PENDING_QUEUE, TASK_INDEX),
+            *(task_key(run_id), "", PENDING_QUEUE, TASK_INDEX),
             *(status_index(Status.PENDING), TASK_CLOCK),
             *(schedule_key(sid), schedule_ticks_key(sid), schedule_tasks_key(sid)),
-            *(SCHEDULES_DUE, LEADER_EPOCH, previous),
+            *(SCHEDULES_DUE, LEADER_EPOCH, schedule.previous_key()),
         ]
+        workflow = schedule.fields.workflow
+        if workflow is None:
+            spec = schedule.task_spec(run_id)
+            task = Task.from_spec(spec)
+            task.scheduleId, task.tick = sid, tick
+            fields = {k: v for k, v in task.to_hash().items() if k != "createdAt"}
+            entry, starts = spec.to_json(), ["task", "", ""]
+        else:  # the tick's workflow, its tasks marked as the schedule's
+            made = prepare(workflow, schedule.owner, run_id, scheduleId=sid, tick=tick)
+            keys += made.keys
+            fields, entry, starts = {}, "", ["workflow", made.args[1], made.args[2]]
         args = [
             intent.value,
             "" if epoch is None else epoch,
@@ -290,10 +305,11 @@ class ScheduleStore:
             schedule.fields.overlap.value,
             "1" if cancelled else "",
             fired_at,
-            task_id,
-            spec.to_json(),
+            run_id,
+            entry,
             json.dumps(fields),
             TICKS_KEPT,
+            *starts,
         ]
         result, outcome, started = self._fire(keys=keys, args=args)
         return Fired(FireResult(result), TickOutcome(outcome) if outcome else None, started)

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis import Redis
 
@@ -33,10 +33,11 @@ from shared.core.scripts import MOVE, STEPS
 from shared.core.states import TERMINAL, Status
 from shared.core.store import NEW_TASK, Moved, TaskStore, move_spec
 from shared.core.task import Task, TaskSpec, new_task_id, now_ms
-from shared.workflows.spec import When, WorkflowFields
+from shared.workflows.spec import When, WorkflowFields, WorkflowTask
 
 LUA = Path(__file__).parent / "lua"
 CREATE = LUA / "create_workflow.lua"
+NEW_WORKFLOW = LUA / "new_workflow.lua"  # the library create_workflow.lua calls
 SETTLE = LUA / "settle.lua"
 UPSTREAM_OUTPUT = 64 * 1024  # the last bytes of a parent's output its children get
 LIST_BATCH = 50
@@ -98,6 +99,73 @@ class Workflow:
         return next((key for key, node in self.graph.items() if node.task_id == task_id), None)
 
 
+class Prepared(NamedTuple):
+    """A workflow ready for ``create_workflow`` (``lua/new_workflow.lua``): its keys, and
+    its arguments (its id, its hash fields, its tasks, as JSON)."""
+
+    keys: list[str]
+    args: list[str]
+
+
+def prepare(fields: WorkflowFields, owner: str, workflow_id: str, **more: object) -> Prepared:
+    """The workflow's graph and tasks, each task with a new id; ``more``: fields every task
+    gets besides (a schedule's ``scheduleId`` and ``tick``)."""
+    children = fields.children()
+    graph, tasks = {}, []
+    for key, task in fields.tasks.items():
+        task_id = new_task_id()
+        parents = list(dict.fromkeys(task.depends_on))
+        graph[key] = {
+            "taskId": task_id,
+            "parents": parents,
+            "children": children[key],
+            "when": task.when.value,
+        }
+        tasks.append(_new_task(workflow_id, key, task_id, task, owner, parents, more))
+    request = workflow_request_key(fields.request_id, owner) if fields.request_id else ""
+    keys = [
+        *(workflow_key(workflow_id), request, WORKFLOWS, PENDING_QUEUE, TASK_INDEX),
+        *(status_index(Status.PENDING), status_index(Status.WAITING), TASK_CLOCK),
+        *(task_key(entry["taskId"]) for entry in tasks),
+    ]
+    hash_fields = {
+        "name": fields.name,
+        "owner": owner,
+        "requestId": fields.request_id or "",
+        "graph": json.dumps(graph),
+    }
+    return Prepared(keys, [workflow_id, json.dumps(hash_fields), json.dumps(tasks)])
+
+
+def _new_task(
+    workflow_id: str,
+    key: str,
+    task_id: str,
+    fields: WorkflowTask,
+    owner: str,
+    parents: list[str],
+    more: dict[str, object],
+) -> dict[str, Any]:
+    """One task of the workflow as ``create_workflow`` takes it."""
+    spec = TaskSpec.model_construct(
+        name=fields.name,
+        type=fields.type,
+        content=fields.content,
+        timeout=fields.timeout,
+        max_retries=fields.max_retries,
+        request_id=None,
+        task_id=task_id,
+        owner=owner or None,
+    )
+    task = Task.from_spec(spec)
+    task.workflowId, task.key = workflow_id, key
+    task.status = Status.WAITING if parents else Status.PENDING
+    task.waitingFor = json.dumps(parents)
+    hashed = {k: v for k, v in task.to_hash().items() if k != "createdAt"}
+    hashed.update({k: str(v) for k, v in more.items()})
+    return {"taskId": task_id, "entry": spec.to_json(), "fields": hashed, "waiting": bool(parents)}
+
+
 def status_of(workflow: Workflow, tasks: dict[str, Task | None]) -> WorkflowStatus:
     """RUNNING while a task has not ended; then FAILED if one FAILED, CANCELLED if a person
     cancelled it, SUCCESS otherwise."""
@@ -117,7 +185,7 @@ class WorkflowStore:
     def __init__(self, redis: Redis, tasks: TaskStore) -> None:
         self.redis = redis
         self.tasks = tasks
-        self._create = tasks.script(CREATE, STEPS, NEW_TASK)
+        self._create = tasks.script(CREATE, STEPS, NEW_TASK, NEW_WORKFLOW)
         self._settle = tasks.script(SETTLE, MOVE)
 
     # --8<-- [start:create]
@@ -125,66 +193,13 @@ class WorkflowStore:
         """Store the workflow and all its tasks in one step; ``(workflow, created)``.
 
         A requestId already used by the same owner returns the workflow made then."""
-        workflow_id = new_task_id()
-        children = fields.children()
-        graph, tasks = {}, []
-        for key, task in fields.tasks.items():
-            task_id = new_task_id()
-            parents = list(dict.fromkeys(task.depends_on))
-            graph[key] = {
-                "taskId": task_id,
-                "parents": parents,
-                "children": children[key],
-                "when": task.when.value,
-            }
-            tasks.append(self._new_task(workflow_id, key, task_id, task, owner, parents))
-        for entry in tasks:  # each task's entry names its id; the graph its parents' ids
-            entry["fields"]["waitingFor"] = json.dumps(graph[entry["fields"]["key"]]["parents"])
-        request = workflow_request_key(fields.request_id, owner) if fields.request_id else ""
-        keys = [
-            *(workflow_key(workflow_id), request, WORKFLOWS, PENDING_QUEUE, TASK_INDEX),
-            *(status_index(Status.PENDING), status_index(Status.WAITING), TASK_CLOCK),
-            *(task_key(entry["taskId"]) for entry in tasks),
-        ]
-        hash_fields = {
-            "name": fields.name,
-            "owner": owner,
-            "requestId": fields.request_id or "",
-            "graph": json.dumps(graph),
-        }
-        made, created = self._create(
-            keys=keys, args=[workflow_id, json.dumps(hash_fields), json.dumps(tasks)]
-        )
-        workflow = self.get(made)
-        assert workflow is not None, f"workflow {made} vanished as it was created"
+        made = prepare(fields, owner, new_task_id())
+        workflow_id, created = self._create(keys=made.keys, args=made.args)
+        workflow = self.get(workflow_id)
+        assert workflow is not None, f"workflow {workflow_id} vanished as it was created"
         return workflow, bool(created)
 
     # --8<-- [end:create]
-
-    @staticmethod
-    def _new_task(
-        workflow_id: str, key: str, task_id: str, fields: Any, owner: str, parents: list[str]
-    ) -> dict[str, Any]:
-        spec = TaskSpec.model_construct(
-            name=fields.name,
-            type=fields.type,
-            content=fields.content,
-            timeout=fields.timeout,
-            max_retries=fields.max_retries,
-            request_id=None,
-            task_id=task_id,
-            owner=owner or None,
-        )
-        task = Task.from_spec(spec)
-        task.workflowId, task.key = workflow_id, key
-        task.status = Status.WAITING if parents else Status.PENDING
-        hashed = {k: v for k, v in task.to_hash().items() if k != "createdAt"}
-        return {
-            "taskId": task_id,
-            "entry": spec.to_json(),
-            "fields": hashed,
-            "waiting": bool(parents),
-        }
 
     def get(self, workflow_id: str) -> Workflow | None:
         data = self.redis.hgetall(workflow_key(workflow_id))

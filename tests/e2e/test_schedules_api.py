@@ -248,3 +248,21 @@ def test_taskctl_creates_lists_and_shows_ticks(stack: ApiStack, tmp_path: Path) 
         taskctl_main, ["--url", stack.url, "schedules", "get", schedule_id]
     )
     assert missing.exit_code == 3, missing.output
+
+
+def test_a_schedule_starts_a_workflow_each_tick(stack: ApiStack, operator: str) -> None:
+    step = {"type": "SHELL", "content": "true"}
+    workflow = {"name": "nightly", "tasks": {"a": step, "b": {**step, "dependsOn": ["a"]}}}
+    made = create(stack, operator, name="workflows", every=1, workflow=workflow)
+    assert "workflow" in made and "task" not in made
+    first = tick_after(stack, operator, made["scheduleId"], 0)
+    assert first is not None and first["outcome"] == "STARTED", first
+    started = call(stack, "GET", f"/api/v1/workflows/{first['workflowId']}", operator)
+    assert started.status_code == 200 and set(started.json()["tasks"]) == {"a", "b"}
+    task_b = started.json()["tasks"]["b"]["taskId"]
+    seen = call(stack, "GET", f"{TASKS}/{task_b}", operator).json()
+    assert (seen["scheduleId"], seen["tick"]) == (made["scheduleId"], first["tick"])
+    assert (seen["workflowId"], seen["key"]) == (first["workflowId"], "b")
+    triggered = call(stack, "POST", f"{SCHEDULES}/{made['scheduleId']}/trigger", operator)
+    assert triggered.status_code == 201 and triggered.json()["workflowId"], triggered.text
+    call(stack, "DELETE", f"{SCHEDULES}/{made['scheduleId']}", operator)

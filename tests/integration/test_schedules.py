@@ -29,6 +29,7 @@ from shared.schedules.store import (
     ScheduleStore,
     tick_task_id,
 )
+from shared.workflows.store import WorkflowStore
 
 T0 = 1_800_000_000_000  # a whole multiple of every period used here
 MISFIRE = 0.5  # SCHEDULE_MISFIRE_SECONDS: a tick later than this is missed
@@ -326,3 +327,43 @@ def test_a_broken_schedule_is_set_aside_and_the_others_still_fire(
     assert schedules.ticks(broken.schedule_id) == []
     assert schedules.due(clock.now) == []  # looked at again a minute later, not every turn
     assert schedules.redis.zscore("schedules:due", broken.schedule_id) == T0 + 62_000
+
+
+def workflow_body() -> dict[str, Any]:
+    first = {"type": "SHELL", "content": "true"}
+    return {"name": "nightly", "tasks": {"a": first, "b": {**first, "dependsOn": ["a"]}}}
+
+
+@pytest.mark.parametrize(
+    ("overlap", "second"),
+    [("SKIP", TickOutcome.SKIPPED_OVERLAP), ("CANCEL_PREVIOUS", TickOutcome.CANCELLED_PREVIOUS)],
+)
+def test_a_schedule_may_start_a_workflow_each_tick(
+    schedules: ScheduleStore,
+    tasks: TaskStore,
+    clock: Clock,
+    epoch: int,
+    overlap: str,
+    second: TickOutcome,
+) -> None:
+    body = {"name": "s", "every": 2, "workflow": workflow_body(), "overlap": overlap}
+    schedule = schedules.create(ScheduleFields.model_validate(body), "alice", T0)
+    firing = leader(schedules, tasks, clock)
+    clock.now = T0 + 2000
+    turn(firing, epoch)
+    first = tick_task_id(schedule.schedule_id, T0 + 2000)
+    entry = schedules.ticks(schedule.schedule_id)[0]
+    assert (entry["outcome"], entry["workflowId"]) == ("STARTED", first)
+    workflow = WorkflowStore(schedules.redis, tasks).get(first)
+    assert workflow is not None and workflow.owner == "alice"
+    made = tasks.list(schedule_id=schedule.schedule_id)[0]
+    assert {(t.key, t.status, t.tick, t.workflowId) for t in made} == {
+        ("a", Status.PENDING, T0 + 2000, first),
+        ("b", Status.WAITING, T0 + 2000, first),
+    }
+    assert schedules.get(schedule.schedule_id).view()["lastWorkflowId"] == first
+    clock.now = T0 + 4000  # the first workflow still runs
+    turn(firing, epoch)
+    assert outcomes(schedules, schedule)[T0 + 4000] is second
+    cancelled = {t.taskId for t in made} if second is TickOutcome.CANCELLED_PREVIOUS else set()
+    assert set(firing.cancelled) == cancelled  # type: ignore[attr-defined]

@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "rpc": {"core", "coordination", "messaging", "scheduling"},
     "observability": {"core", "coordination"},
     "security": {"core"},
-    "schedules": {"core"},
+    "schedules": {"core", "workflows"},
     "workflows": {"core"},
 }
 PHASES = ["phase1_mvp", "phase2_zookeeper", "phase3_kafka", "phase4_api", "phase5_observability"]
