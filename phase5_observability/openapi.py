@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from phase4_api import openapi, schemas
 from phase4_api.openapi import REF, reply
+from phase5_observability.workflows import WORKFLOW_ID
 from shared.core.ends import MAX_WAIT_SECONDS
 from shared.core.states import Ending, Status
 from shared.schedules.spec import ScheduleFields, TickOutcome
@@ -203,7 +204,9 @@ class WorkflowEdge(BaseModel):
 class WorkflowView(BaseModel):
     """A workflow: its status (from its tasks'), its tasks by key, its graph's edges."""
 
-    workflowId: str = Field(pattern="^[0-9a-f]{32}$")
+    workflowId: str = Field(
+        pattern=WORKFLOW_ID.pattern, description="a schedule's adds its tick or its trigger"
+    )
     name: str
     owner: str | None = Field(description="the token that submitted it")
     createdAt: int = Field(description="ms since the epoch")

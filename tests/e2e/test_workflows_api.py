@@ -90,7 +90,6 @@ def refused(stack: ApiStack, token: str, tasks: dict[str, Any]) -> dict[str, Any
 def test_a_diamond_runs_each_task_after_its_parents(stack: ApiStack, operator: str) -> None:
     made = submit(stack, operator, "diamond", DIAMOND)
     assert made["status"] == "RUNNING" and set(made["tasks"]) == set(DIAMOND)
-    assert made["tasks"]["a"]["status"] == "PENDING" and made["tasks"]["d"]["status"] == "WAITING"
     edges = {(e["from"], e["to"]) for e in made["edges"]}
     assert edges == {("a", "b"), ("a", "c"), ("b", "d"), ("c", "d")}
 
@@ -176,6 +175,7 @@ def test_cancel_ends_the_running_root_and_its_waiting_children(
     assert workflow is not None and workflow["status"] == "CANCELLED", workflow
     assert {t["status"] for t in workflow["tasks"].values()} == {"CANCELLED"}
     assert workflow["cancelledAt"] is not None
+    assert call(stack, "DELETE", path, operator).status_code == 409  # it has ended
 
     def listed(status: str) -> set[str]:
         page = call(stack, "GET", f"{WORKFLOWS}?status={status}&limit=200", operator).json()
