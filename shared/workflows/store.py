@@ -166,6 +166,14 @@ def _new_task(
     return {"taskId": task_id, "entry": spec.to_json(), "fields": hashed, "waiting": bool(parents)}
 
 
+def ended_for_good(task: Task | None) -> bool:
+    """Ended, and not to run again by a workflow's retry: SUCCESS, or cancelled by a person."""
+    if task is None:
+        return False
+    cancelled = task.status is Status.CANCELLED and not task.error.startswith("upstream ")
+    return task.status is Status.SUCCESS or cancelled
+
+
 def status_of(workflow: Workflow, tasks: dict[str, Task | None]) -> WorkflowStatus:
     """RUNNING while a task has not ended; then FAILED if one FAILED, CANCELLED if a person
     cancelled it, SUCCESS otherwise."""
@@ -277,7 +285,8 @@ class WorkflowStore:
         attempt, and is settled again (by its parents' notes in ``workflows:ended``).
         Returns their keys."""
         again = []
-        for key, task in self.tasks_of(workflow).items():
+        tasks = self.tasks_of(workflow)
+        for key, task in tasks.items():
             if task and task.status is Status.CANCELLED and task.error.startswith("upstream "):
                 moved: Moved = self.tasks.transition(
                     task.taskId,
@@ -288,8 +297,10 @@ class WorkflowStore:
                 )
                 if moved.ok:
                     again.append(key)
+        # A parent that has ended for good will not end again: settle from it now. One that
+        # is retried (FAILED) or waits again ends later, and its end settles them then.
         parents = {parent for key in again for parent in workflow.graph[key].parents}
-        if parents:  # a parent that ended already will not end again: settle from it now
-            ids = [workflow.graph[parent].task_id for parent in sorted(parents)]
-            self.redis.rpush(WORKFLOWS_ENDED, *ids)
+        final = [parent for parent in sorted(parents) if ended_for_good(tasks[parent])]
+        if final:
+            self.redis.rpush(WORKFLOWS_ENDED, *(workflow.graph[p].task_id for p in final))
         return again

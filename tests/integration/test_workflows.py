@@ -211,6 +211,8 @@ def test_a_retry_runs_the_failed_task_and_those_it_cancelled_and_keeps_the_succe
     settle_all(leader)
     assert status_of(workflow, workflows.tasks_of(workflow)) is WorkflowStatus.FAILED
     assert workflows.wait_again(workflow) == ["c"]
+    settle_all(leader)  # a leader that settles before b is retried: c still waits for b
+    assert statuses(workflows, workflow)["c"] is Status.WAITING
     failed = tasks.get(ids["b"])
     assert failed is not None and Handover(tasks).requeue(failed).ok
     settle_all(leader)
