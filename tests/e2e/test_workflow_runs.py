@@ -8,6 +8,7 @@ above, so a failure in the middle has descendants and bystanders.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -158,3 +159,26 @@ def test_no_task_runs_before_its_parents_nor_twice_through_kills(
     assert_parents_ended_first(workflow, tasks)
     assert ran(work, "kills") == Counter(dict.fromkeys(workflow.graph, 1))  # each once
     assert {len(workflows.tasks.runs(task.taskId)) for task in tasks.values()} == {1}
+
+
+def test_a_task_reads_its_parents_results_from_the_upstream_file(stack: ApiStack) -> None:
+    workflows = WorkflowStore(stack.store.redis, phase5_store(stack.store.redis))
+    fields = WorkflowFields.model_validate(
+        {
+            "name": "upstream",
+            "tasks": {
+                "extract": {"type": "SHELL", "content": "echo rows; exit 0"},
+                "report": {
+                    "type": "PYTHON",
+                    "content": "import json, os\n"
+                    "print(json.dumps(json.load(open(os.environ['TASKFLOW_UPSTREAM']))))",
+                    "dependsOn": ["extract"],
+                },
+            },
+        }
+    )
+    workflow, _ = workflows.create(fields, "")
+    tasks = finished(workflows, workflow)
+    assert tasks["report"].status is Status.SUCCESS, tasks["report"].stderr
+    upstream = json.loads(tasks["report"].stdout)
+    assert upstream == {"extract": {"status": "SUCCESS", "exitCode": 0, "output": "rows\n"}}
