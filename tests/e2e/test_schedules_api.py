@@ -266,3 +266,16 @@ def test_a_schedule_starts_a_workflow_each_tick(stack: ApiStack, operator: str) 
     triggered = call(stack, "POST", f"{SCHEDULES}/{made['scheduleId']}/trigger", operator)
     assert triggered.status_code == 201 and triggered.json()["workflowId"], triggered.text
     call(stack, "DELETE", f"{SCHEDULES}/{made['scheduleId']}", operator)
+
+
+def test_a_schedule_keeps_firing_after_its_token_is_revoked(stack: ApiStack, admin: str) -> None:
+    maker = token(stack, admin, "short-lived", "operator")
+    made = create(stack, maker, **body("outlives-its-token", every=1))
+    assert made["owner"] == "short-lived"
+    revoked = call(stack, "DELETE", "/api/v1/tokens/short-lived", admin)
+    assert revoked.status_code in (200, 204), revoked.text
+    after = now_ms()
+    assert tick_after(stack, admin, made["scheduleId"], after), "no tick after the revoke"
+    started = listed(stack, admin, made["scheduleId"])
+    assert started and {task["owner"] for task in started} == {"short-lived"}
+    call(stack, "DELETE", f"{SCHEDULES}/{made['scheduleId']}", admin)
