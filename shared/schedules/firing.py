@@ -38,6 +38,7 @@ log = logging.getLogger("schedules")
 
 FIRE_SECONDS = 0.25  # how often the leader looks for due schedules: a tick fires this late
 CHANGED_ROUNDS = 3  # re-reads of a schedule that changed while its ticks were fired
+TURN_SECONDS = 0.2  # firing time per turn at most: a long catch-up goes on the next turns
 BROKEN_PAUSE_MS = 60_000  # a schedule that cannot be fired is tried again this much later
 
 
@@ -60,9 +61,8 @@ def plan(schedule: Schedule, now: int, misfire_ms: int) -> list[tuple[int, Inten
         Catchup.LATEST: catchable[-1:],
         Catchup.ALL: catchable[-CATCHUP_MOST:],
     }[fields.catchup]
-    return [
-        (tick, Intent.FIRE if tick in caught or tick not in late else Intent.MISS) for tick in ticks
-    ]
+    missed = set(late) - set(caught)
+    return [(tick, Intent.MISS if tick in missed else Intent.FIRE) for tick in ticks]
 
 
 # --8<-- [end:plan]
@@ -97,7 +97,11 @@ class ScheduleFiring:
             return
         self.next_turn = time.monotonic() + self.interval
         now = self.clock()
+        budget = time.monotonic() + TURN_SECONDS
         for schedule_id in self.schedules.due(now):
+            if time.monotonic() > budget:  # the rest next turn: the leader places tasks too
+                self.next_turn = 0.0
+                return
             try:
                 if not self.catch_up(schedule_id, epoch, now):
                     return  # deposed: the loop notices at its next turn
@@ -124,7 +128,10 @@ class ScheduleFiring:
     def fire_due(self, schedule: Schedule, epoch: int, now: int) -> FireResult:
         ticks = plan(schedule, now, self.misfire_ms)
         timing = schedule.fields.timing()
+        budget = time.monotonic() + TURN_SECONDS
         for index, (tick, intent) in enumerate(ticks):
+            if time.monotonic() > budget:  # a long catch-up goes on next turn, from the cursor
+                return FireResult.OK
             following = ticks[index + 1][0] if index + 1 < len(ticks) else None
             next_tick = following or timing.next_after(tick)
             cancelled = intent is Intent.FIRE and self.cancel_previous(schedule)
@@ -167,8 +174,9 @@ class ScheduleFiring:
             if workflow is None:
                 return False
             running = list(self.workflows.tasks_of(workflow).values())
-            self.workflows.mark_cancelled(workflow)
         running = [task for task in running if task and task.status not in TERMINAL]
+        if running and schedule.fields.workflow is not None:
+            self.workflows.mark_cancelled(workflow)  # only one that has not ended
         for task in running:
             self.cancel(task.taskId)
         return bool(running)

@@ -88,7 +88,7 @@ class ScheduleFields(BaseModel):
         description="seconds, instead of cron; ticks at multiples of it since the epoch",
         validate_default=True,
     )
-    timezone: str = Field("UTC", description="an IANA zone name, for cron")
+    timezone: str = Field("UTC", max_length=64, description="an IANA zone name, for cron")
     task: ScheduleTask | None = None
     workflow: ScheduleWorkflow | None = Field(
         None, description="instead of task: a workflow each tick", validate_default=True

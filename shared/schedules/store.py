@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from redis import Redis
 from redis.client import Pipeline
 
+from shared.core.config import TaskSettings
 from shared.core.keys import (
     LEADER_EPOCH,
     PENDING_QUEUE,
@@ -38,11 +39,19 @@ from shared.core.keys import (
 from shared.core.scripts import STEPS
 from shared.core.states import Status
 from shared.core.store import NEW_TASK, TaskStore
-from shared.core.task import Task, TaskSpec
+from shared.core.task import Task, TaskSpec, TaskType
 from shared.schedules.spec import ScheduleFields, TickOutcome
 from shared.workflows.store import NEW_WORKFLOW, prepare
 
 FIRE = Path(__file__).parent / "lua" / "fire.lua"
+# A stored spec was valid, under the limits of the API that stored it, when it was stored:
+# read back, it is checked against no limit (a type or limit the reader lacks, or one
+# lowered since, must not make a schedule unreadable, nor stop it).
+STORED = TaskSettings(
+    task_types=",".join(TaskType),
+    task_max_timeout=float("inf"),
+    task_max_content_bytes=2**62,
+)
 TICKS_KEPT = 1000  # entries of a schedule's ticks log
 LIST_BATCH = 100
 
@@ -87,7 +96,7 @@ class Schedule:
     def from_hash(cls, schedule_id: str, data: dict[str, str]) -> Schedule:
         return cls(
             schedule_id=schedule_id,
-            fields=ScheduleFields.model_validate_json(data["spec"]),
+            fields=ScheduleFields.model_validate_json(data["spec"], context=STORED),
             owner=data.get("owner", ""),
             created_at=int(data["createdAt"]),
             updated_at=int(data["updatedAt"]),
@@ -167,8 +176,8 @@ class ScheduleStore:
     def replace(self, schedule_id: str, fields: ScheduleFields, now: int) -> Schedule | None:
         """A new definition, from ``now``: ticks before it are not fired for it."""
 
-        def change(pipe: Pipeline, _: Schedule) -> None:
-            self._define(pipe, schedule_id, fields, now)
+        def change(pipe: Pipeline, schedule: Schedule) -> None:
+            self._define(pipe, schedule_id, fields, max(now, schedule.cursor))
 
         return self._change(schedule_id, change)
 
@@ -177,7 +186,7 @@ class ScheduleStore:
 
         def change(pipe: Pipeline, schedule: Schedule) -> None:
             fields = schedule.fields.model_copy(update={"paused": paused})
-            self._define(pipe, schedule_id, fields, now)
+            self._define(pipe, schedule_id, fields, max(now, schedule.cursor))
 
         return self._change(schedule_id, change)
 
@@ -194,7 +203,10 @@ class ScheduleStore:
         return bool(pipe.execute()[0])
 
     def _define(self, pipe: Pipeline, schedule_id: str, fields: ScheduleFields, now: int) -> None:
-        """Write ``fields`` as the definition from ``now`` on, in ``pipe``'s transaction."""
+        """Write ``fields`` as the definition from ``now`` on, in ``pipe``'s transaction.
+
+        ``now`` is never before the cursor (the callers take the later of the two): an API
+        whose clock is behind the leader's must not hand a fired tick back to it."""
         key = schedule_key(schedule_id)
         next_run = None if fields.paused else fields.timing().next_after(now)
         pipe.hset(key, mapping={"spec": fields.to_json(), "updatedAt": now, "cursor": now})

@@ -46,8 +46,8 @@ class Upcoming(NamedTuple):
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise InvalidTiming(f"unknown time zone {name!r}") from exc
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: a folder, too long
+        raise InvalidTiming(f"unknown time zone {name[:64]!r}") from exc
 
 
 class Every:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 
+from shared.core.config import TaskSettings
 from shared.core.keys import LEADER_EPOCH, PENDING_QUEUE
 from shared.core.states import Status
 from shared.core.steps import phase5_store
@@ -224,7 +225,11 @@ def test_the_ticks_log_keeps_the_last_thousand(
 ) -> None:
     schedule = schedules.create(fields(every=1, catchup="NONE"), "", T0)
     clock.now = T0 + 5000 * 1000
-    turn(leader(schedules, tasks, clock), epoch)
+    firing = leader(schedules, tasks, clock)
+    for _ in range(100):  # each turn fires for TURN_SECONDS at most: the rest the next ones
+        turn(firing, epoch)
+        if schedules.get(schedule.schedule_id).cursor == clock.now:
+            break
     log = outcomes(schedules, schedule)
     assert len(log) == TICKS_KEPT
     assert max(log) == clock.now
@@ -261,6 +266,23 @@ def test_a_tick_while_the_previous_task_runs_follows_the_overlap_policy(
     clock.now = T0 + 6000  # the previous ended: the next tick starts whatever the policy
     turn(firing, epoch)
     assert outcomes(schedules, schedule)[T0 + 6000] is TickOutcome.STARTED
+
+
+def test_an_api_clock_behind_the_leaders_never_hands_a_fired_tick_back(
+    schedules: ScheduleStore, tasks: TaskStore, clock: Clock, epoch: int
+) -> None:
+    schedule = schedules.create(fields(overlap="ALLOW"), "", T0)
+    clock.now = T0 + 2000
+    turn(leader(schedules, tasks, clock), epoch)
+    behind = T0 + 500  # the API's clock, 1.5 s behind the leader's
+    assert schedules.set_paused(schedule.schedule_id, True, behind) is not None
+    resumed = schedules.set_paused(schedule.schedule_id, False, behind)
+    replaced = schedules.replace(schedule.schedule_id, fields(overlap="ALLOW"), behind)
+    assert resumed is not None and replaced is not None
+    assert replaced.cursor == T0 + 2000 and replaced.next_run_at == T0 + 4000
+    clock.now = T0 + 4000
+    turn(leader(schedules, tasks, clock), epoch)
+    assert sorted(outcomes(schedules, schedule)) == [T0 + 2000, T0 + 4000]
 
 
 def test_a_schedule_changed_while_firing_is_fired_from_what_it_is_now(
@@ -367,3 +389,14 @@ def test_a_schedule_may_start_a_workflow_each_tick(
     assert outcomes(schedules, schedule)[T0 + 4000] is second
     cancelled = {t.taskId for t in made} if second is TickOutcome.CANCELLED_PREVIOUS else set()
     assert set(firing.cancelled) == cancelled  # type: ignore[attr-defined]
+
+
+def test_a_schedule_stored_under_wider_limits_is_read_back(schedules: ScheduleStore) -> None:
+    wider = TaskSettings(task_types="SHELL,PYTHON,HTTP", task_max_timeout=10**6)
+    task = {"name": "probe", "type": "HTTP", "content": "{}", "timeout": 500_000}
+    body = {"name": "s", "every": 60, "task": task}
+    made = schedules.create(ScheduleFields.model_validate(body, context=wider), "", T0)
+    read = schedules.get(made.schedule_id)  # by a process with the default limits
+    assert read is not None and read.fields.task is not None
+    assert (read.fields.task.type, read.fields.task.timeout) == ("HTTP", 500_000)
+    assert [s.schedule_id for s in schedules.list()[0]] == [made.schedule_id]
