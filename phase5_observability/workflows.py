@@ -114,13 +114,20 @@ def workflows_blueprint(store: WorkflowStore, client: Manager, settings: Setting
     @routes.post(f"{WORKFLOWS}/<workflow_id>/retry")
     def retry(workflow_id: str) -> Response:
         workflow = changed(workflow_id)
-        # the failed tasks first: a task waiting again is settled at once from its
-        # parents as they are, and a parent still FAILED would cancel it again
+        # The failed tasks first: a task that waits again is settled from its parents as
+        # they are then, and a parent still FAILED cancels it again. Every one is tried,
+        # and the tasks below wait again whatever failed, so the workflow stays whole.
+        refused: ApiError | None = None
         for task in store.tasks_of(workflow).values():
             if task is not None and task.status is Status.FAILED:
                 again = pb.RetryRequest(task_id=task.taskId, attempt=task.attempt)
-                call_manager(client, "Retry", again)
+                try:
+                    call_manager(client, "Retry", again)
+                except ApiError as exc:
+                    refused = refused or exc
         store.wait_again(workflow)
+        if refused is not None:
+            raise refused
         return jsonify(view(store, workflow))
 
     # --8<-- [end:retry]

@@ -33,6 +33,7 @@
 | ``workflows``           | zset   | phase 5: every workflow, ``<createdAt>:<id>``        |
 | ``workflows:ended``     | list   | phase 5: ended tasks of workflows, to settle children |
 | ``workflows:settling``  | list   | phase 5: those the leader is settling now            |
+| ``workflows:unsettled`` | list   | phase 5: notes whose children could not be settled   |
 
 In phase 5 a requestId is its owner's (the token that submitted it):
 ``owned-request:{owner}:{requestId}`` holds the taskId instead of ``request:{requestId}``,
@@ -68,6 +69,7 @@ AUDIT_STREAM = "audit"
 WORKFLOWS = "workflows"
 WORKFLOWS_ENDED = "workflows:ended"  # lua/steps/workflows.lua names it too
 WORKFLOWS_SETTLING = "workflows:settling"
+WORKFLOWS_UNSETTLED = "workflows:unsettled"
 SCHEDULES = "schedules"
 SCHEDULES_DUE = "schedules:due"
 ENDED_CHANNEL = "tasks:ended"  # a channel, not a key: lua/steps/ended.lua names it too

@@ -158,6 +158,12 @@ class TaskService(pb_grpc.TaskServiceServicer):
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"task is {task.status}: only FAILED or CANCELLED tasks can be retried",
             )
+        if task.workflowId and task.status is Status.CANCELLED:  # it may never have waited
+            context.abort(  # for its parents: only the workflow's retry knows what to redo
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"task is a cancelled task of workflow {task.workflowId}: "
+                "retry the workflow (POST /api/v1/workflows/{id}/retry)",
+            )
         outcome = self.handover.requeue(task)
         if not outcome.ok:
             context.abort(

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from redis import Redis
 
 from shared.core.keys import (
+    LEADER_EPOCH,
     PENDING_QUEUE,
     TASK_CLOCK,
     TASK_INDEX,
@@ -40,6 +41,8 @@ CREATE = LUA / "create_workflow.lua"
 NEW_WORKFLOW = LUA / "new_workflow.lua"  # the library create_workflow.lua calls
 SETTLE = LUA / "settle.lua"
 UPSTREAM_OUTPUT = 64 * 1024  # the last bytes of a parent's output its children get
+UPSTREAM_TOTAL = 1024 * 1024  # all parents' together, at most: a task with many parents
+WAIT_AGAIN = LUA / "wait_again.lua"
 LIST_BATCH = 50
 
 
@@ -57,6 +60,7 @@ class Settled(StrEnum):
     CANCELLED = "cancelled"
     WAITING = "waiting"
     SETTLED = "settled"  # it was not WAITING: settled before
+    DEPOSED = "deposed"  # a newer leader leads: nothing written
 
 
 @dataclass(frozen=True)
@@ -166,23 +170,23 @@ def _new_task(
     return {"taskId": task_id, "entry": spec.to_json(), "fields": hashed, "waiting": bool(parents)}
 
 
-def ended_for_good(task: Task | None) -> bool:
-    """Ended, and not to run again by a workflow's retry: SUCCESS, or cancelled by a person."""
-    if task is None:
-        return False
-    cancelled = task.status is Status.CANCELLED and not task.error.startswith("upstream ")
-    return task.status is Status.SUCCESS or cancelled
-
-
 def status_of(workflow: Workflow, tasks: dict[str, Task | None]) -> WorkflowStatus:
-    """RUNNING while a task has not ended; then FAILED if one FAILED, CANCELLED if a person
-    cancelled it, SUCCESS otherwise."""
-    statuses = [task.status if task else None for task in tasks.values()]
-    if any(status not in TERMINAL for status in statuses):
+    """RUNNING while a task has not ended. Then FAILED if a task FAILED, or was cancelled
+    because a parent FAILED; CANCELLED if a person cancelled it or one of its tasks;
+    SUCCESS otherwise: every task succeeded, or was left out by its ``ANY_FAILED`` rule."""
+    ended = {key: task for key, task in tasks.items() if task and task.status in TERMINAL}
+    if len(ended) < len(tasks):
         return WorkflowStatus.RUNNING
-    if Status.FAILED in statuses:
+    failed = cancelled = False
+    for task in ended.values():
+        upstream = task.error.startswith("upstream ")
+        if task.status is Status.FAILED or (upstream and task.error.endswith(" FAILED")):
+            failed = True
+        elif task.status is Status.CANCELLED and not upstream:
+            cancelled = True
+    if failed:
         return WorkflowStatus.FAILED
-    if workflow.cancelled_at is not None:
+    if cancelled or workflow.cancelled_at is not None:
         return WorkflowStatus.CANCELLED
     return WorkflowStatus.SUCCESS
 
@@ -195,6 +199,7 @@ class WorkflowStore:
         self.tasks = tasks
         self._create = tasks.script(CREATE, STEPS, NEW_TASK, NEW_WORKFLOW)
         self._settle = tasks.script(SETTLE, MOVE)
+        self._wait_again = tasks.script(WAIT_AGAIN, MOVE)
 
     # --8<-- [start:create]
     def create(self, fields: WorkflowFields, owner: str) -> tuple[Workflow, bool]:
@@ -239,15 +244,16 @@ class WorkflowStore:
         return found, members[-1] if len(members) == limit else ""
 
     # --8<-- [start:settle]
-    def settle(self, workflow: Workflow, key: str) -> Settled:
-        """Release or cancel the task ``key`` if its parents decide it (``settle.lua``)."""
+    def settle(self, workflow: Workflow, key: str, epoch: int) -> Settled:
+        """Release or cancel the task ``key`` if its parents decide it (``settle.lua``),
+        unless a newer leader than ``epoch``'s leads."""
         node = workflow.graph[key]
         task = self.tasks.get(node.task_id)
         if task is None or task.status is not Status.WAITING:
             return Settled.SETTLED
         release = move_spec(Status.PENDING, task.attempt, Status.WAITING, {})
         cancel = move_spec(Status.CANCELLED, task.attempt, Status.WAITING, {"finishedAt": now_ms()})
-        keys = [task_key(node.task_id), PENDING_QUEUE]
+        keys = [task_key(node.task_id), PENDING_QUEUE, LEADER_EPOCH]
         keys += [task_key(workflow.graph[parent].task_id) for parent in node.parents]
         args = [
             node.when.value,
@@ -255,25 +261,36 @@ class WorkflowStore:
             release.to_json(),
             cancel.to_json(),
             task.spec().to_json(),
-            UPSTREAM_OUTPUT,
+            min(UPSTREAM_OUTPUT, UPSTREAM_TOTAL // len(node.parents)),
+            epoch,
         ]
         verdict, _ = self._settle(keys=keys, args=args)
         return Settled(verdict)
 
     # --8<-- [end:settle]
 
-    def settle_children(self, task_id: str) -> list[tuple[str, Settled]]:
+    def settle_children(
+        self, task_id: str, epoch: int, read: dict[str, Workflow | None] | None = None
+    ) -> list[tuple[str, Settled]]:
         """Settle the tasks that wait for ``task_id`` (a workflow's task that ended):
-        ``(their taskId, what settling did)``."""
+        ``(their taskId, what settling did)``. ``read``: workflows read already (a round's
+        notes are often of one workflow, whose graph is then read once)."""
+        read = {} if read is None else read
         task = self.tasks.get(task_id)
         if task is None or not task.workflowId:
             return []
-        workflow = self.get(task.workflowId)
+        if task.workflowId not in read:
+            read[task.workflowId] = self.get(task.workflowId)
+        workflow = read[task.workflowId]
         if workflow is None or task.key not in workflow.graph:
             return []
-        return [
-            (child, self.settle(workflow, child)) for child in workflow.graph[task.key].children
-        ]
+        settled = []
+        for child in workflow.graph[task.key].children:
+            verdict = self.settle(workflow, child, epoch)
+            settled.append((workflow.graph[child].task_id, verdict))
+            if verdict is Settled.DEPOSED:
+                break
+        return settled
 
     # ------------------------------------------------------------ a person's changes
 
@@ -281,26 +298,20 @@ class WorkflowStore:
         self.redis.hsetnx(workflow_key(workflow.workflow_id), "cancelledAt", now_ms())
 
     def wait_again(self, workflow: Workflow) -> list[str]:
-        """A retry's first half: each task its upstream cancelled waits again, as a new
-        attempt, and is settled again (by its parents' notes in ``workflows:ended``).
-        Returns their keys."""
+        """A retry's second half, after the FAILED tasks were retried: each task its
+        upstream cancelled waits again, as a new attempt (``wait_again.lua``), and each of
+        its parents that has ended, and will not end again, is noted in the same step for
+        the leader to settle it from. Returns their keys."""
         again = []
-        tasks = self.tasks_of(workflow)
-        for key, task in tasks.items():
+        for key, task in self.tasks_of(workflow).items():
             if task and task.status is Status.CANCELLED and task.error.startswith("upstream "):
-                moved: Moved = self.tasks.transition(
-                    task.taskId,
-                    Status.WAITING,
-                    attempt=task.attempt,
-                    expected=Status.CANCELLED,
-                    fields={"waitingFor": json.dumps(workflow.graph[key].parents)},
-                )
-                if moved.ok:
+                parents = workflow.graph[key].parents
+                fields = {"waitingFor": json.dumps(parents)}
+                spec = move_spec(Status.WAITING, task.attempt, Status.CANCELLED, fields)
+                keys = [task_key(task.taskId), WORKFLOWS_ENDED]
+                keys += [task_key(workflow.graph[parent].task_id) for parent in parents]
+                ids = [workflow.graph[parent].task_id for parent in parents]
+                reply = self._wait_again(keys=keys, args=[spec.to_json(), json.dumps(ids)])
+                if Moved.parse(reply).ok:
                     again.append(key)
-        # A parent that has ended for good will not end again: settle from it now. One that
-        # is retried (FAILED) or waits again ends later, and its end settles them then.
-        parents = {parent for key in again for parent in workflow.graph[key].parents}
-        final = [parent for parent in sorted(parents) if ended_for_good(tasks[parent])]
-        if final:
-            self.redis.rpush(WORKFLOWS_ENDED, *(workflow.graph[p].task_id for p in final))
         return again

@@ -30,6 +30,7 @@ from shared.core.states import Status
 from shared.core.store import TaskStore
 from shared.core.task import TaskSpec, now_ms
 from shared.core.waiting import wait_until
+from shared.schedules.firing import ScheduleFiring
 from shared.scheduling.handover import Choice, Handover
 from shared.scheduling.leader import Placement, Scheduler
 from shared.scheduling.list_dispatch import ListDispatch
@@ -37,6 +38,7 @@ from shared.scheduling.loads import held_tasks
 from shared.scheduling.retries import RetryRelease
 from shared.scheduling.strategies import RandomStrategy
 from shared.scheduling.watchdog import Watchdog
+from shared.workflows.release import WorkflowRelease
 
 
 class Elected:
@@ -223,7 +225,8 @@ def test_phase_5s_leader_releases_due_retries_and_fails_over_overdue_tasks(
     handover = Handover(TaskStore(redis_client))
     wiring = Wiring(DUTY_SETTINGS, redis_client, handover, directory, Turns(40), None)  # type: ignore[arg-type]
     leader = phase5_leader(wiring)
-    assert {type(duty) for duty in leader.duties} == {RetryRelease, Watchdog}
+    duties = {RetryRelease, Watchdog, ScheduleFiring, WorkflowRelease}
+    assert {type(duty) for duty in leader.duties} == duties
     leader.lead()
     assert redis_client.zcard(RETRY_QUEUE) == 0, "the due retry went to pending"
     pending = [json.loads(entry)["name"] for entry in redis_client.lrange(PENDING_QUEUE, 0, -1)]

@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 import redis
 
-from shared.core.keys import PENDING_QUEUE, WORKFLOWS_ENDED, WORKFLOWS_SETTLING
+from shared.core.keys import (
+    LEADER_EPOCH,
+    PENDING_QUEUE,
+    WORKFLOWS_ENDED,
+    WORKFLOWS_SETTLING,
+    WORKFLOWS_UNSETTLED,
+)
 from shared.core.states import Status
 from shared.core.steps import phase5_store
 from shared.core.store import TaskStore
@@ -21,7 +27,7 @@ from shared.core.task import Task, TaskSpec, now_ms
 from shared.scheduling.handover import Handover
 from shared.workflows.release import WorkflowRelease
 from shared.workflows.spec import WorkflowFields
-from shared.workflows.store import Workflow, WorkflowStatus, WorkflowStore, status_of
+from shared.workflows.store import Settled, Workflow, WorkflowStatus, WorkflowStore, status_of
 
 
 @pytest.fixture
@@ -34,8 +40,12 @@ def workflows(redis_client: redis.Redis, tasks: TaskStore) -> WorkflowStore:
     return WorkflowStore(redis_client, tasks)
 
 
+EPOCH = 1  # the leader's term: the test's leader is the only one
+
+
 @pytest.fixture
 def leader(redis_client: redis.Redis, workflows: WorkflowStore) -> WorkflowRelease:
+    redis_client.set(LEADER_EPOCH, EPOCH)
     return WorkflowRelease(redis_client, workflows)
 
 
@@ -65,8 +75,8 @@ def statuses(workflows: WorkflowStore, workflow: Workflow) -> dict[str, Status]:
     return {key: t.status for key, t in workflows.tasks_of(workflow).items() if t}
 
 
-def settle_all(leader: WorkflowRelease) -> None:
-    while leader.round():
+def settle_all(leader: WorkflowRelease, epoch: int = EPOCH) -> None:
+    while leader.round(epoch):
         pass
 
 
@@ -177,11 +187,13 @@ def test_a_leader_killed_mid_round_leaves_the_note_and_no_task_is_released_twice
     # a leader parks the note and is killed before it settles anything
     redis_client.lmove(WORKFLOWS_ENDED, WORKFLOWS_SETTLING, "LEFT", "RIGHT")
     # a second one, killed after settling b only (c not yet), the note still parked
-    assert workflows.settle(workflow, "b").value == "released"
+    redis_client.set(LEADER_EPOCH, 2)
+    assert workflows.settle(workflow, "b", 2) is Settled.RELEASED
     # the next leader puts the note back and settles: c released, b not again
+    redis_client.set(LEADER_EPOCH, 3)
     leader = WorkflowRelease(redis_client, workflows)
-    leader.begin_term(2)
-    settle_all(leader)
+    leader.begin_term(3)
+    settle_all(leader, 3)
     assert statuses(workflows, workflow) == {
         "a": Status.SUCCESS,
         "b": Status.PENDING,
@@ -190,15 +202,48 @@ def test_a_leader_killed_mid_round_leaves_the_note_and_no_task_is_released_twice
     assert sorted(queued(redis_client)) == sorted([ids["a"], ids["b"], ids["c"]])
     assert redis_client.llen(WORKFLOWS_SETTLING) == 0
     redis_client.rpush(WORKFLOWS_ENDED, ids["a"], ids["a"])  # a note redelivered twice
-    settle_all(leader)
+    settle_all(leader, 3)
     assert len(queued(redis_client)) == 3  # released once each
 
 
 # --8<-- [end:crash]
 
 
+def test_a_deposed_leader_neither_settles_nor_drops_a_note_its_successor_parked(
+    workflows: WorkflowStore, tasks: TaskStore, redis_client: redis.Redis
+) -> None:
+    workflow = submit(workflows, {"a": task(), "b": task(["a"])})
+    ids = {key: node.task_id for key, node in workflow.graph.items()}
+    run(tasks, ids["a"], Status.SUCCESS)
+    redis_client.set(LEADER_EPOCH, 1)
+    old = WorkflowRelease(redis_client, workflows)
+    redis_client.lmove(WORKFLOWS_ENDED, WORKFLOWS_SETTLING, "LEFT", "RIGHT")  # old parks
+    redis_client.set(LEADER_EPOCH, 2)  # paused past its session: a new leader's term
+    WorkflowRelease(redis_client, workflows).begin_term(2)  # the note back, to park again
+    redis_client.lmove(WORKFLOWS_ENDED, WORKFLOWS_SETTLING, "LEFT", "RIGHT")
+    assert old.round(1) == 0  # the old one wakes up: refused
+    assert workflows.settle(workflow, "b", 1) is Settled.DEPOSED
+    assert statuses(workflows, workflow)["b"] is Status.WAITING
+    assert redis_client.lrange(WORKFLOWS_SETTLING, 0, -1) == [ids["a"]]  # still parked
+
+
+def test_a_note_that_cannot_be_settled_is_set_aside_and_the_others_are_settled(
+    workflows: WorkflowStore, tasks: TaskStore, leader: WorkflowRelease, redis_client: redis.Redis
+) -> None:
+    broken = submit(workflows, {"a": task(), "b": task(["a"])})
+    healthy = submit(workflows, {"a": task(), "b": task(["a"])})
+    redis_client.hset(f"workflow:{broken.workflow_id}", "graph", "not json")
+    for workflow in (broken, healthy):
+        run(tasks, workflow.graph["a"].task_id, Status.SUCCESS)
+    settle_all(leader)
+    assert statuses(workflows, healthy)["b"] is Status.PENDING
+    assert redis_client.lrange(WORKFLOWS_UNSETTLED, 0, -1) == [broken.graph["a"].task_id]
+    assert redis_client.llen(WORKFLOWS_SETTLING) == 0
+
+
+@pytest.mark.parametrize("ends_first", [False, True])
 def test_a_retry_runs_the_failed_task_and_those_it_cancelled_and_keeps_the_successes(
-    workflows: WorkflowStore, tasks: TaskStore, leader: WorkflowRelease
+    workflows: WorkflowStore, tasks: TaskStore, leader: WorkflowRelease, ends_first: bool
 ) -> None:
     workflow = submit(
         workflows, {"a": task(), "b": task(["a"]), "c": task(["b"]), "d": task(["a"])}
@@ -210,19 +255,38 @@ def test_a_retry_runs_the_failed_task_and_those_it_cancelled_and_keeps_the_succe
     run(tasks, ids["b"], Status.FAILED)
     settle_all(leader)
     assert status_of(workflow, workflows.tasks_of(workflow)) is WorkflowStatus.FAILED
-    assert workflows.wait_again(workflow) == ["c"]
-    settle_all(leader)  # a leader that settles before b is retried: c still waits for b
-    assert statuses(workflows, workflow)["c"] is Status.WAITING
+    # POST .../retry: the FAILED tasks are retried first, then those they cancelled wait
     failed = tasks.get(ids["b"])
     assert failed is not None and Handover(tasks).requeue(failed).ok
+    if ends_first:  # b runs, and its end is settled, before c waits again
+        run(tasks, ids["b"], Status.SUCCESS)
+        settle_all(leader)
+    assert workflows.wait_again(workflow) == ["c"]
     settle_all(leader)
-    assert statuses(workflows, workflow)["c"] is Status.WAITING
-    run(tasks, ids["b"], Status.SUCCESS)
-    settle_all(leader)
+    if not ends_first:
+        assert statuses(workflows, workflow)["c"] is Status.WAITING  # b runs again
+        run(tasks, ids["b"], Status.SUCCESS)
+        settle_all(leader)
+    assert statuses(workflows, workflow)["c"] is Status.PENDING
     run(tasks, ids["c"], Status.SUCCESS)
     ended = workflows.tasks_of(workflow)
     assert status_of(workflow, ended) is WorkflowStatus.SUCCESS
     assert [ended[k].attempt for k in "abcd"] == [1, 2, 2, 1]  # type: ignore[union-attr]
+
+
+def test_a_workflow_with_a_task_that_never_ran_is_not_a_success(
+    workflows: WorkflowStore, tasks: TaskStore, leader: WorkflowRelease
+) -> None:
+    workflow = submit(
+        workflows, {"a": task(), "b": task(["a"]), "alert": task(["a"], when="ANY_FAILED")}
+    )
+    ids = {key: node.task_id for key, node in workflow.graph.items()}
+    tasks.cancel(tasks.get(ids["b"]))  # type: ignore[arg-type]  # a person cancels one task
+    run(tasks, ids["a"], Status.SUCCESS)
+    settle_all(leader)
+    ended = workflows.tasks_of(workflow)
+    assert ended["alert"].error == "upstream a SUCCESS"  # type: ignore[union-attr]  # left out
+    assert status_of(workflow, ended) is WorkflowStatus.CANCELLED
 
 
 def test_a_request_id_names_one_workflow(workflows: WorkflowStore) -> None:

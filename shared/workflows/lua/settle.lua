@@ -5,26 +5,30 @@
 -- by two leaders at once, changes nothing the second time.
 -- KEYS[1] task:{taskId}
 -- KEYS[2] queue:pending
--- KEYS[3..] task:{parentId} of each parent, in the order of ARGV[2]
+-- KEYS[3] scheduler:epoch: only the current leader settles
+-- KEYS[4..] task:{parentId} of each parent, in the order of ARGV[2]
 -- ARGV[1] its rule: ALL_SUCCESS, ALL_DONE or ANY_FAILED
 -- ARGV[2] the parents' keys in the workflow (a JSON array)
 -- ARGV[3] the release's move spec (WAITING -> PENDING), ARGV[4] the cancel's
 -- ARGV[5] its queue entry (the spec as JSON)
 -- ARGV[6] the bytes of a parent's output its file keeps (the last ones)
--- returns {what: 'released', 'cancelled', 'waiting' or 'settled', the parents still running}
+-- ARGV[7] the leader's epoch
+-- returns {what: 'released', 'cancelled', 'waiting', 'settled' or 'deposed', the parents
+-- still running}
 
-local task, queue = KEYS[1], KEYS[2]
+local task, queue, epoch_key = KEYS[1], KEYS[2], KEYS[3]
 local rule, names = ARGV[1], cjson.decode(ARGV[2])
 local ENDS = {SUCCESS = true, FAILED = true, CANCELLED = true}
 
+if redis.call('GET', epoch_key) ~= ARGV[7] then return {'deposed', '[]'} end
 if redis.call('HGET', task, 'status') ~= 'WAITING' then return {'settled', '[]'} end
 
 -- --8<-- [start:decide]
 local parents, running = {}, {}
 for i, name in ipairs(names) do
-  local got = redis.call('HMGET', KEYS[2 + i], 'status', 'finishedAt', 'exitCode', 'stdout')
-  parents[i] = {name = name, status = got[1], finished = tonumber(got[2]) or 0,
-                exit_code = tonumber(got[3]), stdout = got[4] or ''}
+  local got = redis.call('HMGET', KEYS[3 + i], 'status', 'finishedAt', 'exitCode')
+  parents[i] = {name = name, key = KEYS[3 + i], status = got[1],
+                finished = tonumber(got[2]) or 0, exit_code = tonumber(got[3])}
   if not ENDS[parents[i].status] then table.insert(running, name) end
 end
 
@@ -78,8 +82,9 @@ if verdict == 'released' then
   spec = cjson.decode(ARGV[3])
   local upstream = {}
   for _, p in ipairs(parents) do
+    local output = redis.call('HGET', p.key, 'stdout') or ''  -- read only to release
     upstream[p.name] = {status = p.status, exitCode = p.exit_code or cjson.null,
-                        output = tail(p.stdout, tonumber(ARGV[6]))}
+                        output = tail(output, tonumber(ARGV[6]))}
   end
   spec.fields.upstream = cjson.encode(upstream)
 else
