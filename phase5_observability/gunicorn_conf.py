@@ -9,15 +9,21 @@ worker's own (gunicorn_worker.py).
 What each value is for, and why it is this number: docs/security.md, "The limits, and
 why these numbers".
 
-Read by gunicorn before the app's settings are: it also sets phase 5's defaults of the
-settings the API reads (``TASK_TYPES``: HTTP tasks are phase 5's).
+Gunicorn's master also sets phase 5's defaults of the settings the API reads, as it
+starts, before it starts the workers (``on_starting``; ``TASK_TYPES``: HTTP tasks are
+phase 5's). Not when this file is imported: a process that reads these values (a test)
+must not change its own environment by it.
 """
 
 import os
+from typing import Any
 
 from shared.core.config import PHASE5_TASK_TYPES
 
-os.environ.setdefault("TASK_TYPES", PHASE5_TASK_TYPES)
+
+def on_starting(server: Any) -> None:
+    os.environ.setdefault("TASK_TYPES", PHASE5_TASK_TYPES)
+
 
 # The threaded worker with the API's JSON errors and bounded reads. ``SyncWorker`` (same
 # module) is the sync one, one connection at a time: ``--worker-class ...SyncWorker

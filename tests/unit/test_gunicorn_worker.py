@@ -5,8 +5,10 @@ tests/e2e/test_hostile_http.py sends the hostile requests to a real gunicorn.
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
+import os
 import socket
 from collections.abc import Iterator
 
@@ -128,3 +130,10 @@ def test_after_the_head_reads_have_the_sockets_own_bound(
     server.end_head()  # the app has the head: the body is bounded by read_timeout alone
     client.sendall(b"body")
     assert server.recv(100) == b"body"
+
+
+def test_reading_the_gunicorn_settings_changes_no_environment() -> None:
+    """Tests import the settings file; its defaults must reach gunicorn's master only."""
+    before = dict(os.environ)
+    importlib.reload(importlib.import_module("phase5_observability.gunicorn_conf"))
+    assert dict(os.environ) == before
