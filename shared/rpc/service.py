@@ -89,7 +89,6 @@ class TaskService(pb_grpc.TaskServiceServicer):
         self.store = store
         self.handover = Handover(store)
         self.directory = directory
-        self.producer = producer
         self.settings = settings
         self.canceller = Canceller(store, directory, producer, settings)
 

@@ -36,6 +36,7 @@ from shared.core.keys import (
     task_key,
     workflow_key,
 )
+from shared.core.pages import newest_first
 from shared.core.scripts import STEPS
 from shared.core.states import Status
 from shared.core.store import NEW_TASK, TaskStore
@@ -243,17 +244,8 @@ class ScheduleStore:
 
     def list(self, limit: int = 50, cursor: str = "") -> tuple[list[Schedule], str]:
         """Schedules newest first, and the cursor of the next page ('' on the last)."""
-        upper = f"({cursor}" if cursor else "+"
-        members = self.redis.zrevrangebylex(SCHEDULES, upper, "-", 0, limit)
-        pipe = self.redis.pipeline(transaction=False)
-        for member in members:
-            pipe.hgetall(schedule_key(member.split(":", 1)[1]))
-        found = [
-            Schedule.from_hash(member.split(":", 1)[1], data)
-            for member, data in zip(members, pipe.execute(), strict=True)
-            if data
-        ]
-        return found, members[-1] if len(members) == limit else ""
+        found, following = newest_first(self.redis, SCHEDULES, schedule_key, limit, cursor)
+        return [Schedule.from_hash(record_id, data) for record_id, data in found], following
 
     def ticks(self, schedule_id: str, limit: int = 100) -> list[dict[str, Any]]:
         """The schedule's ticks log, newest first."""

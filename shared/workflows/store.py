@@ -30,6 +30,7 @@ from shared.core.keys import (
     workflow_key,
     workflow_request_key,
 )
+from shared.core.pages import newest_first
 from shared.core.scripts import MOVE, STEPS
 from shared.core.states import TERMINAL, Status
 from shared.core.store import NEW_TASK, Moved, TaskStore, move_spec
@@ -231,17 +232,8 @@ class WorkflowStore:
 
     def list(self, limit: int = 50, cursor: str = "") -> tuple[list[Workflow], str]:
         """Workflows newest first, and the cursor of the next page ('' on the last)."""
-        upper = f"({cursor}" if cursor else "+"
-        members = self.redis.zrevrangebylex(WORKFLOWS, upper, "-", 0, limit)
-        pipe = self.redis.pipeline(transaction=False)
-        for member in members:
-            pipe.hgetall(workflow_key(member.split(":", 1)[1]))
-        found = [
-            Workflow.from_hash(member.split(":", 1)[1], data)
-            for member, data in zip(members, pipe.execute(), strict=True)
-            if data
-        ]
-        return found, members[-1] if len(members) == limit else ""
+        found, following = newest_first(self.redis, WORKFLOWS, workflow_key, limit, cursor)
+        return [Workflow.from_hash(record_id, data) for record_id, data in found], following
 
     # --8<-- [start:settle]
     def settle(self, workflow: Workflow, key: str, epoch: int) -> Settled:
