@@ -6,9 +6,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+import requests
 
 from devtools.infra.ports import free_port
 from devtools.isolation import private_kafka_env, private_zk_root
@@ -128,3 +130,16 @@ def api_stack(
     workdir = tmp_path_factory.mktemp("phase4")
     with running_api_stack(redis_url, zk_hosts, kafka_bootstrap, workdir) as stack:
         yield stack
+
+
+def call(stack: ApiStack, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
+    """One request to the stack's API with ``token``, as a client of the closed API makes it."""
+    headers = {"Authorization": f"Bearer {token}"}
+    return requests.request(method, f"{stack.url}{path}", headers=headers, timeout=10, **kwargs)
+
+
+def token(stack: ApiStack, admin: str, name: str, role: str) -> str:
+    """A new API token of ``role``, made with the ``admin`` token; its secret."""
+    made = call(stack, "POST", "/api/v1/tokens", admin, json={"name": name, "role": role})
+    assert made.status_code == 201, made.text
+    return made.json()["token"]

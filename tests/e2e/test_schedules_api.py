@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from click.testing import CliRunner
 
 from devtools.tasks import WAIT
@@ -20,7 +19,7 @@ from phase5_observability.taskctl import main as taskctl_main
 from shared.core.task import now_ms
 from shared.core.waiting import wait_until
 from shared.security.tokens import TOKEN_ENV
-from tests.e2e.conftest import ApiStack
+from tests.e2e.conftest import ApiStack, call, token
 
 SCHEDULES = "/api/v1/schedules"
 TASKS = "/api/v1/tasks"
@@ -34,17 +33,6 @@ def stack(phase5_stack: ApiStack) -> ApiStack:
 @pytest.fixture(scope="module")
 def admin(stack: ApiStack) -> str:
     return os.environ[TOKEN_ENV]
-
-
-def call(stack: ApiStack, method: str, path: str, token: str, **kwargs: Any) -> requests.Response:
-    headers = {"Authorization": f"Bearer {token}"}
-    return requests.request(method, f"{stack.url}{path}", headers=headers, timeout=10, **kwargs)
-
-
-def token(stack: ApiStack, admin: str, name: str, role: str) -> str:
-    made = call(stack, "POST", "/api/v1/tokens", admin, json={"name": name, "role": role})
-    assert made.status_code == 201, made.text
-    return made.json()["token"]
 
 
 @pytest.fixture(scope="module")
